@@ -1,0 +1,24 @@
+"""One figure style for every study, and deterministic PNG + PDF saving."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STYLE = Path(__file__).resolve().parent / "style" / "memlib.mplstyle"
+
+
+def use_style() -> None:
+    """Apply the memlib style to matplotlib's global rcParams."""
+    import matplotlib.pyplot as plt
+
+    plt.style.use(str(STYLE))
+
+
+def save_figure(fig, stem: Path) -> None:
+    """Save ``fig`` as ``stem.png`` and ``stem.pdf`` with metadata stripped, atomically each."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"Creator": None, "Producer": None, "CreationDate": None})):
+        tmp = stem.parent / f".{stem.name}.tmp.{ext}"
+        fig.savefig(tmp, format=ext, metadata=meta)
+        os.replace(tmp, stem.with_suffix(f".{ext}"))

@@ -1,0 +1,190 @@
+"""Results on disk: the content-keyed cache, atomic writes, and the ``metrics.json`` contract.
+
+Cache entries live in ``<cache>/<study>/<key>/`` where ``key`` hashes the study name, its config, the
+source of every file in the memlib package, and the torch version: change any input or any line of
+memlib and the entry is missed. An entry is written to a temporary folder and renamed into place,
+so an interrupted run never leaves an entry that looks complete, and two processes racing on the
+same key both end with one valid entry.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import PACKAGE_DIR, ROOT, build_dir, cache_dir
+
+
+@functools.lru_cache(maxsize=1)
+def source_hash() -> str:
+    """sha256 over the path and bytes of every source/style file in the memlib package."""
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_DIR.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".mplstyle", ".json", ".yaml"):
+            h.update(str(p.relative_to(PACKAGE_DIR)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(study: str, config: dict) -> str:
+    """Hash of study, config, memlib source and torch version (first 20 hex digits)."""
+    payload = json.dumps({"study": study, "config": config, "memlib": source_hash(),
+                          "torch": torch.__version__}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_entry(folder: Path, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray], meta: dict) -> None:
+    for name, df in tables.items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    np.savez_compressed(folder / "arrays.npz", **arrays)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+
+
+def _load_entry(folder: Path):
+    tables = {p.stem: pd.read_csv(p) for p in sorted(folder.glob("*.csv"))}
+    with np.load(folder / "arrays.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads((folder / "meta.json").read_text())
+    return tables, arrays, meta
+
+
+def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dict]], use_cache: bool = True):
+    """Return ``compute()``'s ``(tables, arrays, meta)``, from the cache when the key matches.
+
+    ``tables`` are DataFrames (saved as CSV), ``arrays`` numpy arrays (saved as ``.npz``, never pickle),
+    ``meta`` a JSON-ready dict. ``meta['cache']`` tells whether the entry was a hit.
+    """
+    key = cache_key(study, config)
+    folder = cache_dir() / study / key
+    if use_cache and (folder / "meta.json").exists():
+        tables, arrays, meta = _load_entry(folder)
+        meta["cache"] = {"hit": True, "key": key}
+        return tables, arrays, meta
+    tables, arrays, meta = compute()
+    if use_cache:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+        try:
+            _save_entry(tmp, tables, arrays, meta)
+            try:
+                os.rename(tmp, folder)  # atomic; fails if another process already wrote the entry
+            except OSError:
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    meta = dict(meta, cache={"hit": False, "key": key})
+    return tables, arrays, meta
+
+
+# ----------------------------------------------------------------------------- metrics.json
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit (with ``+dirty`` if the tree has changes), or None."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "memlib", "notebooks", "profiles"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        if len(sha) != 40:
+            return None
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    from . import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "memlib": __version__,
+            "numpy": np.__version__}
+
+
+def device_name(device: str) -> str:
+    """A readable description of ``device`` (GPU name, or CPU model and thread count)."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def study_dir(study: str, profile: str) -> Path:
+    """``<build>/<profile>/<study>/``."""
+    return build_dir() / profile / study
+
+
+class StudyRun:
+    """Bookkeeping for one notebook run: its output folder, figures, raw arrays and ``metrics.json``.
+
+    Create it at the top of a notebook (that starts the wall clock); call :meth:`finish` last.
+    """
+
+    def __init__(self, study: str, profile: str = "default"):
+        self.study, self.profile = study, profile
+        self.out = study_dir(study, profile)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.start = time.perf_counter()
+        self.figures: list[str] = []
+
+    def save_figure(self, fig, name: str) -> None:
+        """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in the study folder."""
+        from .plots import save_figure
+
+        save_figure(fig, self.out / name)
+        self.figures.append(name)
+
+    def save_arrays(self, arrays: dict[str, np.ndarray], name: str = "arrays") -> None:
+        """Raw arrays as ``<name>.npz`` (no pickle), written atomically."""
+        tmp = self.out / f".{name}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, self.out / f"{name}.npz")
+
+    def finish(self, config: dict, claims: list, headline: dict, device: str = "cpu", extra: dict | None = None) -> dict:
+        """Write ``metrics.json`` (atomically) and return it. Call once, at the end of the notebook."""
+        from .claims import claims_to_records
+
+        metrics = {
+            "study": self.study, "profile": self.profile, "config": config,
+            "claims": claims_to_records(claims), "headline": headline,
+            "wall_time_s": round(time.perf_counter() - self.start, 3),
+            "device": device_name(device), "versions": versions(), "git_commit": git_commit(),
+            "figures": self.figures, "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        metrics.update(extra or {})
+        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2, default=_json_default))
+        return metrics
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,44 @@
+"""Shared fixtures. Real MNIST comes from $MEMLIB_DATA (CI copies ../shared/data there) or, failing that,
+from a temporary copy of ../shared/data/MNIST; tests needing it are skipped with a reason otherwise."""
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def read_idx_gz(path) -> np.ndarray:
+    """Independent IDX reader (plain numpy), the oracle for the torchvision-based loader."""
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """A writable folder holding MNIST/raw/*.gz (never ../shared itself)."""
+    env = os.environ.get("MEMLIB_DATA")
+    if env and (Path(env) / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
+        return Path(env)
+    if (SHARED_DATA / "MNIST" / "raw").exists():
+        root = tmp_path_factory.mktemp("memlib_data")
+        shutil.copytree(SHARED_DATA / "MNIST", root / "MNIST")
+        for p in root.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        return root
+    pytest.skip("real MNIST files not found: set MEMLIB_DATA to a folder with MNIST/raw/*.gz")
+
+
+@pytest.fixture
+def isolated_build(tmp_path, monkeypatch):
+    """Build and cache folders in a temporary directory."""
+    monkeypatch.setenv("MEMLIB_BUILD", str(tmp_path / "build"))
+    monkeypatch.setenv("MEMLIB_CACHE", str(tmp_path / "cache"))
+    return tmp_path

@@ -1,0 +1,67 @@
+import dataclasses
+from typing import Optional
+
+import pytest
+import torch
+
+from memlib.config import StrictConfig, get_device, load_profile, local_seed, require
+
+
+@dataclasses.dataclass(frozen=True)
+class Toy(StrictConfig):
+    n: int = 3
+    lr: float = 0.1
+    widths: tuple[int, ...] = (4,)
+    name: Optional[str] = None
+
+    def validate(self):
+        require(self.n > 0, "n", self.n, "use a positive integer")
+
+
+def test_strict_config_accepts_and_normalises():
+    c = Toy(n=2, lr=1, widths=[8, 8])
+    assert c.widths == (8, 8) and isinstance(c.lr, float) and c.to_dict()["widths"] == [8, 8]
+
+
+@pytest.mark.parametrize("kwargs, err, words", [
+    ({"n": "3"}, TypeError, ["n=", "'3'"]),
+    ({"n": True}, TypeError, ["n="]),
+    ({"widths": [1, "a"]}, TypeError, ["widths"]),
+    ({"n": -1}, ValueError, ["n=-1", "positive"]),
+])
+def test_strict_config_rejects(kwargs, err, words):
+    with pytest.raises(err) as e:
+        Toy(**kwargs)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_from_dict_names_unknown_keys():
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['bogus'\].*allowed"):
+        Toy.from_dict({"n": 1, "bogus": 2})
+
+
+def test_local_seed_is_reproducible_and_restores_global_state():
+    before = torch.random.get_rng_state()
+    with local_seed(5):
+        a = torch.rand(3)
+    with local_seed(5):
+        b = torch.rand(3)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_get_device_errors():
+    assert get_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="device='tpu'"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            get_device("cuda")
+
+
+def test_profiles():
+    assert load_profile("default", "randomization_tests") == {}
+    assert load_profile("smoke", "randomization_tests")["n_train"] > 0
+    with pytest.raises(ValueError, match="profile='fast'"):
+        load_profile("fast", "randomization_tests")

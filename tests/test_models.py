@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from memlib.models import build_model, count_parameters
+
+
+def dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def conv(c_in, c_out, k):
+    return c_in * c_out * k * k + c_out
+
+
+ZHANG_INPUT = (3, 28, 28)
+
+
+def test_mlp_counts_match_zhang_table1():
+    # Table 1 of Zhang et al. 2017, CIFAR-10 28x28x3 inputs
+    assert count_parameters(build_model("mlp", ZHANG_INPUT, 10, [512])) == 1_209_866
+    assert count_parameters(build_model("mlp", ZHANG_INPUT, 10, [512, 512, 512])) == 1_735_178
+    # and the same numbers from the layer formula, by hand
+    assert dense(2352, 512) + dense(512, 10) == 1_209_866
+    assert dense(2352, 512) + 2 * dense(512, 512) + dense(512, 10) == 1_735_178
+
+
+def test_small_alexnet_count_matches_zhang_table1():
+    m = build_model("alexnet_small", ZHANG_INPUT, 10)
+    assert count_parameters(m) == 1_387_786
+    assert conv(3, 64, 5) + conv(64, 64, 5) + dense(7 * 7 * 64, 384) + dense(384, 192) + dense(192, 10) == 1_387_786
+    assert m(torch.zeros(2, *ZHANG_INPUT)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name, shape", [("cnn", (1, 8, 8)), ("cnn", (1, 28, 28)), ("cnn", (3, 32, 32)),
+                                         ("cnn1d", (1, 40)), ("mlp", (1, 40))])
+def test_forward_shapes(name, shape):
+    m = build_model(name, shape, 7)
+    assert m(torch.zeros(5, *shape)).shape == (5, 7)
+
+
+@pytest.mark.parametrize("name, shape, kwargs, words", [
+    ("resnet", (1, 8, 8), {}, ["model='resnet'", "mlp"]),
+    ("cnn", (1, 40), {}, ["needs image inputs"]),
+    ("cnn1d", (1, 8, 8), {}, ["needs sequence inputs"]),
+    ("mlp", (1, 8, 8), {"widths": []}, ["widths=[]"]),
+])
+def test_model_errors(name, shape, kwargs, words):
+    with pytest.raises(ValueError) as e:
+        build_model(name, shape, 10, **kwargs)
+    assert all(w in str(e.value) for w in words)
+
+
+def test_dropout_only_when_asked():
+    assert not any(isinstance(m, torch.nn.Dropout) for m in build_model("mlp", (1, 8, 8), 10, [16]).modules())
+    assert any(isinstance(m, torch.nn.Dropout) for m in build_model("mlp", (1, 8, 8), 10, [16], dropout=0.5).modules())

@@ -1,0 +1,76 @@
+"""Study 01's claim logic on hand-made results whose answers are known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlib.studies import randomization_tests as study
+
+
+def make_result(epochs: dict, test_acc: dict, train_acc: float = 1.0, seeds=(0, 1)):
+    cfg = study.Config(corruption_levels=[0.2, 0.4, 0.6, 0.8], seeds=list(seeds))
+    rows = []
+    for name, _, _, p in study.conditions(cfg):
+        for s in seeds:
+            rows.append(dict(condition=name, seed=s, p=p, epochs_to_fit=epochs[name] + s, epochs_run=epochs[name] + s,
+                             final_train_acc=train_acc, final_train_loss=0.01, final_test_acc=test_acc[name] + 0.01 * s,
+                             final_test_error=1 - test_acc[name] - 0.01 * s, labels_changed=0.0))
+    return study.Result(config=cfg, history=pd.DataFrame(), summary=pd.DataFrame(rows), arrays={}, meta={})
+
+
+EPOCHS = {"true_labels": 10, "p=0.2": 20, "p=0.4": 25, "p=0.6": 30, "p=0.8": 35, "random_labels": 40,
+          "shuffled_pixels": 12, "random_pixels": 8, "gaussian": 9}
+ACC = {"true_labels": 0.95, "p=0.2": 0.8, "p=0.4": 0.6, "p=0.6": 0.45, "p=0.8": 0.25, "random_labels": 0.10,
+       "shuffled_pixels": 0.9, "random_pixels": 0.1, "gaussian": 0.1}
+
+
+def by_id(claims):
+    return {c.id: c for c in claims}
+
+
+def test_all_claims_hold_on_a_paper_like_result():
+    c = by_id(study.claims(make_result(EPOCHS, ACC)))
+    assert all(x.reproduced for x in c.values())
+    assert "ρ = 1.000" in c["test_error_rises"].measured
+
+
+def test_factor_is_ratio_of_seed_means():
+    c = by_id(study.claims(make_result(EPOCHS, ACC)))
+    assert "×3.86" in c["random_labels_slower"].measured  # (40 + 41) / 2 over (10 + 11) / 2 = 3.857
+
+
+def test_claims_fail_when_they_should():
+    epochs = dict(EPOCHS, random_pixels=50, true_labels=45)
+    acc = dict(ACC, random_labels=0.2, **{"p=0.4": 0.9})
+    c = by_id(study.claims(make_result(epochs, acc, train_acc=0.99)))
+    assert not c["fits_everything"].reproduced  # 99 % < 99.5 %
+    assert not c["random_labels_chance"].reproduced  # 20.5 % is 10.5 points above chance
+    assert not c["random_labels_slower"].reproduced  # random labels 40.5 epochs < true labels 45.5
+    assert not c["noise_inputs_faster"].reproduced
+
+
+def test_slower_claim_false_when_true_labels_slower():
+    c = by_id(study.claims(make_result(dict(EPOCHS, true_labels=60), ACC)))
+    assert not c["random_labels_slower"].reproduced
+
+
+def test_unfitted_runs_never_count_as_fitted():
+    r = make_result(EPOCHS, ACC)
+    r.summary.loc[r.summary.condition == "random_labels", "epochs_to_fit"] = np.nan
+    c = by_id(study.claims(r))
+    assert not c["random_labels_slower"].reproduced and not c["noise_inputs_faster"].reproduced
+
+
+def test_non_monotone_test_error_fails_spearman():
+    acc = dict(ACC, **{"p=0.2": 0.3, "p=0.8": 0.85})
+    assert not by_id(study.claims(make_result(EPOCHS, acc)))["test_error_rises"].reproduced
+
+
+@pytest.mark.parametrize("kwargs, words", [({"dataset": "svhn"}, ["dataset='svhn'"]),
+                                           ({"corruption_levels": [0.5]}, ["corruption_levels"]),
+                                           ({"corruption_levels": [0.0, 0.5]}, ["corruption_levels"]),
+                                           ({"seeds": [1, 1]}, ["seeds"]), ({"lr": -1.0}, ["lr=-1.0"]),
+                                           ({"fit_threshold": 0.3}, ["fit_threshold=0.3"])])
+def test_config_errors(kwargs, words):
+    with pytest.raises(ValueError) as e:
+        study.Config(**kwargs)
+    assert all(w in str(e.value) for w in words)
