@@ -41,7 +41,8 @@ test: setup  ## unit tests + every notebook in the smoke profile
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lab: setup  ## JupyterLab on the notebooks with the project kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=memlib
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=memlib $(LAB_ARGS) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 list: setup
 	@$(RUN) --list
