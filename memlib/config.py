@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -34,6 +35,31 @@ def data_dir() -> Path:
 def cache_dir() -> Path:
     """Content-keyed result cache: ``$MEMLIB_CACHE`` or ``<build>/cache``."""
     return Path(os.environ.get("MEMLIB_CACHE", build_dir() / "cache")).resolve()
+
+
+def thread_count(environ=None) -> int | None:
+    """Torch CPU threads for this process: ``$MEMLIB_THREADS``, else cores ÷ make's ``-jN`` when run by
+    ``make -jN`` (``-j`` alone: 1 thread), else None (torch's default)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("MEMLIB_THREADS"):
+        value = environ["MEMLIB_THREADS"]
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"MEMLIB_THREADS={value!r} is not allowed; use a positive integer")
+        return int(value)
+    flags = " " + environ.get("MAKEFLAGS", "")
+    m = re.search(r" -j(\d*)", flags)
+    if not m:
+        return None
+    jobs = int(m.group(1)) if m.group(1) else (os.cpu_count() or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def apply_threads() -> int:
+    """Set torch's thread count from :func:`thread_count` (when it says something); return the count in use."""
+    n = thread_count()
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 
 def get_device(device: str = "cpu") -> torch.device:

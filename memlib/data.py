@@ -9,6 +9,7 @@ change of input representation and is applied to both, as in Zhang et al.).
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 from pathlib import Path
 
@@ -112,8 +113,10 @@ def _torchvision(name: str, root_str: str):
            "cifar10": torchvision.datasets.CIFAR10}[name]
     try:
         root.mkdir(parents=True, exist_ok=True)
-        train = cls(str(root), train=True, download=True)
-        test = cls(str(root), train=False, download=True)
+        with open(root / ".memlib.lock", "a") as lock:  # studies run in parallel (make -j) extract one at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            train = cls(str(root), train=True, download=True)
+            test = cls(str(root), train=False, download=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError on md5 failure
         raise FileNotFoundError(_missing_message(name, root, err)) from err
 

@@ -145,6 +145,9 @@ class StudyRun:
     """
 
     def __init__(self, study: str, profile: str = "default"):
+        from .config import apply_threads
+
+        apply_threads()  # one thread per core share under `make -jN`, or $MEMLIB_THREADS
         self.study, self.profile = study, profile
         self.out = study_dir(study, profile)
         self.out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,13 @@ from tqdm.auto import tqdm
 from .config import StrictConfig, generator, get_device, local_seed, require
 from .data import Dataset
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(precision: str, device: torch.device):
+    """``torch.autocast`` to bfloat16 when ``precision == "bf16"`` (CPU or CUDA), a no-op for fp32."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(StrictConfig):
@@ -41,8 +48,10 @@ class TrainConfig(StrictConfig):
     record_correct: bool = False
     device: str = "cpu"
     seed: int = 0
+    precision: str = "fp32"
 
     def validate(self) -> None:
+        require(self.precision in PRECISIONS, "precision", self.precision, f"choose one of {list(PRECISIONS)}")
         require(self.epochs >= 1, "epochs", self.epochs, "use a positive integer")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "use a positive integer")
         require(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "use a positive integer")
@@ -76,13 +85,14 @@ class History:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096):
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096, precision: str = "fp32"):
     """Mean cross-entropy, accuracy and the per-example correctness vector, in eval mode."""
     was_training = model.training
     model.eval()
     losses, correct = [], []
     for i in range(0, len(y), batch_size):
-        out = model(x[i:i + batch_size])
+        with autocast(precision, x.device):
+            out = model(x[i:i + batch_size]).float()
         losses.append(F.cross_entropy(out, y[i:i + batch_size], reduction="sum"))
         correct.append(out.argmax(1) == y[i:i + batch_size])
     model.train(was_training)
@@ -107,8 +117,8 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
         rows, correct = [], []
 
         def record(epoch: int, lr: float, running_loss: float):
-            tr_loss, tr_acc, tr_correct = evaluate(model, x, y, cfg.eval_batch_size)
-            te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size)
+            tr_loss, tr_acc, tr_correct = evaluate(model, x, y, cfg.eval_batch_size, cfg.precision)
+            te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
             row = dict(epoch=epoch, lr=lr, batch_loss=running_loss, train_loss=tr_loss, train_acc=tr_acc,
                        test_loss=te_loss, test_acc=te_acc)
             if on_epoch is not None:
@@ -131,7 +141,9 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
             total = torch.zeros((), device=device)
             for i in range(0, len(y), cfg.batch_size):
                 idx = perm[i:i + cfg.batch_size]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                with autocast(cfg.precision, device):
+                    out = model(x[idx])
+                loss = F.cross_entropy(out.float(), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -140,3 +152,135 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
             bar.set_postfix(train_acc=f"{acc:.3f}", test_acc=f"{rows[-1]['test_acc']:.3f}")
         bar.close()
     return History(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, model=model)
+
+
+# ----------------------------------------------------------------------------- K models at once
+
+@dataclasses.dataclass
+class ManyHistory:
+    """Per-epoch metrics of K models (``df`` has a ``model`` index and its ``seed``), optional
+    ``correct[epoch, model, example]`` (rows after a model stopped repeat its last state), the ensemble."""
+
+    df: pd.DataFrame
+    correct: Optional[np.ndarray]
+    ensemble: nn.Module
+
+    def epochs_to_reach(self, train_acc: float) -> np.ndarray:
+        """Per model: first epoch with full-train accuracy ≥ ``train_acc`` (NaN if never)."""
+        hit = self.df[self.df.train_acc >= train_acc - 1e-12].groupby("model").epoch.min()
+        return hit.reindex(range(self.df.model.max() + 1)).to_numpy(dtype=float)
+
+
+def _stack(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, bool]:
+    """One shared tensor if all are the same object or equal, else a stacked ``(K, ...)`` tensor."""
+    first = tensors[0]
+    if all(t is first or (t.shape == first.shape and torch.equal(t, first)) for t in tensors[1:]):
+        return first, True
+    return torch.stack(tensors), False
+
+
+@torch.no_grad()
+def evaluate_many(ens: nn.Module, x: torch.Tensor, y: torch.Tensor, shared: bool, batch_size: int = 4096,
+                  precision: str = "fp32"):
+    """Per model: mean cross-entropy ``(K,)``, accuracy ``(K,)`` and correctness ``(K, N)``; eval mode.
+
+    ``x``/``y`` are shared ``(N, ...)``/``(N,)`` or per model ``(K, N, ...)``/``(K, N)``."""
+    was_training = ens.training
+    ens.eval()
+    n = y.shape[-1]
+    losses, correct = [], []
+    for i in range(0, n, batch_size):
+        xb = x[i:i + batch_size] if shared else x[:, i:i + batch_size]
+        yb = y[..., i:i + batch_size]
+        with autocast(precision, x.device):
+            out = ens(xb, shared=shared).float()
+        yb = yb.expand(out.shape[0], -1) if yb.dim() == 1 else yb
+        losses.append(F.cross_entropy(out.transpose(1, 2), yb, reduction="none").sum(1))
+        correct.append(out.argmax(2) == yb)
+    ens.train(was_training)
+    correct_t = torch.cat(correct, 1)
+    return torch.stack(losses).sum(0) / n, correct_t.float().mean(1), correct_t
+
+
+def train_many(build: Callable[[], nn.Module], datasets: Dataset | list[Dataset], cfg: TrainConfig,
+               seeds: list[int], engine: str = "auto", progress: bool = True, desc: str = "train K models") -> ManyHistory:
+    """Train ``len(seeds)`` models together as one batched computation.
+
+    Model k is what :func:`train` gives with ``cfg.seed = seeds[k]`` (same initialisation, same data
+    order; equal to float tolerance — without dropout, whose masks are drawn from the ensemble's own
+    generator). ``datasets`` is one Dataset for all models or one per model (per-model label or input
+    corruption; shapes must agree). ``cfg.stop_at_train_acc`` freezes each model once it is reached.
+    SGD with momentum and weight decay is applied per model, exactly as ``torch.optim.SGD`` does.
+    """
+    from .ensemble import build_ensemble
+
+    k = len(seeds)
+    if k < 1 or len(set(seeds)) != k:
+        raise ValueError(f"seeds={seeds!r} is not allowed; use a non-empty list of distinct integers")
+    datasets = datasets if isinstance(datasets, list) else [datasets] * k
+    if len(datasets) != k:
+        raise ValueError(f"datasets has {len(datasets)} entries for {k} seeds; give one Dataset or one per seed")
+    device = get_device(cfg.device)
+    models = []
+    for s in seeds:
+        with local_seed(s, device):
+            models.append(build().to(device))
+    ens = build_ensemble(models, engine, generator=generator(seeds[0] + 7_000_001, device))
+    x, x_shared = _stack([d.x_train for d in datasets])
+    y, y_shared = _stack([d.y_train for d in datasets])
+    xt, xt_shared = _stack([d.x_test for d in datasets])
+    yt, _ = _stack([d.y_test for d in datasets])
+    x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
+    n = y.shape[-1]
+    orders = [generator(s + 1_000_003, device) for s in seeds]
+    params = list(ens.parameters())
+    momenta = [torch.zeros_like(p) for p in params]
+    active = torch.ones(k, dtype=torch.bool, device=device)
+    rows, correct = [], []
+    arange_k = torch.arange(k, device=device)[:, None]
+
+    def record(epoch: int, lr: float, batch_loss: torch.Tensor):
+        tr_loss, tr_acc, tr_correct = evaluate_many(ens, x, y, x_shared, cfg.eval_batch_size, cfg.precision)
+        te_loss, te_acc, _ = evaluate_many(ens, xt, yt, xt_shared, cfg.eval_batch_size, cfg.precision)
+        cols = [t.cpu().numpy() for t in (tr_loss, tr_acc, te_loss, te_acc, batch_loss)]
+        for m in active.nonzero().flatten().tolist():
+            rows.append(dict(model=m, seed=seeds[m], epoch=epoch, lr=lr, batch_loss=float(cols[4][m]),
+                             train_loss=float(cols[0][m]), train_acc=float(cols[1][m]), test_loss=float(cols[2][m]),
+                             test_acc=float(cols[3][m])))
+        if cfg.record_correct:
+            prev = correct[-1] if correct else None
+            now = tr_correct.cpu().numpy()
+            correct.append(now if prev is None else np.where(active.cpu().numpy()[:, None], now, prev))
+        if cfg.stop_at_train_acc is not None:
+            active.logical_and_(tr_acc < cfg.stop_at_train_acc)
+
+    record(0, float("nan"), torch.full((k,), float("nan")))
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress)
+    for epoch in bar:
+        if not bool(active.any()):
+            break
+        lr = cfg.lr_at(epoch - 1)
+        ens.train()
+        perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in orders])  # (K, N)
+        total = torch.zeros(k, device=device)
+        gate = active.to(params[0].dtype)
+        for i in range(0, n, cfg.batch_size):
+            idx = perms[:, i:i + cfg.batch_size]
+            xb = x[idx] if x_shared else x[arange_k, idx]
+            yb = y[idx] if y_shared else y[arange_k, idx]
+            with autocast(cfg.precision, device):
+                out = ens(xb)
+            per_model = F.cross_entropy(out.float().transpose(1, 2), yb, reduction="none").mean(1)  # (K,)
+            grads = torch.autograd.grad((per_model * gate).sum(), params)
+            with torch.no_grad():
+                for p, g, buf in zip(params, grads, momenta):
+                    view = (k,) + (1,) * (p.dim() - 1)
+                    if cfg.weight_decay:
+                        g = g.add(p, alpha=cfg.weight_decay)
+                    buf.mul_(cfg.momentum).add_(g)
+                    p.sub_(lr * buf * gate.view(view))
+            total += per_model.detach() * idx.shape[1]
+        record(epoch, lr, total / n)
+        bar.set_postfix(active=int(active.sum()), train_acc=f"{np.mean([r['train_acc'] for r in rows[-k:]]):.3f}")
+    bar.close()
+    return ManyHistory(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, ensemble=ens)

@@ -1,0 +1,146 @@
+"""K models trained as one batched computation must equal K separate runs (oracle: memlib.train.train,
+an independent code path using torch.optim.SGD and one nn.Module at a time)."""
+import numpy as np
+import pytest
+import torch
+
+from memlib import data as D
+from memlib.config import thread_count
+from memlib.ensemble import StackedMLP, VmapEnsemble, build_ensemble
+from memlib.grads import input_gradients, input_gradients_many
+from memlib.models import build_model
+from memlib.train import TrainConfig, train, train_many
+
+COLS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "batch_loss"]
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return D.standardize(D.load("digits", n_train=240, n_test=100, seed=0))
+
+
+def mlp(ds, widths=(32, 16), dropout=0.0):
+    return lambda: build_model("mlp", ds.input_shape, 10, list(widths), dropout=dropout)
+
+
+def assert_same_as_separate(mh, build, datasets, cfg, seeds):
+    for k, s in enumerate(seeds):
+        h = train(build, datasets[k], TrainConfig(**{**cfg.to_dict(), "seed": s}), progress=False)
+        got = mh.df[mh.df.model == k].reset_index(drop=True)
+        assert len(got) == len(h.df), f"model {k}: {len(got)} epochs recorded, separate run {len(h.df)}"
+        np.testing.assert_allclose(got[COLS].to_numpy(float), h.df[COLS].to_numpy(float), atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("engine", ["stacked", "vmap"])
+def test_k_models_equal_separate_runs(ds, engine):
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9, weight_decay=1e-3, lr_decay=0.9)
+    seeds = [0, 5, 9]
+    mh = train_many(mlp(ds), ds, cfg, seeds, engine=engine, progress=False)
+    assert_same_as_separate(mh, mlp(ds), [ds] * 3, cfg, seeds)
+
+
+def test_cnn_through_vmap_equals_separate_runs(ds):
+    build = lambda: build_model("cnn", ds.input_shape, 10)
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=0.05)
+    mh = train_many(build, ds, cfg, [1, 2], progress=False)
+    assert isinstance(mh.ensemble, VmapEnsemble)
+    assert_same_as_separate(mh, build, [ds, ds], cfg, [1, 2])
+
+
+def test_per_model_corruption_and_early_stop(ds):
+    """Model k trains on its own corrupted copy (labels or inputs) and stops when it fits, as a separate run would."""
+    datasets = [ds, D.corrupt(ds, "random_labels", seed=1), D.corrupt(ds, "randX", 0.5, seed=2)]
+    cfg = TrainConfig(epochs=60, batch_size=16, lr=0.05, stop_at_train_acc=1.0, record_correct=True)
+    seeds = [0, 1, 2]
+    mh = train_many(mlp(ds, (64,)), datasets, cfg, seeds, progress=False)
+    lengths = mh.df.groupby("model").size()
+    assert lengths.nunique() > 1  # models stopped at different epochs
+    assert_same_as_separate(mh, mlp(ds, (64,)), datasets, cfg, seeds)
+    assert mh.correct.shape == (mh.df.epoch.max() + 1, 3, 240)
+    e = mh.epochs_to_reach(1.0)
+    assert e[0] == lengths[0] - 1
+
+
+def test_dropout_draws_a_mask_per_model(ds):
+    base = mlp(ds, (64,), dropout=0.5)()
+    ens = StackedMLP([base] * 4, generator=torch.Generator().manual_seed(0))
+    x = ds.x_train[:8]
+    ens.train()
+    out = ens(x, shared=True)
+    assert not torch.allclose(out[0], out[1])  # same weights, different masks
+    ens.eval()
+    ev = ens(x, shared=True)
+    assert torch.allclose(ev[0], ev[3]) and torch.allclose(ev[0], base.eval()(x), atol=1e-5)
+    ens.train()
+    mean = torch.stack([ens(x, shared=True) for _ in range(300)]).mean(0)
+    assert (mean - ev).abs().mean() < 0.25 * ev.abs().mean()  # inverted dropout: unbiased pre-activations
+
+
+def test_dropout_training_is_reproducible(ds):
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05)
+    a = train_many(mlp(ds, dropout=0.3), ds, cfg, [0, 1], progress=False)
+    b = train_many(mlp(ds, dropout=0.3), ds, cfg, [0, 1], progress=False)
+    assert a.df.equals(b.df)
+
+
+def test_unstack_and_engine_errors(ds):
+    models = [mlp(ds)() for _ in range(3)]
+    ens = build_ensemble(models)
+    assert isinstance(ens, StackedMLP)
+    x = ds.x_train[:5]
+    assert torch.allclose(ens.eval()(x, shared=True)[2], ens.unstack(2, models[0]).eval()(x), atol=1e-6)
+    with pytest.raises(ValueError, match="engine='fast'"):
+        build_ensemble(models, "fast")
+    with pytest.raises(TypeError, match="vmap"):
+        build_ensemble([build_model("cnn", ds.input_shape, 10)], "stacked")
+    with pytest.raises(ValueError, match="seeds"):
+        train_many(mlp(ds), ds, TrainConfig(epochs=1), [1, 1], progress=False)
+
+
+def loop_gradients(model, x, y):
+    """Oracle: one forward/backward per example."""
+    out = []
+    for i in range(len(x)):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(model(xi), y[i:i + 1]).backward()
+        out.append(xi.grad[0])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_input_gradients_equal_per_example_loop(ds, name):
+    model = build_model(name, ds.input_shape, 10).eval()
+    x, y = ds.x_train[:40], ds.y_train[:40]
+    g = input_gradients(model, x, y, batch_size=16)
+    torch.testing.assert_close(g, loop_gradients(model, x, y), atol=1e-6, rtol=1e-4)
+    # one coordinate against a central finite difference
+    e = torch.zeros_like(x[:1]); e[0, 0, 3, 4] = 1e-3
+    f = lambda z: torch.nn.functional.cross_entropy(model(z), y[:1]).item()
+    fd = (f(x[:1] + e) - f(x[:1] - e)) / 2e-3
+    assert abs(fd - g[0, 0, 3, 4].item()) < 1e-3
+
+
+def test_input_gradients_many_equal_each_model(ds):
+    models = [mlp(ds)() for _ in range(3)]
+    ens = build_ensemble(models)
+    x, y = ds.x_train[:20], ds.y_train[:20]
+    g = input_gradients_many(ens, x, y)
+    for k in range(3):
+        torch.testing.assert_close(g[k], loop_gradients(models[k].eval(), x, y), atol=1e-6, rtol=1e-4)
+
+
+def test_bf16_trains_and_precision_is_validated(ds):
+    h = train(mlp(ds, (128,)), ds, TrainConfig(epochs=15, batch_size=16, lr=0.05, precision="bf16"), progress=False)
+    assert h.df.train_acc.iloc[-1] > 0.9
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        TrainConfig(precision="fp16")
+
+
+@pytest.mark.parametrize("env, expected", [({}, None), ({"MAKEFLAGS": "k -j2 --jobserver-auth=3,4"}, "half"),
+                                           ({"MEMLIB_THREADS": "3"}, 3), ({"MAKEFLAGS": "k"}, None)])
+def test_thread_count(env, expected):
+    import os
+    n = thread_count(env)
+    assert n == (max(1, (os.cpu_count() or 1) // 2) if expected == "half" else expected)
+    with pytest.raises(ValueError, match="MEMLIB_THREADS='x'"):
+        thread_count({"MEMLIB_THREADS": "x"})
