@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 STUDIES := $(shell ls notebooks 2>/dev/null | sed -n 's/^[0-9][0-9]_\(.*\)\.ipynb$$/\1/p' | grep -v '^scoreboard$$')
 RUN := $(PY) -m memlib.run
 
-.PHONY: all test lab setup clean studies scoreboard report list $(STUDIES)
+.PHONY: all test lab setup clean studies scoreboard report list bench $(STUDIES)
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
 	@status=0; $(MAKE) --no-print-directory -k studies || status=$$?; \
@@ -43,6 +43,9 @@ test: setup  ## unit tests + every notebook in the smoke profile
 lab: setup  ## JupyterLab on the notebooks with the project kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=memlib $(LAB_ARGS) \
 		$(if $(filter 0,$(shell id -u)),--allow-root,)
+
+bench: setup  ## performance ratios against same-run baselines -> build/bench.json (BENCH_ARGS="--quick", "--device cuda")
+	$(PY) benchmarks/bench.py $(if $(filter cuda%,$(DEVICE)),--device $(DEVICE),) $(BENCH_ARGS)
 
 list: setup
 	@$(RUN) --list
