@@ -209,14 +209,16 @@ def train_many(build: Callable[[], nn.Module], datasets: Dataset | list[Dataset]
     Model k is what :func:`train` gives with ``cfg.seed = seeds[k]`` (same initialisation, same data
     order; equal to float tolerance — without dropout, whose masks are drawn from the ensemble's own
     generator). ``datasets`` is one Dataset for all models or one per model (per-model label or input
-    corruption; shapes must agree). ``cfg.stop_at_train_acc`` freezes each model once it is reached.
+    corruption; shapes must agree). A seed may repeat: models with the same seed start from the same
+    weights and see the same data order (a controlled comparison across datasets).
+    ``cfg.stop_at_train_acc`` freezes each model once it is reached.
     SGD with momentum and weight decay is applied per model, exactly as ``torch.optim.SGD`` does.
     """
     from .ensemble import build_ensemble
 
     k = len(seeds)
-    if k < 1 or len(set(seeds)) != k:
-        raise ValueError(f"seeds={seeds!r} is not allowed; use a non-empty list of distinct integers")
+    if k < 1 or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"seeds={seeds!r} is not allowed; use a non-empty list of integers")
     datasets = datasets if isinstance(datasets, list) else [datasets] * k
     if len(datasets) != k:
         raise ValueError(f"datasets has {len(datasets)} entries for {k} seeds; give one Dataset or one per seed")

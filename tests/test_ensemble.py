@@ -94,7 +94,7 @@ def test_unstack_and_engine_errors(ds):
     with pytest.raises(TypeError, match="vmap"):
         build_ensemble([build_model("cnn", ds.input_shape, 10)], "stacked")
     with pytest.raises(ValueError, match="seeds"):
-        train_many(mlp(ds), ds, TrainConfig(epochs=1), [1, 1], progress=False)
+        train_many(mlp(ds), ds, TrainConfig(epochs=1), [], progress=False)
 
 
 def loop_gradients(model, x, y):

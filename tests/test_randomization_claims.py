@@ -74,3 +74,14 @@ def test_config_errors(kwargs, words):
     with pytest.raises(ValueError) as e:
         study.Config(**kwargs)
     assert all(w in str(e.value) for w in words)
+
+
+def test_bf16_gives_the_same_verdicts_as_fp32():
+    """Reduced precision is opt-in; at a small scale it must not change any claim's verdict."""
+    verdicts = {}
+    for precision in ("fp32", "bf16"):
+        cfg = study.Config(n_train=300, seeds=[0], widths=[256], precision=precision)
+        verdicts[precision] = {c.id: c.reproduced for c in study.claims(study.run(cfg, progress=False, use_cache=False))}
+    assert verdicts["bf16"] == verdicts["fp32"]
+    assert all(verdicts["bf16"][k] for k in ("fits_everything", "random_labels_slower", "noise_inputs_faster",
+                                             "test_error_rises"))

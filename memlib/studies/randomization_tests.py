@@ -22,7 +22,7 @@ from ..claims import Claim, fmt
 from ..config import StrictConfig, require
 from ..models import MODELS, build_model
 from ..results import cached
-from ..train import TrainConfig, train
+from ..train import PRECISIONS, TrainConfig, train_many
 
 STUDY = "randomization_tests"
 INPUT_CONDITIONS = ("shuffled_pixels", "random_pixels", "gaussian")
@@ -48,6 +48,7 @@ class Config(StrictConfig):
     fit_threshold: float = 1.0
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
+    precision: str = "fp32"
 
     def validate(self) -> None:
         require(self.dataset in D.DATASETS, "dataset", self.dataset, f"choose one of {list(D.DATASETS)}")
@@ -61,6 +62,7 @@ class Config(StrictConfig):
         require(0.5 < self.fit_threshold <= 1, "fit_threshold", self.fit_threshold, "use a training accuracy in (0.5, 1]")
         require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds,
                 "use a non-empty list of distinct integers")
+        require(self.precision in PRECISIONS, "precision", self.precision, f"choose one of {list(PRECISIONS)}")
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_decay=self.lr_decay,
                     momentum=self.momentum, device=self.device)  # validates the optimisation settings
 
@@ -96,31 +98,31 @@ def prepare(cfg: Config, seed: int) -> D.Dataset:
 
 
 def _compute(cfg: Config, progress: bool):
+    """Per seed, every condition's network is trained in one batched run (``train_many``): the models share
+    the seed's initialisation and data order, so conditions differ only in their data."""
     histories, rows, arrays = [], [], {}
     conds = conditions(cfg)
-    bar = tqdm(total=len(conds) * len(cfg.seeds), desc="randomization tests", disable=not progress)
     t0 = time.perf_counter()
-    for seed in cfg.seeds:
+    for seed in tqdm(cfg.seeds, desc="randomization tests (seeds)", disable=not progress):
         base = prepare(cfg, seed)
         arrays[f"train_index_seed{seed}"] = base.train_index.numpy()
         arrays[f"test_index_seed{seed}"] = base.test_index.numpy()
-        for name, kind, level, p in conds:
-            ds = D.corrupt(base, kind, level, seed=seed)
+        datasets = [D.corrupt(base, kind, level, seed=seed) for _, kind, level, _ in conds]
+        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_decay=cfg.lr_decay,
+                           momentum=cfg.momentum, stop_at_train_acc=cfg.fit_threshold, device=cfg.device,
+                           precision=cfg.precision)
+        mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths), datasets,
+                        tcfg, [seed] * len(conds), progress=progress, desc=f"{len(conds)} conditions, seed {seed}")
+        fit = mh.epochs_to_reach(cfg.fit_threshold)
+        for m, ((name, _, _, p), ds) in enumerate(zip(conds, datasets)):
             arrays[f"corrupted_{name}_seed{seed}"] = ds.corrupted.numpy()
-            tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_decay=cfg.lr_decay,
-                               momentum=cfg.momentum, stop_at_train_acc=cfg.fit_threshold, device=cfg.device,
-                               seed=seed)
-            h = train(lambda: build_model(cfg.model, ds.input_shape, ds.num_classes, cfg.widths), ds, tcfg,
-                      progress=progress, desc=f"{name} seed {seed}")
-            df = h.df.assign(condition=name, seed=seed, p=p)
+            df = mh.df[mh.df.model == m].drop(columns=["model"]).assign(condition=name, p=p)
             histories.append(df)
             last = df.iloc[-1]
-            rows.append(dict(condition=name, seed=seed, p=p, epochs_to_fit=h.epochs_to_reach(cfg.fit_threshold),
-                             epochs_run=int(last.epoch), final_train_acc=last.train_acc, final_train_loss=last.train_loss,
+            rows.append(dict(condition=name, seed=seed, p=p, epochs_to_fit=fit[m], epochs_run=int(last.epoch),
+                             final_train_acc=last.train_acc, final_train_loss=last.train_loss,
                              final_test_acc=last.test_acc, final_test_error=1 - last.test_acc,
                              labels_changed=float((ds.y_train != ds.y_train_clean).float().mean())))
-            bar.update(1)
-    bar.close()
     meta = {"compute_time_s": round(time.perf_counter() - t0, 2)}
     return {"history": pd.concat(histories, ignore_index=True), "summary": pd.DataFrame(rows)}, arrays, meta
 
