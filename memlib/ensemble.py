@@ -57,6 +57,14 @@ class StackedMLP(nn.Module):
                     h = h * keep / (1.0 - self.dropout)
         return h
 
+    def select(self, sel: torch.Tensor) -> None:
+        """Keep only the models ``sel`` (indices into the current K) in the batched computation."""
+        _select(self, sel)
+
+    def restore(self, full: list[torch.Tensor]) -> None:
+        """Put back all models' parameters (``full``: one stacked tensor per parameter, as ``parameters()``)."""
+        _restore(self, full)
+
     def unstack(self, k: int, template: nn.Module) -> nn.Module:
         """Model ``k`` as an ordinary module (a copy of ``template`` with its weights)."""
         model = copy.deepcopy(template)
@@ -80,6 +88,17 @@ class VmapEnsemble(nn.Module):
         self.__dict__["base"] = copy.deepcopy(models[0]).to("meta")  # structure only, not a registered submodule
         self.k = len(models)
 
+    def select(self, sel: torch.Tensor) -> None:
+        """Keep only the models ``sel`` (indices into the current K) in the batched computation."""
+        self.__dict__.setdefault("_all_buffers", self.buffers_)
+        _select(self, sel)
+        self.buffers_ = {n: b[sel.to(b.device)] for n, b in self.buffers_.items()}
+
+    def restore(self, full: list[torch.Tensor]) -> None:
+        """Put back all models' parameters (``full``: one stacked tensor per parameter, as ``parameters()``)."""
+        _restore(self, full)
+        self.buffers_ = self.__dict__.pop("_all_buffers", self.buffers_)
+
     def _call(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
 
@@ -90,6 +109,27 @@ class VmapEnsemble(nn.Module):
         buffers = {n: b.to(x.device) for n, b in self.buffers_.items()}
         fn = vmap(self._call, in_dims=(0, 0, None if shared else 0), randomness="different")
         return fn(params, buffers, x)
+
+
+def _replace_parameters(ens: nn.Module, new) -> None:
+    """Swap every parameter for a fresh leaf ``nn.Parameter(new(index, old_tensor))`` (autograd caches a
+    leaf's shape, so a resized parameter must be a new one)."""
+    i = 0
+    for module in ens.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None:
+                module._parameters[name] = nn.Parameter(new(i, p.detach()))
+                i += 1
+
+
+def _select(ens: nn.Module, sel: torch.Tensor) -> None:
+    _replace_parameters(ens, lambda i, t: t[sel.to(t.device)])
+    ens.k = len(sel)
+
+
+def _restore(ens: nn.Module, full: list[torch.Tensor]) -> None:
+    _replace_parameters(ens, lambda i, t: full[i])
+    ens.k = len(full[0])
 
 
 def build_ensemble(models: list[nn.Module], engine: str = "auto", generator: torch.Generator | None = None) -> nn.Module:

@@ -231,41 +231,64 @@ def train_many(build: Callable[[], nn.Module], datasets: Dataset | list[Dataset]
     x, x_shared = _stack([d.x_train for d in datasets])
     y, y_shared = _stack([d.y_train for d in datasets])
     xt, xt_shared = _stack([d.x_test for d in datasets])
-    yt, _ = _stack([d.y_test for d in datasets])
+    yt, yt_shared = _stack([d.y_test for d in datasets])
     x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
     n = y.shape[-1]
     orders = [generator(s + 1_000_003, device) for s in seeds]
     params = list(ens.parameters())
     momenta = [torch.zeros_like(p) for p in params]
-    active = torch.ones(k, dtype=torch.bool, device=device)
-    rows, correct = [], []
-    arange_k = torch.arange(k, device=device)[:, None]
+    final = [p.detach().clone() for p in params]  # every model's weights; a stopped model's are final
+    ids = torch.arange(k)  # which models are still training, in the order of the batch
+    rows = []
+    correct = [] if cfg.record_correct else None
+    last_correct = np.zeros((k, n), dtype=bool)
 
-    def record(epoch: int, lr: float, batch_loss: torch.Tensor):
+    def record(epoch: int, lr: float, batch_loss: torch.Tensor) -> torch.Tensor:
+        """Evaluate the models in the batch, append their rows; return which of them keep training."""
         tr_loss, tr_acc, tr_correct = evaluate_many(ens, x, y, x_shared, cfg.eval_batch_size, cfg.precision)
         te_loss, te_acc, _ = evaluate_many(ens, xt, yt, xt_shared, cfg.eval_batch_size, cfg.precision)
         cols = [t.cpu().numpy() for t in (tr_loss, tr_acc, te_loss, te_acc, batch_loss)]
-        for m in active.nonzero().flatten().tolist():
-            rows.append(dict(model=m, seed=seeds[m], epoch=epoch, lr=lr, batch_loss=float(cols[4][m]),
-                             train_loss=float(cols[0][m]), train_acc=float(cols[1][m]), test_loss=float(cols[2][m]),
-                             test_acc=float(cols[3][m])))
-        if cfg.record_correct:
-            prev = correct[-1] if correct else None
-            now = tr_correct.cpu().numpy()
-            correct.append(now if prev is None else np.where(active.cpu().numpy()[:, None], now, prev))
-        if cfg.stop_at_train_acc is not None:
-            active.logical_and_(tr_acc < cfg.stop_at_train_acc)
+        for j, m in enumerate(ids.tolist()):
+            rows.append(dict(model=m, seed=seeds[m], epoch=epoch, lr=lr, batch_loss=float(cols[4][j]),
+                             train_loss=float(cols[0][j]), train_acc=float(cols[1][j]), test_loss=float(cols[2][j]),
+                             test_acc=float(cols[3][j])))
+        if correct is not None:
+            last_correct[ids.numpy()] = tr_correct.cpu().numpy()
+            correct.append(last_correct.copy())
+        if cfg.stop_at_train_acc is None:
+            return torch.ones(len(ids), dtype=torch.bool)
+        return (tr_acc < cfg.stop_at_train_acc).cpu()
 
-    record(0, float("nan"), torch.full((k,), float("nan")))
+    def keep_only(keep: torch.Tensor) -> None:
+        """Drop the models that stopped from the batched computation (their weights go to ``final``)."""
+        nonlocal x, y, xt, yt, ids, orders, momenta, params
+        sel = keep.nonzero().flatten()
+        with torch.no_grad():
+            for p, f in zip(params, final):
+                f[ids.to(f.device)] = p.detach()
+        ens.select(sel.to(device))
+        params = list(ens.parameters())
+        momenta = [m[sel.to(m.device)] for m in momenta]
+        sel_d = sel.to(device)
+        x = x if x_shared else x[sel_d]
+        y = y if y_shared else y[sel_d]
+        xt = xt if xt_shared else xt[sel_d]
+        yt = yt if yt_shared else yt[sel_d]
+        ids = ids[sel]
+        orders = [orders[i] for i in sel.tolist()]
+
+    keep = record(0, float("nan"), torch.full((k,), float("nan")))
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress)
     for epoch in bar:
-        if not bool(active.any()):
+        if not bool(keep.all()):
+            keep_only(keep)
+        if len(ids) == 0:
             break
         lr = cfg.lr_at(epoch - 1)
         ens.train()
         perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in orders])  # (K, N)
-        total = torch.zeros(k, device=device)
-        gate = active.to(params[0].dtype)
+        arange_k = torch.arange(len(ids), device=device)[:, None]
+        total = torch.zeros(len(ids), device=device)
         for i in range(0, n, cfg.batch_size):
             idx = perms[:, i:i + cfg.batch_size]
             xb = x[idx] if x_shared else x[arange_k, idx]
@@ -273,16 +296,17 @@ def train_many(build: Callable[[], nn.Module], datasets: Dataset | list[Dataset]
             with autocast(cfg.precision, device):
                 out = ens(xb)
             per_model = F.cross_entropy(out.float().transpose(1, 2), yb, reduction="none").mean(1)  # (K,)
-            grads = torch.autograd.grad((per_model * gate).sum(), params)
+            grads = torch.autograd.grad(per_model.sum(), params)
             with torch.no_grad():
                 for p, g, buf in zip(params, grads, momenta):
-                    view = (k,) + (1,) * (p.dim() - 1)
                     if cfg.weight_decay:
                         g = g.add(p, alpha=cfg.weight_decay)
                     buf.mul_(cfg.momentum).add_(g)
-                    p.sub_(lr * buf * gate.view(view))
+                    p.sub_(lr * buf)
             total += per_model.detach() * idx.shape[1]
-        record(epoch, lr, total / n)
-        bar.set_postfix(active=int(active.sum()), train_acc=f"{np.mean([r['train_acc'] for r in rows[-k:]]):.3f}")
+        keep = record(epoch, lr, total / n)
+        bar.set_postfix(training=len(ids), train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(ids):]]):.3f}")
     bar.close()
+    keep_only(torch.zeros(len(ids), dtype=torch.bool))  # every model's final weights into ``final``
+    ens.restore(final)
     return ManyHistory(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, ensemble=ens)

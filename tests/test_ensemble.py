@@ -24,11 +24,17 @@ def mlp(ds, widths=(32, 16), dropout=0.0):
 
 
 def assert_same_as_separate(mh, build, datasets, cfg, seeds):
+    probe = datasets[0].x_test[:16]
+    mh.ensemble.eval()
+    with torch.no_grad():
+        final_out = mh.ensemble(probe, shared=True)
     for k, s in enumerate(seeds):
         h = train(build, datasets[k], TrainConfig(**{**cfg.to_dict(), "seed": s}), progress=False)
         got = mh.df[mh.df.model == k].reset_index(drop=True)
         assert len(got) == len(h.df), f"model {k}: {len(got)} epochs recorded, separate run {len(h.df)}"
         np.testing.assert_allclose(got[COLS].to_numpy(float), h.df[COLS].to_numpy(float), atol=2e-5, rtol=1e-4)
+        with torch.no_grad():  # the returned ensemble holds every model's final weights, stopped ones included
+            torch.testing.assert_close(final_out[k], h.model.eval()(probe), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("engine", ["stacked", "vmap"])
