@@ -176,6 +176,16 @@ def load(name: str, n_train: int | None = None, n_test: int | None = None, seed:
                    corrupted=torch.zeros(len(tr), dtype=torch.bool))
 
 
+def subset(ds: Dataset, n: int, seed: int = 0) -> Dataset:
+    """The first ``n`` training examples of a permutation fixed by ``seed``: subsets for growing ``n`` are
+    nested, so a curve over dataset size compares like with like. The test set is unchanged."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(ds.y_train):
+        raise ValueError(f"n={n!r} is not allowed; use 1 … {len(ds.y_train)} (the training set's size)")
+    keep = torch.randperm(len(ds.y_train), generator=generator(seed))[:n]
+    return dataclasses.replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], train_index=ds.train_index[keep],
+                               y_train_clean=ds.y_train_clean[keep], corrupted=ds.corrupted[keep])
+
+
 # ----------------------------------------------------------------------------- preprocessing
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -190,3 +190,14 @@ def test_per_image_whiten_and_crop_against_numpy():
     np.testing.assert_allclose(out.reshape(3, -1), ref, atol=1e-5)
     with pytest.raises(ValueError, match="size=40"):
         D.center_crop(torch.tensor(x), 40)
+
+
+def test_subset_is_nested_and_seeded(digits):
+    a, b = D.subset(digits, 100, seed=3), D.subset(digits, 250, seed=3)
+    assert torch.equal(b.train_index[:100], a.train_index)  # nested
+    assert not torch.equal(D.subset(digits, 100, seed=4).train_index, a.train_index)
+    ref = load_digits()
+    np.testing.assert_array_equal(b.y_train.numpy(), ref.target[b.train_index.numpy()])
+    assert torch.equal(a.x_test, digits.x_test)
+    with pytest.raises(ValueError, match="n=601"):
+        D.subset(digits, 601)
