@@ -1,0 +1,294 @@
+"""Study 02 — noise vs capacity (Arpit et al., ICML 2017 §3.3; Krueger et al., ICLR 2017 workshop).
+
+Part A (capacity): MLPs with two hidden layers of width w, over a grid of w, trained on data where a
+fraction of the inputs (randX) or of the labels (randY) is replaced by noise; best validation accuracy
+(clean validation set) per width and noise level. Part B (time to convergence): epochs until 100 %
+training accuracy at a fixed width, against the training-set size, for real data and for noise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm.auto import tqdm
+
+from .. import data as D
+from ..claims import Claim, fmt
+from ..config import StrictConfig, require
+from ..models import build_model
+from ..results import cached
+from ..train import PRECISIONS, TrainConfig, train_many
+
+STUDY = "noise_vs_capacity"
+NOISE_KINDS = ("randX", "randY")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(StrictConfig):
+    """Parameters of study 02; see the notebook for what each means."""
+
+    dataset: str = "digits"
+    n_train: int = 1000
+    n_test: Optional[int] = None
+    widths: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+    noise_levels: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    convergence_width: int = 32
+    convergence_sizes: tuple[int, ...] = (250, 500, 1000)
+    convergence_epochs: int = 400
+    seeds: tuple[int, ...] = (0, 1)
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def validate(self) -> None:
+        require(self.dataset in D.DATASETS, "dataset", self.dataset, f"choose one of {list(D.DATASETS)}")
+        require(self.n_train >= 20, "n_train", self.n_train, "use at least 20 examples")
+        require(self.n_test is None or self.n_test >= 10, "n_test", self.n_test, "use None (whole test split) or ≥ 10")
+        require(len(self.widths) >= 3 and all(w >= 1 for w in self.widths) and list(self.widths) == sorted(set(self.widths)),
+                "widths", self.widths, "use ≥ 3 distinct positive widths in increasing order")
+        require(len(self.noise_levels) >= 2 and all(0 < p < 1 for p in self.noise_levels)
+                and list(self.noise_levels) == sorted(set(self.noise_levels)),
+                "noise_levels", self.noise_levels, "use ≥ 2 increasing fractions strictly between 0 and 1")
+        require(self.convergence_width >= 1, "convergence_width", self.convergence_width, "use a positive width")
+        require(len(self.convergence_sizes) >= 2 and list(self.convergence_sizes) == sorted(set(self.convergence_sizes))
+                and self.convergence_sizes[0] >= 10 and self.convergence_sizes[-1] <= self.n_train,
+                "convergence_sizes", self.convergence_sizes, f"use ≥ 2 increasing sizes in [10, n_train={self.n_train}]")
+        require(self.convergence_epochs >= 1, "convergence_epochs", self.convergence_epochs, "use a positive integer")
+        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds,
+                "use a non-empty list of distinct integers")
+        require(self.precision in PRECISIONS, "precision", self.precision, f"choose one of {list(PRECISIONS)}")
+        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum, device=self.device)
+
+
+@dataclasses.dataclass
+class Result:
+    """``capacity``: one row per (kind, level, width, seed); ``convergence``: one row per (condition, size, seed);
+    ``curves``: per-epoch train/validation accuracy of part A."""
+
+    config: Config
+    capacity: pd.DataFrame
+    convergence: pd.DataFrame
+    curves: pd.DataFrame
+    arrays: dict
+    meta: dict
+
+
+def capacity_conditions(cfg: Config) -> list[tuple[str, float]]:
+    """(kind, level) of part A: real data once, then each noise kind at each level."""
+    return [("real", 0.0)] + [(k, p) for k in NOISE_KINDS for p in cfg.noise_levels]
+
+
+def convergence_conditions(cfg: Config) -> list[tuple[str, str, float]]:
+    """(name, kind, level) of part B: real, randX at each level, all-noise inputs, all-random labels."""
+    out = [("real", "none", 0.0)]
+    out += [(f"randX {p:g}", "randX", p) for p in cfg.noise_levels]
+    out += [("randX 1", "randX", 1.0), ("randY 1", "randY", 1.0)]
+    return out
+
+
+def prepare(cfg: Config, seed: int) -> D.Dataset:
+    """The seed's training subset and the clean validation (test) split, standardised with training statistics."""
+    return D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seed))
+
+
+def _corrupt(ds: D.Dataset, kind: str, level: float, seed: int) -> D.Dataset:
+    return ds if kind in ("real", "none") else D.corrupt(ds, kind, level, seed=seed)
+
+
+def _tcfg(cfg: Config, epochs: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                       stop_at_train_acc=1.0, device=cfg.device, precision=cfg.precision)
+
+
+def _compute(cfg: Config, progress: bool):
+    t0 = time.perf_counter()
+    cap_rows, conv_rows, curves, arrays = [], [], [], {}
+    jobs = len(cfg.seeds) * (len(cfg.widths) + len(cfg.convergence_sizes))
+    bar = tqdm(total=jobs, desc="noise vs capacity", disable=not progress)
+    for seed in cfg.seeds:
+        base = prepare(cfg, seed)
+        arrays[f"train_index_seed{seed}"] = base.train_index.numpy()
+        conds = capacity_conditions(cfg)
+        datasets = [_corrupt(base, kind, level, seed) for kind, level in conds]
+        for kind_level, ds in zip(conds, datasets):
+            arrays[f"corrupted_{kind_level[0]}_{kind_level[1]:g}_seed{seed}"] = ds.corrupted.numpy()
+        # Part A: one batched run per width, every condition inside it (same init and data order per seed).
+        for w in cfg.widths:
+            mh = train_many(lambda: build_model("mlp", base.input_shape, base.num_classes, [w, w]), datasets,
+                            _tcfg(cfg, cfg.epochs), [seed] * len(conds), progress=progress, desc=f"width {w}")
+            for m, (kind, level) in enumerate(conds):
+                h = mh.df[mh.df.model == m]
+                last = h.iloc[-1]
+                cap_rows.append(dict(kind=kind, level=level, width=w, seed=seed, best_val_acc=h.test_acc.max(),
+                                     best_epoch=int(h.epoch.iloc[int(np.argmax(h.test_acc.values))]),
+                                     final_train_acc=last.train_acc, epochs_run=int(last.epoch)))
+                curves.append(h[["epoch", "train_acc", "test_acc"]].assign(kind=kind, level=level, width=w, seed=seed))
+            bar.update(1)
+        # Part B: epochs to 100 % training accuracy vs training-set size (nested subsets), fixed width.
+        conv = convergence_conditions(cfg)
+        for n in cfg.convergence_sizes:
+            small = D.subset(base, n, seed=seed)
+            dsets = [_corrupt(small, kind, level, seed) for _, kind, level in conv]
+            mh = train_many(lambda: build_model("mlp", base.input_shape, base.num_classes,
+                                                [cfg.convergence_width, cfg.convergence_width]),
+                            dsets, _tcfg(cfg, cfg.convergence_epochs), [seed] * len(conv), progress=progress,
+                            desc=f"n={n}")
+            fit = mh.epochs_to_reach(1.0)
+            for m, (name, kind, level) in enumerate(conv):
+                conv_rows.append(dict(condition=name, kind=kind, level=level, n=n, seed=seed, epochs_to_fit=fit[m]))
+            bar.update(1)
+    bar.close()
+    tables = {"capacity": pd.DataFrame(cap_rows), "convergence": pd.DataFrame(conv_rows),
+              "curves": pd.concat(curves, ignore_index=True)}
+    return tables, arrays, {"compute_time_s": round(time.perf_counter() - t0, 2)}
+
+
+def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
+    """Both parts for every seed (cached by config + memlib source)."""
+    tables, arrays, meta = cached(STUDY, cfg.to_dict(), lambda: _compute(cfg, progress), use_cache=use_cache)
+    return Result(config=cfg, capacity=tables["capacity"], convergence=tables["convergence"], curves=tables["curves"],
+                  arrays=arrays, meta=meta)
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def capacity_table(result: Result) -> pd.DataFrame:
+    """Mean best validation accuracy over seeds: rows (kind, level), columns width."""
+    c = result.capacity
+    return c.groupby(["kind", "level", "width"]).best_val_acc.mean().unstack("width")
+
+
+def width_needed(result: Result, kind: str, fraction: float = 0.99) -> pd.Series:
+    """Per noise level of ``kind`` (0 = real data): the smallest width whose mean best validation accuracy
+    reaches ``fraction`` of that level's best over all widths."""
+    t = capacity_table(result)
+    rows = {0.0: t.loc[("real", 0.0)]}
+    rows.update({lvl: t.loc[(kind, lvl)] for lvl in result.config.noise_levels})
+    return pd.Series({lvl: int(r.index[np.argmax(r.values >= fraction * r.max())]) for lvl, r in rows.items()},
+                     name=f"width for {fraction:.0%} of best ({kind})")
+
+
+def convergence_table(result: Result, normalize: bool = True) -> pd.DataFrame:
+    """Mean epochs to fit over seeds: rows condition, columns n; normalised by the smallest n if asked.
+    A condition with any unfitted run shows NaN (never counted as fitted)."""
+    c = result.convergence
+    t = c.groupby(["condition", "n"]).epochs_to_fit.agg(lambda s: s.mean() if s.notna().all() else np.nan).unstack("n")
+    t = t.reindex([name for name, _, _ in convergence_conditions(result.config)])
+    return t.div(t.iloc[:, 0], axis=0) if normalize else t
+
+
+def slope(sizes, values) -> float:
+    """Least-squares slope of ``values`` against ``sizes / sizes[0]`` (NaN if any value is missing)."""
+    x, y = np.asarray(sizes, float), np.asarray(values, float)
+    if np.isnan(y).any():
+        return float("nan")
+    return float(np.polyfit(x / x[0], y, 1)[0])
+
+
+def claims(result: Result) -> list[Claim]:
+    """The three claims of STUDIES.md §02, definitions fixed before looking at results."""
+    cfg = result.config
+    out = []
+    for kind in NOISE_KINDS:
+        need = width_needed(result, kind)
+        rho = float(stats.spearmanr(need.index, need.values).statistic) if need.nunique() > 1 else 0.0
+        grows = bool(rho > 0 and need.iloc[-1] > need.iloc[0])
+        out.append(Claim(f"width_grows_{kind}",
+                         f"{kind}: the width needed for 99 % of the best validation accuracy grows with the noise level",
+                         "more hidden units needed with noise (Arpit et al. Fig. 5)",
+                         "w* = " + ", ".join(f"{w} @ {lvl:g}" for lvl, w in need.items()) + f" (Spearman ρ = {rho:.2f})",
+                         grows))
+    norm = convergence_table(result, normalize=True)
+    sizes = list(norm.columns)
+    noisiest = f"randX {max(cfg.noise_levels):g}"
+    s_real, s_noise = slope(sizes, norm.loc["real"]), slope(sizes, norm.loc[noisiest])
+    ratio = s_noise / s_real if s_real and not np.isnan(s_real) and s_real > 0 else float("nan")
+    out.append(Claim("convergence_slope", f"Time to convergence grows faster with dataset size for noise ({noisiest}) "
+                     "than for real data (ratio of slopes > 1)", "much faster for noise (Arpit et al. Fig. 6)",
+                     f"slopes of normalised epochs-to-fit: noise {fmt(s_noise)}, real {fmt(s_real)}, ratio {fmt(ratio)}",
+                     bool(ratio > 1)))
+    raw = convergence_table(result, normalize=False)
+    x_ep, y_ep = raw.loc["randX 1"], raw.loc["randY 1"]
+    faster = bool((x_ep < y_ep).all())
+    out.append(Claim("inputs_faster_than_labels", "Random inputs converge faster than random labels (at every size)",
+                     "shorter for random inputs (Krueger et al.)",
+                     "epochs randX / randY: " + ", ".join(f"{fmt(a)}/{fmt(b)} @ n={n}" for n, a, b in zip(sizes, x_ep, y_ep)),
+                     faster))
+    return out
+
+
+def headline(result: Result) -> dict:
+    """Best validation accuracy table, widths needed, and epochs to fit, for metrics.json."""
+    t = capacity_table(result)
+    return {"best_val_acc": {f"{k} {lvl:g}": {int(w): float(v) for w, v in row.items()} for (k, lvl), row in t.iterrows()},
+            "width_needed": {k: {f"{lvl:g}": int(w) for lvl, w in width_needed(result, k).items()} for k in NOISE_KINDS},
+            "epochs_to_fit": {c: {int(n): (None if np.isnan(v) else float(v)) for n, v in row.items()}
+                              for c, row in convergence_table(result, normalize=False).iterrows()}}
+
+
+# ----------------------------------------------------------------------------- figures
+
+def plot_capacity(result: Result):
+    """Best validation accuracy vs width, one line per noise level; randX and randY panels (poster Fig. 1)."""
+    import matplotlib.pyplot as plt
+
+    t = capacity_table(result)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    cmap = plt.get_cmap("viridis")
+    levels = [0.0, *result.config.noise_levels]
+    for ax, kind in zip(axes, NOISE_KINDS):
+        for i, lvl in enumerate(levels):
+            row = t.loc[("real", 0.0)] if lvl == 0 else t.loc[(kind, lvl)]
+            ax.plot(row.index, 100 * row.values, marker="o", ms=3, color=cmap(i / max(1, len(levels) - 1)),
+                    label=f"noise {lvl:g}")
+        ax.set(xscale="log", xlabel="hidden units per layer (2 layers)", title=f"{kind}: noise in the "
+               + ("inputs" if kind == "randX" else "labels"))
+        ax.set_xticks(list(t.columns), [str(w) for w in t.columns])
+    axes[0].set_ylabel("best validation accuracy (%)")
+    axes[1].legend()
+    return fig
+
+
+def plot_convergence(result: Result):
+    """Normalised epochs to 100 % training accuracy vs training-set size (Arpit et al. Fig. 6)."""
+    import matplotlib.pyplot as plt
+
+    t = convergence_table(result, normalize=True)
+    fig, ax = plt.subplots()
+    cmap = plt.get_cmap("viridis")
+    for i, (name, row) in enumerate(t.iterrows()):
+        style = dict(color="k", lw=2) if name == "real" else dict(color="C1", ls="--") if name == "randY 1" else \
+            dict(color=cmap(i / max(1, len(t) - 1)))
+        ax.plot(row.index, row.values, marker="o", ms=3, label=name, **style)
+    ax.set(xlabel="training examples", ylabel="epochs to fit / epochs to fit at the smallest size",
+           title=f"time to convergence, width {result.config.convergence_width}")
+    ax.legend()
+    return fig
+
+
+def explore(result: Result):
+    """Interactive view: train and validation accuracy over epochs for one width, noise kind and level."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def show(kind, level, width):
+        c = result.curves
+        sel = c[(c.width == width) & (c.seed == result.config.seeds[0]) &
+                (((c.kind == kind) & (c.level == level)) if level > 0 else (c.kind == "real"))]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(sel.epoch, 100 * sel.train_acc, label="train (full set)")
+        ax.plot(sel.epoch, 100 * sel.test_acc, label="validation")
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101), title=f"{kind} {level:g}, width {width}")
+        ax.legend()
+        plt.show()
+
+    return widgets.interactive(show, kind=widgets.Dropdown(options=list(NOISE_KINDS)),
+                               level=widgets.Dropdown(options=[0.0, *result.config.noise_levels]),
+                               width=widgets.Dropdown(options=list(result.config.widths)))

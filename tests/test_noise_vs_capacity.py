@@ -1,0 +1,81 @@
+"""Study 02's analysis and claim logic on hand-made results whose answers are known."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from memlib.studies import noise_vs_capacity as study
+
+WIDTHS = [8, 16, 32, 64]
+LEVELS = [0.4, 0.8]
+
+
+def make_result(acc, epochs, seeds=(0, 1)):
+    """acc[(kind, level)] -> list of best val acc per width; epochs[condition] -> list per size."""
+    cfg = study.Config(widths=WIDTHS, noise_levels=LEVELS, convergence_sizes=[100, 200, 400], seeds=list(seeds))
+    cap = [dict(kind=k, level=l, width=w, seed=s, best_val_acc=a + 0.001 * s, best_epoch=1, final_train_acc=1.0,
+                epochs_run=5) for (k, l), accs in acc.items() for w, a in zip(WIDTHS, accs) for s in seeds]
+    conv = [dict(condition=c, kind="", level=0.0, n=n, seed=s, epochs_to_fit=e) for c, es in epochs.items()
+            for n, e in zip([100, 200, 400], es) for s in seeds]
+    return study.Result(cfg, pd.DataFrame(cap), pd.DataFrame(conv), pd.DataFrame(), {}, {})
+
+
+ACC = {("real", 0.0): [0.90, 0.95, 0.96, 0.96],
+       ("randX", 0.4): [0.80, 0.90, 0.94, 0.95], ("randX", 0.8): [0.60, 0.70, 0.85, 0.90],
+       ("randY", 0.4): [0.80, 0.90, 0.94, 0.95], ("randY", 0.8): [0.60, 0.70, 0.85, 0.90]}
+EPOCHS = {"real": [10, 11, 12], "randX 0.4": [20, 30, 40], "randX 0.8": [20, 40, 80], "randX 1": [20, 40, 80],
+          "randY 1": [40, 80, 160]}
+
+
+def brute_force_width(accs, fraction=0.99):
+    best = max(accs)
+    for w, a in zip(WIDTHS, accs):
+        if a >= fraction * best:
+            return w
+
+
+def test_width_needed_against_brute_force():
+    r = make_result(ACC, EPOCHS)
+    need = study.width_needed(r, "randX")
+    for lvl, key in [(0.0, ("real", 0.0)), (0.4, ("randX", 0.4)), (0.8, ("randX", 0.8))]:
+        accs = [a + 0.0005 for a in ACC[key]]  # mean over seeds adds 0.0005
+        assert need[lvl] == brute_force_width(accs)
+    assert list(need.values) == [32, 64, 64]  # e.g. real: 0.99 * 0.9605 = 0.9509 > 0.9505, so 32 not 16
+
+
+def test_slope_matches_scipy():
+    sizes, vals = [100, 200, 400], [1.0, 1.5, 4.0]
+    assert study.slope(sizes, vals) == pytest.approx(stats.linregress([1, 2, 4], vals).slope)
+    assert np.isnan(study.slope(sizes, [1.0, np.nan, 2.0]))
+
+
+def test_claims_hold_on_a_paper_like_result():
+    c = {x.id: x for x in study.claims(make_result(ACC, EPOCHS))}
+    assert all(x.reproduced for x in c.values())
+    # against n/n0 = 1, 2, 4: real 1, 1.1, 1.2 -> slope 0.3 / (42/9) = 0.0643; randX 0.8: 1, 2, 4 -> slope 1
+    assert "ratio 15.6" in c["convergence_slope"].measured
+
+
+def test_claims_fail_when_they_should():
+    flat = {**ACC, ("randX", 0.4): ACC[("real", 0.0)], ("randX", 0.8): ACC[("real", 0.0)]}
+    epochs = dict(EPOCHS, **{"randX 0.8": [20, 21, 22], "randX 1": [50, 90, 200]})
+    c = {x.id: x for x in study.claims(make_result(flat, epochs))}
+    assert not c["width_grows_randX"].reproduced and c["width_grows_randY"].reproduced
+    assert not c["convergence_slope"].reproduced  # randX 0.8 grows by 1.1x like real data
+    assert not c["inputs_faster_than_labels"].reproduced  # 200 > 160 at the largest size
+
+
+def test_unfitted_runs_are_never_fitted():
+    epochs = dict(EPOCHS, **{"randX 0.8": [20, 40, np.nan]})
+    r = make_result(ACC, epochs)
+    assert np.isnan(study.convergence_table(r, normalize=False).loc["randX 0.8", 400])
+    assert not {x.id: x for x in study.claims(r)}["convergence_slope"].reproduced
+
+
+@pytest.mark.parametrize("kwargs, words", [({"widths": [8, 8, 16]}, ["widths"]), ({"noise_levels": [0.8, 0.4]}, ["noise_levels"]),
+                                           ({"convergence_sizes": [100, 2000]}, ["convergence_sizes", "n_train=1000"]),
+                                           ({"noise_levels": [0.0, 0.5]}, ["noise_levels"])])
+def test_config_errors(kwargs, words):
+    with pytest.raises(ValueError) as e:
+        study.Config(**kwargs)
+    assert all(w in str(e.value) for w in words)
