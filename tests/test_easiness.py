@@ -1,0 +1,198 @@
+"""Study 03 (easiness): measurements against brute force / scipy / numpy oracles, claim logic on hand-made
+arrays with known answers, and one tiny end-to-end run checked against separately trained networks."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from memlib import data as D
+from memlib.models import build_model
+from memlib.studies import easiness as study
+from memlib.train import TrainConfig, train
+
+N_RUNS = 100
+
+
+# ----------------------------------------------------------------------------- measurements
+
+def test_rates_equal_a_brute_force_loop_over_runs():
+    rng = np.random.default_rng(0)
+    correct = rng.random((3, 7, 11)) < rng.random(11)  # (epochs, runs, examples), per-example probabilities
+    got = study.misclassification_rates(correct)
+    for e in range(3):
+        for i in range(11):
+            wrong = 0
+            for r in range(7):
+                if not correct[e, r, i]:
+                    wrong += 1
+            assert got[e, i] == pytest.approx(wrong / 7)
+
+
+def test_rates_reject_a_vector():
+    with pytest.raises(ValueError, match="runs, examples"):
+        study.misclassification_rates(np.ones(5, dtype=bool))
+
+
+@pytest.mark.parametrize("p, n", [(0.1, 100), (0.5, 100), (0.886, 100), (0.3, 7)])
+def test_binomial_variance_matches_scipy(p, n):
+    # variance of k/n with k ~ Binomial(n, p) = Var(k) / n²
+    assert study.binomial_variance(p, n) == pytest.approx(stats.binom.var(n, p) / n ** 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.886])
+def test_quantile_curve_matches_mean_of_sorted_numpy_draws(p):
+    rng = np.random.default_rng(1)  # numpy's own binomial sampler is the oracle
+    draws = np.sort(rng.binomial(N_RUNS, p, size=(300, 1000)), axis=1).mean(0) / N_RUNS
+    curve = study.binomial_quantile_curve(p, N_RUNS, 1000)
+    assert np.all(np.diff(curve) >= 0)
+    assert np.abs(draws - curve).max() <= 0.02 and np.abs(draws - curve).mean() <= 0.005
+
+
+def test_envelope_is_a_band_around_the_curve():
+    lo, hi = study.binomial_envelope(0.9, N_RUNS, 1000, seed=3)
+    curve = study.binomial_quantile_curve(0.9, N_RUNS, 1000)
+    assert np.all(lo <= hi) and np.mean((curve >= lo) & (curve <= hi)) >= 0.95
+    lo2, hi2 = study.binomial_envelope(0.9, N_RUNS, 1000, seed=3)
+    assert np.array_equal(lo, lo2) and np.array_equal(hi, hi2)  # seeded, reproducible
+
+
+def test_class_decomposition_by_hand():
+    # class 0: rates 0.1, 0.3 (mean 0.2); class 1: rates 0.8, 0.8 (mean 0.8); overall mean 0.5
+    d = study.class_decomposition(np.array([0.1, 0.3, 0.8, 0.8]), np.array([0, 0, 1, 1]), n_runs=10)
+    assert d["within_class"] == pytest.approx((0.01 + 0.01 + 0 + 0) / 4)
+    assert d["between_class"] == pytest.approx(0.09)
+    assert d["var"] == pytest.approx(d["within_class"] + d["between_class"])  # law of total variance
+    assert d["within_binomial"] == pytest.approx((0.2 * 0.8 + 0.8 * 0.2) / 2 / 10)
+    assert d["within_ratio"] == pytest.approx(0.005 / 0.016)
+
+
+# ----------------------------------------------------------------------------- claim logic on hand-made arrays
+
+def correct_from_rates(rates, n_runs=N_RUNS):
+    """(2, n_runs, n) correctness whose last-epoch per-example misclassification rates are exactly ``rates``."""
+    k_wrong = np.round(np.asarray(rates) * n_runs).astype(int)
+    last = np.arange(n_runs)[:, None] >= k_wrong[None, :]  # run r is right on example i iff r ≥ k_wrong[i]
+    return np.stack([np.ones_like(last), last])
+
+
+def make_result(real, randX, randY):
+    cfg = study.Config(n_train=10, n_runs=N_RUNS)
+    arrays = {f"correct_{c}": correct_from_rates(v) for c, v in (("real", real), ("randX", randX), ("randY", randY))}
+    arrays.update(y_train=np.array([0, 1, 0, 1]), y_train_randY=np.array([1, 1, 0, 0]))
+    return study.Result(config=cfg, history=pd.DataFrame(), arrays=arrays, meta={})
+
+
+REAL = [0.0, 0.0, 1.0, 1.0]          # std = sqrt(4 · 0.25 / 3) = 0.5774
+RANDX = [0.87, 0.87, 0.93, 0.93]     # mean 0.9, var = 4 · 0.0009 / 3 = 0.0012; binomial 0.09 / 100 = 0.0009
+RANDY = [0.8, 0.8, 1.0, 1.0]         # std = sqrt(4 · 0.01 / 3) = 0.1155
+
+
+def by_id(claims):
+    return {c.id: c for c in claims}
+
+
+def test_summary_numbers_by_hand():
+    s = study.summarize(study.rates(make_result(REAL, RANDX, RANDY)), N_RUNS)
+    assert s.loc["randX", "mean_misclassification"] == pytest.approx(0.9)
+    assert s.loc["randX", "var"] == pytest.approx(0.0012)
+    assert s.loc["randX", "binomial_var"] == pytest.approx(0.0009)
+    assert s.loc["randX", "var_ratio"] == pytest.approx(4 / 3)
+    assert s.loc["real", "std"] == pytest.approx(np.sqrt(1 / 3))
+    assert s.loc["real", "always_right"] == 0.5 and s.loc["real", "always_wrong"] == 0.5
+
+
+def test_all_claims_hold_on_a_paper_like_result():
+    c = by_id(study.claims(make_result(REAL, RANDX, RANDY)))
+    assert all(x.reproduced for x in c.values())
+    assert "×16.7" in c["spread_real_vs_randX"].measured  # 0.5774 / 0.03464
+    assert "ratio 1.33" in c["randX_binomial"].measured
+
+
+def test_too_little_randX_variance_is_not_binomial():
+    # var = 2 · 0.0009 / 3 = 0.0006 → ratio 0.667 < 0.7
+    c = by_id(study.claims(make_result(REAL, [0.87, 0.9, 0.9, 0.93], RANDY)))
+    assert not c["randX_binomial"].reproduced and "ratio 0.667" in c["randX_binomial"].measured
+
+
+def test_too_much_randX_variance_is_not_binomial():
+    # var = 4 · 0.0025 / 3 = 0.00333 → ratio 3.70 > 1.4
+    c = by_id(study.claims(make_result(REAL, [0.85, 0.85, 0.95, 0.95], RANDY)))
+    assert not c["randX_binomial"].reproduced
+
+
+def test_small_spread_ratio_fails():
+    # real std 0.0577 over randX std 0.0346 = 1.67 < 2
+    c = by_id(study.claims(make_result([0.85, 0.85, 0.95, 0.95], RANDX, RANDY)))
+    assert not c["spread_real_vs_randX"].reproduced and "×1.67" in c["spread_real_vs_randX"].measured
+    assert not c["randY_between"].reproduced  # randY std 0.1155 > real std 0.0577
+
+
+def test_randY_below_randX_fails_between():
+    c = by_id(study.claims(make_result(REAL, RANDX, [0.9, 0.9, 0.9, 0.9])))
+    assert c["spread_real_vs_randX"].reproduced and not c["randY_between"].reproduced
+
+
+def test_degenerate_randX_never_counts_as_binomial():
+    c = by_id(study.claims(make_result(REAL, [1.0, 1.0, 1.0, 1.0], RANDY)))  # p̄ = 1: binomial variance 0
+    assert not c["randX_binomial"].reproduced
+
+
+# ----------------------------------------------------------------------------- data and configuration
+
+def test_conditions_are_randX_and_randY_of_one_fixed_subset():
+    cfg = study.Config(n_train=500)
+    d = study.condition_datasets(cfg)
+    real, rx, ry = d["real"], d["randX"], d["randY"]
+    assert torch.equal(rx.y_train, real.y_train) and torch.equal(ry.x_train, real.x_train)
+    assert not torch.equal(rx.x_train, real.x_train)
+    assert abs(float(rx.x_train.mean()) - float(real.x_train.mean())) < 0.02
+    assert abs(float(rx.x_train.std()) / float(real.x_train.std()) - 1) < 0.02
+    changed = float((ry.y_train != real.y_train).float().mean())
+    assert 0.8 < changed < 0.97  # all labels re-drawn uniformly: ~90 % differ
+    again = study.condition_datasets(cfg)
+    assert torch.equal(again["randX"].x_train, rx.x_train) and torch.equal(again["randY"].y_train, ry.y_train)
+
+
+def test_class_balanced_subset():
+    ds = study.prepare(study.Config(n_train=500, class_balanced=True))
+    assert np.bincount(ds.y_train.numpy(), minlength=10).tolist() == [50] * 10
+    assert len(set(ds.train_index.tolist())) == 500
+    with pytest.raises(ValueError, match="class 0 has only"):
+        study.balanced_subset(D.load("digits", None, 100), 1500, seed=0)
+
+
+@pytest.mark.parametrize("kwargs, words", [({"dataset": "svhn"}, ["dataset='svhn'"]), ({"n_runs": 1}, ["n_runs=1"]),
+                                           ({"lr": 0.0}, ["lr=0.0"]), ({"seed": -1}, ["seed=-1"]),
+                                           ({"n_train": 995, "class_balanced": True}, ["n_train=995", "multiple"]),
+                                           ({"widths": [0]}, ["widths"])])
+def test_config_errors(kwargs, words):
+    with pytest.raises(ValueError) as e:
+        study.Config(**kwargs)
+    assert all(w in str(e.value) for w in words)
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(TypeError, match="runs"):
+        study.Config.from_dict({"runs": 100})
+
+
+# ----------------------------------------------------------------------------- end to end
+
+def test_batched_runs_equal_separately_trained_networks():
+    """Run r of the batched computation is the network ``train`` gives with seed r, scored against the
+    condition's own (for randY: random) training labels."""
+    cfg = study.Config(n_train=60, n_test=20, widths=[16], n_runs=3, batch_size=10, lr=0.05)
+    result = study.run(cfg, progress=False, use_cache=False)
+    d = study.condition_datasets(cfg)
+    for cond in ("real", "randY"):
+        corr = result.arrays[f"correct_{cond}"]
+        assert corr.shape == (2, 3, 60) and corr.dtype == bool
+        for r in (0, 2):
+            tc = TrainConfig(epochs=1, batch_size=10, lr=0.05, momentum=0.0, record_correct=True, seed=r)
+            h = train(lambda: build_model("mlp", d[cond].input_shape, 10, [16]), d[cond], tc, progress=False)
+            assert np.array_equal(h.correct[1], corr[1, r])
+    assert np.array_equal(result.arrays["y_train_randY"], d["randY"].y_train.numpy())
+    s = study.summary(result)
+    assert s.loc["real", "train_acc"] == pytest.approx(1 - s.loc["real", "mean_misclassification"])
+    assert {c.id for c in study.claims(result)} == {"spread_real_vs_randX", "randX_binomial", "randY_between"}
