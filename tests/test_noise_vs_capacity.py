@@ -65,6 +65,16 @@ def test_claims_fail_when_they_should():
     assert not c["inputs_faster_than_labels"].reproduced  # 200 > 160 at the largest size
 
 
+def test_real_slope_not_positive_and_censored_runs():
+    epochs = dict(EPOCHS, real=[12, 11, 10], **{"randY 1": [40, 80, np.nan]})
+    c = {x.id: x for x in study.claims(make_result(ACC, epochs))}
+    assert c["convergence_slope"].reproduced and "real slope ≤ 0" in c["convergence_slope"].measured
+    assert c["inputs_faster_than_labels"].reproduced  # randY never fitted at n=400: slower than randX's 80 epochs
+    assert "> 400" in c["inputs_faster_than_labels"].measured
+    epochs = dict(EPOCHS, **{"randX 1": [20, 40, np.nan], "randY 1": [40, 80, np.nan]})
+    assert not {x.id: x for x in study.claims(make_result(ACC, epochs))}["inputs_faster_than_labels"].reproduced
+
+
 def test_unfitted_runs_are_never_fitted():
     epochs = dict(EPOCHS, **{"randX 0.8": [20, 40, np.nan]})
     r = make_result(ACC, epochs)
