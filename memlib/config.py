@@ -181,6 +181,35 @@ def require(cond: bool, name: str, value, allowed: str) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
 
 
+def validate_common(cfg, min_train: int = 10) -> None:
+    """Range checks of the knobs every study names the same way (DESIGN.md §3), for those ``cfg`` has:
+    ``dataset``, ``n_train``, ``n_test``, ``model``, ``widths``, ``seeds``, ``device``, ``precision``."""
+    from .data import DATASETS
+    from .models import MODELS
+    from .train import PRECISIONS
+
+    has = lambda name: hasattr(cfg, name)  # noqa: E731
+    if has("dataset"):
+        require(cfg.dataset in DATASETS, "dataset", cfg.dataset, f"choose one of {list(DATASETS)}")
+    if has("n_train"):
+        require(cfg.n_train >= min_train, "n_train", cfg.n_train, f"use at least {min_train} examples")
+    if has("n_test"):
+        require(cfg.n_test is None or cfg.n_test >= 10, "n_test", cfg.n_test, "use None (whole test split) or ≥ 10")
+    if has("model"):
+        require(cfg.model in MODELS, "model", cfg.model, f"choose one of {list(MODELS)}")
+    if has("widths"):
+        require(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths), "widths", cfg.widths,
+                "use a non-empty list of positive integers")
+    if has("seeds"):
+        require(len(cfg.seeds) >= 1 and len(set(cfg.seeds)) == len(cfg.seeds), "seeds", cfg.seeds,
+                "use a non-empty list of distinct integers")
+    if has("device"):
+        require(cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "auto", "device", cfg.device,
+                "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    if has("precision"):
+        require(cfg.precision in PRECISIONS, "precision", cfg.precision, f"choose one of {list(PRECISIONS)}")
+
+
 def load_profile(profile: str, study: str) -> dict:
     """Parameter overrides of ``study`` in ``profiles/<profile>.yaml`` (``default`` has none)."""
     import yaml

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, require
+from ..config import StrictConfig, require, validate_common
 from ..models import build_model
 from ..results import cached
-from ..train import PRECISIONS, TrainConfig, train_many
+from ..train import TrainConfig, train_many
 
 STUDY = "noise_vs_capacity"
 NOISE_KINDS = ("randX", "randY")
@@ -48,9 +48,7 @@ class Config(StrictConfig):
     precision: str = "fp32"
 
     def validate(self) -> None:
-        require(self.dataset in D.DATASETS, "dataset", self.dataset, f"choose one of {list(D.DATASETS)}")
-        require(self.n_train >= 20, "n_train", self.n_train, "use at least 20 examples")
-        require(self.n_test is None or self.n_test >= 10, "n_test", self.n_test, "use None (whole test split) or ≥ 10")
+        validate_common(self, min_train=20)
         require(len(self.widths) >= 3 and all(w >= 1 for w in self.widths) and list(self.widths) == sorted(set(self.widths)),
                 "widths", self.widths, "use ≥ 3 distinct positive widths in increasing order")
         require(len(self.noise_levels) >= 2 and all(0 < p < 1 for p in self.noise_levels)
@@ -61,9 +59,6 @@ class Config(StrictConfig):
                 and self.convergence_sizes[0] >= 10 and self.convergence_sizes[-1] <= self.n_train,
                 "convergence_sizes", self.convergence_sizes, f"use ≥ 2 increasing sizes in [10, n_train={self.n_train}]")
         require(self.convergence_epochs >= 1, "convergence_epochs", self.convergence_epochs, "use a positive integer")
-        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds,
-                "use a non-empty list of distinct integers")
-        require(self.precision in PRECISIONS, "precision", self.precision, f"choose one of {list(PRECISIONS)}")
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum, device=self.device)
 
 

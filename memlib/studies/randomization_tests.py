@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, require
-from ..models import MODELS, build_model
+from ..config import StrictConfig, require, validate_common
+from ..models import build_model
 from ..results import cached
-from ..train import PRECISIONS, TrainConfig, train_many
+from ..train import TrainConfig, train_many
 
 STUDY = "randomization_tests"
 INPUT_CONDITIONS = ("shuffled_pixels", "random_pixels", "gaussian")
@@ -51,18 +51,10 @@ class Config(StrictConfig):
     precision: str = "fp32"
 
     def validate(self) -> None:
-        require(self.dataset in D.DATASETS, "dataset", self.dataset, f"choose one of {list(D.DATASETS)}")
-        require(self.n_train >= 10, "n_train", self.n_train, "use at least 10 examples")
-        require(self.n_test is None or self.n_test >= 10, "n_test", self.n_test, "use None (whole test split) or ≥ 10")
-        require(self.model in MODELS, "model", self.model, f"choose one of {list(MODELS)}")
-        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths", self.widths,
-                "use a non-empty list of positive integers")
+        validate_common(self)
         require(all(0 < p < 1 for p in self.corruption_levels) and len(set(self.corruption_levels)) >= 2,
                 "corruption_levels", self.corruption_levels, "use ≥ 2 distinct probabilities strictly between 0 and 1")
         require(0.5 < self.fit_threshold <= 1, "fit_threshold", self.fit_threshold, "use a training accuracy in (0.5, 1]")
-        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds,
-                "use a non-empty list of distinct integers")
-        require(self.precision in PRECISIONS, "precision", self.precision, f"choose one of {list(PRECISIONS)}")
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_decay=self.lr_decay,
                     momentum=self.momentum, device=self.device)  # validates the optimisation settings
 
