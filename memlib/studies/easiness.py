@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, require
-from ..models import MODELS, build_model
+from ..config import StrictConfig, generator, require, validate_common
+from ..models import build_model
 from ..results import cached
 from ..train import TrainConfig, train_many
 
@@ -59,12 +59,7 @@ class Config(StrictConfig):
     device: str = "cpu"
 
     def validate(self) -> None:
-        require(self.dataset in D.DATASETS, "dataset", self.dataset, f"choose one of {list(D.DATASETS)}")
-        require(self.n_train >= 10, "n_train", self.n_train, "use at least 10 examples")
-        require(self.n_test is None or self.n_test >= 10, "n_test", self.n_test, "use None (whole test split) or ≥ 10")
-        require(self.model in MODELS, "model", self.model, f"choose one of {list(MODELS)}")
-        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths", self.widths,
-                "use a non-empty list of positive integers")
+        validate_common(self)
         require(self.n_runs >= 2, "n_runs", self.n_runs, "use at least 2 runs (the paper uses 100)")
         require(self.seed >= 0, "seed", self.seed, "use a non-negative integer")
         require(not self.class_balanced or self.n_train % D.num_classes(self.dataset) == 0, "n_train", self.n_train,

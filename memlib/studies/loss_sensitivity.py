@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, get_device, local_seed, require
+from ..config import StrictConfig, generator, get_device, local_seed, require, validate_common
 from ..models import build_model
 from ..results import cached
 
@@ -65,21 +65,14 @@ class Config(StrictConfig):
     device: str = "cpu"
 
     def validate(self) -> None:
-        require(self.dataset in D.DATASETS, "dataset", self.dataset, f"choose one of {list(D.DATASETS)}")
-        require(self.n_train >= 10, "n_train", self.n_train, "use at least 10 examples")
+        validate_common(self)
         require(self.pool >= 1, "pool", self.pool, "use a positive integer (1 = no pooling, 2 = 2×2 average pooling)")
-        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths", self.widths,
-                "use a non-empty list of positive integers")
         require(0 < self.noise_fraction < 1, "noise_fraction", self.noise_fraction,
                 "use a fraction strictly between 0 and 1")
         require(self.epochs >= 1, "epochs", self.epochs, "use a positive integer")
         require(1 <= self.batch_size <= self.n_train, "batch_size", self.batch_size,
                 f"use 1 … n_train ({self.n_train})")
         require(self.lr > 0, "lr", self.lr, "use a positive learning rate")
-        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds,
-                "use a non-empty list of distinct integers")
-        require(self.device == "cpu" or self.device.startswith("cuda"), "device", self.device,
-                "use 'cpu', 'cuda' or 'cuda:N'")
 
 
 @dataclasses.dataclass
