@@ -1,0 +1,159 @@
+"""LASS — Langevin Adversarial Sample Search (Arpit et al., ICML 2017, Algorithm 1).
+
+An example ``x`` is *critical* at radius ``r`` if some ``x̂`` with ``‖x̂ − x‖∞ ≤ r`` gets a different
+predicted class. LASS looks for such a point with noisy sign-gradient ascent of the cross-entropy of
+the model's own prediction::
+
+    x̃ ← x
+    repeat:
+        Δ  = α · sign(∇_x̃ CE(f(x̃), argmax f(x))) + β · η,   η ~ N(0, I)   (drawn from ``generator``)
+        x̃ ← x̃ + Δ
+        x̃ ← clamp(x̃, x − r, x + r)           # projection to the L∞ box
+        x̃ ← clamp(x̃, clip_min, clip_max)     # the valid input range
+        if argmax f(x̃) ≠ argmax f(x): x is critical (x̂ = x̃)
+
+Details follow the authors' code (``lass_tf.py``, credited to D. Arpit, in
+``xingjunm/dimensionality-driven-learning``): the target of the cross-entropy is the model's
+prediction, an example counts as critical if its predicted label *ever* changes during the search, and
+the search over a set of examples stops when fewer than ``min_new`` (20) new critical samples appear in
+one iteration, or after ``max_iter`` (100) iterations. Examples already found critical stop moving.
+
+Paper defaults on the 0–255 pixel scale: α = 0.25, β = 0.2, r = 0.3 (:data:`ALPHA_255`,
+:data:`BETA_255`, :data:`RADIUS_255`); for inputs in [0, 1] divide by 255 (:data:`ALPHA`, :data:`BETA`,
+:data:`RADIUS`). For standardized inputs x_std = (x − μ)/σ, with x in [0, 1], divide once more by σ:
+``radius = RADIUS / σ`` (likewise α, β), and the valid range is ``clip = ((0 − μ)/σ, (1 − μ)/σ)``
+(:func:`standardized_settings` does both).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Paper defaults on the 0–255 pixel scale.
+ALPHA_255, BETA_255, RADIUS_255 = 0.25, 0.2, 0.3
+#: Paper defaults for inputs in [0, 1] (the values of the authors' code).
+ALPHA, BETA, RADIUS = ALPHA_255 / 255.0, BETA_255 / 255.0, RADIUS_255 / 255.0
+MAX_ITER, MIN_NEW = 100, 20
+
+
+@dataclasses.dataclass
+class LassResult:
+    """``critical[i]``: the predicted class of example i changed at some iteration; ``x_adv[i]``: the point
+    where it first changed (the last iterate if it never did); ``iterations``: iterations run."""
+
+    critical: torch.Tensor
+    x_adv: torch.Tensor
+    iterations: int
+
+
+def _positive_finite(name: str, value, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed; use a finite number "
+                         f"{'≥ 0' if allow_zero else '> 0'} (in input units)")
+    return float(value)
+
+
+def _count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not allowed; use an integer ≥ {minimum}")
+    return value
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def lass(model: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: float, max_iter: int = MAX_ITER,
+         min_new: int = MIN_NEW, clip: tuple[float, float] | None = None, generator: torch.Generator | None = None,
+         batch_size: int = 4096) -> LassResult:
+    """Run LASS on every example of ``x`` (batched; see the module docstring).
+
+    ``model`` maps ``(B, ...)`` to logits ``(B, classes)`` and is evaluated in eval mode (its mode is
+    restored afterwards; its parameters' gradients are not touched). ``radius``, ``alpha``, ``beta`` are in
+    the units of ``x``. ``clip = (lo, hi)`` is the valid input range (None: unbounded). The noise η is
+    drawn from ``generator`` (None: a fresh generator seeded 0, so results are always reproducible);
+    one ``(N, ...)`` draw per iteration, so an example's noise does not depend on the others' progress.
+    ``batch_size`` only bounds memory; it does not change the result.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError("x must be a floating-point tensor of shape (N, ...) with N examples")
+    radius = _positive_finite("radius", radius)
+    alpha = _positive_finite("alpha", alpha)
+    beta = _positive_finite("beta", beta, allow_zero=True)
+    max_iter = _count("max_iter", max_iter, 1)
+    min_new = _count("min_new", min_new, 0)
+    batch_size = _count("batch_size", batch_size, 1)
+    if clip is not None:
+        ok = (isinstance(clip, (tuple, list)) and len(clip) == 2
+              and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in clip)
+              and clip[0] < clip[1])
+        if not ok:
+            raise ValueError(f"clip={clip!r} is not allowed; use None or a pair (lo, hi) of finite numbers with lo < hi")
+    if generator is None:
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(0)
+
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.detach()
+        n = len(x)
+        y0 = _predict(model, x, batch_size)
+        x_adv = x.clone()
+        critical = torch.zeros(n, dtype=torch.bool, device=x.device)
+        iterations = 0
+        for it in range(1, max_iter + 1):
+            iterations = it
+            noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device) \
+                if beta > 0 else None
+            active = (~critical).nonzero().flatten()
+            new = 0
+            for i in range(0, len(active), batch_size):
+                idx = active[i:i + batch_size]
+                xa = x_adv[idx].requires_grad_(True)
+                with torch.enable_grad():
+                    loss = F.cross_entropy(model(xa), y0[idx], reduction="sum")
+                    (grad,) = torch.autograd.grad(loss, xa)
+                step = alpha * grad.sign()
+                if noise is not None:
+                    step = step + beta * noise[idx]
+                x0 = x[idx]
+                xn = torch.minimum(torch.maximum(xa.detach() + step, x0 - radius), x0 + radius)
+                if clip is not None:
+                    xn = xn.clamp(clip[0], clip[1])
+                with torch.no_grad():
+                    changed = model(xn).argmax(1) != y0[idx]
+                x_adv[idx] = xn
+                critical[idx[changed]] = True
+                new += int(changed.sum())
+            if new < min_new or bool(critical.all()):
+                break
+    finally:
+        model.train(was_training)
+    return LassResult(critical=critical, x_adv=x_adv, iterations=iterations)
+
+
+def radius_in_std(radius_std: float, x: torch.Tensor) -> float:
+    """A radius given in standard deviations of the inputs ``x`` (over all entries) → input units."""
+    radius_std = _positive_finite("radius_std", radius_std)
+    return radius_std * float(x.detach().float().std())
+
+
+def standardized_settings(mean: float, std: float, radius_255: float = RADIUS_255, alpha_255: float = ALPHA_255,
+                          beta_255: float = BETA_255) -> dict:
+    """LASS keyword arguments for inputs standardized as (x − mean)/std from raw x in [0, 1]: the 0–255 scale
+    values divided by 255·std, and ``clip = ((0 − mean)/std, (1 − mean)/std)``."""
+    std = _positive_finite("std", std)
+    s = 255.0 * std
+    return dict(radius=_positive_finite("radius_255", radius_255) / s, alpha=_positive_finite("alpha_255", alpha_255) / s,
+                beta=_positive_finite("beta_255", beta_255, allow_zero=True) / s,
+                clip=((0.0 - mean) / std, (1.0 - mean) / std))

@@ -1,0 +1,126 @@
+"""LASS (memlib.lass) against analytic oracles: a linear classifier's exact L∞ distance to its boundary."""
+import pytest
+import torch
+from torch import nn
+
+from memlib.lass import ALPHA, BETA, RADIUS, LassResult, lass, radius_in_std, standardized_settings
+
+
+def linear_two_class(w: torch.Tensor, b: float) -> nn.Linear:
+    """Logits (−(w·x+b)/2, (w·x+b)/2): class 1 iff w·x + b > 0."""
+    lin = nn.Linear(len(w), 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.stack([-w / 2, w / 2]))
+        lin.bias.copy_(torch.tensor([-b / 2, b / 2]))
+    return lin
+
+
+def points_at_distances(w, b, dist, g):
+    """Random points whose L∞ distance to {w·x + b = 0} is exactly ``dist`` (= |w·x+b| / ‖w‖₁), random side."""
+    n, d = len(dist), len(w)
+    x = torch.randn(n, d, generator=g)
+    side = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    target = side * dist * w.abs().sum()  # desired w·x + b
+    return x + ((target - (x @ w + b)) / (w @ w))[:, None] * w  # move along w to hit it
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3])
+@pytest.mark.parametrize("d", [2, 20])
+def test_linear_boundary_oracle(d, beta):
+    g = torch.Generator().manual_seed(d)
+    w, b, r = torch.randn(d, generator=g), 0.4, 0.05
+    model = linear_two_class(w, b)
+    near = torch.rand(300, generator=g) * 0.9 * r          # L∞ distance < 0.9 r: critical
+    far = r * (1.1 + 3 * torch.rand(300, generator=g))    # distance > 1.1 r: no point of the box crosses
+    x = points_at_distances(w, b, torch.cat([near, far]), g)
+    oracle = (x @ w + b).abs() / w.abs().sum()
+    assert torch.allclose(oracle, torch.cat([near, far]), atol=1e-5)
+    res = lass(model, x, radius=r, alpha=r / 4, beta=beta * r, max_iter=50, min_new=0,
+               generator=torch.Generator().manual_seed(1))
+    assert isinstance(res, LassResult) and res.critical.dtype == torch.bool and res.critical.shape == (600,)
+    assert res.critical[:300].all() and not res.critical[300:].any()
+    # the returned points of critical examples really are classified differently
+    assert ((res.x_adv[:300] @ w + b).sign() != (x[:300] @ w + b).sign()).all()
+
+
+def test_box_and_clip_respected():
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
+    x = torch.rand(200, 1, 4, 4, generator=g)
+    r = 0.2
+    res = lass(model, x, radius=r, alpha=0.15, beta=0.5, max_iter=30, min_new=0, clip=(0.0, 1.0),
+               generator=torch.Generator().manual_seed(3), batch_size=37)
+    assert res.x_adv.shape == x.shape
+    assert ((res.x_adv - x).abs() <= r + 1e-6).all()
+    assert (res.x_adv >= 0).all() and (res.x_adv <= 1).all()
+    # critical ⇔ the returned point is classified differently (the search stops moving a critical example)
+    with torch.no_grad():
+        changed = model(res.x_adv).argmax(1) != model(x).argmax(1)
+    assert torch.equal(changed, res.critical)
+
+
+def test_deterministic_without_noise_and_reproducible_with_seed():
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 4))
+    x = torch.randn(100, 5, generator=g)
+    a = lass(model, x, 0.3, 0.1, 0.0, min_new=0, generator=torch.Generator().manual_seed(1))
+    b = lass(model, x, 0.3, 0.1, 0.0, min_new=0, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.critical, b.critical)
+    c = lass(model, x, 0.3, 0.1, 0.2, min_new=0, generator=torch.Generator().manual_seed(5))
+    d = lass(model, x, 0.3, 0.1, 0.2, min_new=0, generator=torch.Generator().manual_seed(5), batch_size=7)
+    e = lass(model, x, 0.3, 0.1, 0.2, min_new=0, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(c.x_adv, d.x_adv) and torch.equal(c.critical, d.critical)
+    assert not torch.equal(c.x_adv, e.x_adv)
+
+
+def test_beta_zero_equals_hand_written_sign_ascent():
+    """β = 0, one iteration: x̂ = clip(clamp(x + α·sign(∇CE), x ± r)) — computed by hand for a linear model."""
+    w, b = torch.tensor([1.0, -2.0, 0.5]), 0.1
+    model = linear_two_class(w, b)
+    x = torch.tensor([[0.2, 0.3, -0.4], [1.0, 1.0, 1.0]])
+    res = lass(model, x, radius=0.05, alpha=0.08, beta=0.0, max_iter=1, min_new=0)
+    s = (x @ w + b).sign()  # predicted side; ascending CE moves against it: −s·sign(w)
+    expected = x + 0.05 * (-s[:, None] * w.sign())
+    assert torch.allclose(res.x_adv, expected, atol=1e-7) and res.iterations == 1
+
+
+def test_stopping_rule_and_mode_restored():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).train()
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    res = lass(model, x, 0.01, 0.01, 0.0, max_iter=100, min_new=51)  # < 51 new is certain → stops after one
+    assert res.iterations == 1 and model.training
+    assert all(p.grad is None for p in model.parameters())
+    # far-away boundary: nothing becomes critical, min_new = 0 never stops early
+    res = lass(model, x, 1e-6, 1e-6, 0.0, max_iter=7, min_new=0)
+    assert res.iterations == 7 and not res.critical.any()
+
+
+def test_paper_constants_and_conversions():
+    assert (ALPHA, BETA, RADIUS) == pytest.approx((0.25 / 255, 0.2 / 255, 0.3 / 255))
+    s = standardized_settings(mean=0.25, std=0.5)
+    assert s["radius"] == pytest.approx(0.3 / 255 / 0.5) and s["alpha"] == pytest.approx(0.25 / 255 / 0.5)
+    assert s["beta"] == pytest.approx(0.2 / 255 / 0.5) and s["clip"] == pytest.approx((-0.5, 1.5))
+    x = torch.tensor([[0.0], [2.0], [4.0], [6.0]])  # std (unbiased) = 2.5820
+    assert radius_in_std(0.5, x) == pytest.approx(0.5 * 2.581988897)
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(radius=0.0), "radius"), (dict(radius=-1.0), "radius"), (dict(radius=float("nan")), "radius"),
+    (dict(alpha=0.0), "alpha"), (dict(beta=-0.1), "beta"), (dict(max_iter=0), "max_iter"),
+    (dict(min_new=-1), "min_new"), (dict(clip=(1.0, 0.0)), "clip"), (dict(batch_size=0), "batch_size"),
+    (dict(max_iter=2.5), "max_iter"),
+])
+def test_bad_arguments(kw, name):
+    model = nn.Linear(3, 2)
+    args = dict(radius=0.1, alpha=0.1, beta=0.1) | kw
+    with pytest.raises(ValueError, match=name):
+        lass(model, torch.zeros(4, 3), **args)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="x must be"):
+        lass(nn.Linear(3, 2), torch.zeros(4, 3, dtype=torch.long), 0.1, 0.1, 0.1)
+    with pytest.raises(TypeError, match="model"):
+        lass(lambda t: t, torch.zeros(4, 3), 0.1, 0.1, 0.1)
+    with pytest.raises(ValueError, match="radius_std"):
+        radius_in_std(-1.0, torch.zeros(3))
