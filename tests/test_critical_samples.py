@@ -1,0 +1,98 @@
+"""Study 05 (critical samples): config checks, unit conversions, claim logic on hand-made histories,
+and a tiny end-to-end run."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlib.studies import critical_samples as S
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="dataset"):
+        S.Config(dataset="mnist1d")
+    with pytest.raises(ValueError, match="radii_255"):
+        S.Config(radii_255=(0.3,))
+    with pytest.raises(ValueError, match="radii_255"):
+        S.Config(radii_255=(0.3, -1.0))
+    with pytest.raises(ValueError, match="noise_levels"):
+        S.Config(noise_levels=(0.4, 0.2))
+    with pytest.raises(ValueError, match="csr_every"):
+        S.Config(epochs=5, csr_every=6)
+    with pytest.raises(ValueError, match="alpha_255"):
+        S.Config(alpha_255=0.0)
+    with pytest.raises(ValueError, match="min_new"):
+        S.Config(min_new=-1)
+
+
+def test_conditions_and_lass_settings_by_hand():
+    cfg = S.Config(noise_levels=(0.3, 0.7))
+    names = [c[0] for c in S.conditions(cfg)]
+    assert names == ["real", "randX", "randY", "randX 0.3", "randX 0.7", "randY 0.3", "randY 0.7"]
+    s0, s1 = S.lass_settings(S.Config(radii_255=(0.3, 3.0)), mean=0.2, std=0.4)
+    # 0.3 on the 0–255 scale for data standardized with std 0.4: 0.3 / 255 / 0.4
+    assert s0["radius"] == pytest.approx(0.3 / 255 / 0.4) and s0["alpha"] == pytest.approx(0.25 / 255 / 0.4)
+    assert s1["radius"] == pytest.approx(3.0 / 255 / 0.4) and s1["alpha"] == pytest.approx(2.5 / 255 / 0.4)
+    assert s1["beta"] == pytest.approx(2.0 / 255 / 0.4)
+    assert s0["clip"] == pytest.approx((-0.5, 2.0))
+
+
+def fake_result(csr_final: dict, train_curves: dict, val_curves: dict, levels=(0.2, 0.4)) -> S.Result:
+    """A Result built by hand: one seed; CSR only at the last epoch."""
+    cfg = S.Config(noise_levels=levels, epochs=len(next(iter(train_curves.values()))) - 1, csr_every=1, seeds=(0,))
+    hist, summ = [], []
+    for name, kind, level in S.conditions(cfg):
+        tr = train_curves.get(name, np.linspace(0.1, 1.0, cfg.epochs + 1))
+        va = val_curves.get(name, np.linspace(0.1, 0.9, cfg.epochs + 1))
+        csr = np.full(cfg.epochs + 1, np.nan)
+        csr[-1] = csr_final[name]
+        hist.append(pd.DataFrame(dict(epoch=np.arange(cfg.epochs + 1), train_acc=tr, test_acc=va, csr_r0=csr,
+                                      csr_r1=2 * csr, condition=name, kind=kind, level=level, seed=0)))
+        summ.append(dict(condition=name, kind=kind, level=level, seed=0, final_train_acc=tr[-1], final_val_acc=va[-1],
+                         best_val_acc=max(va), final_csr_r0=csr[-1], final_csr_r1=2 * csr[-1], max_csr_r0=csr[-1],
+                         max_csr_r1=2 * csr[-1]))
+    radii = pd.DataFrame(dict(index=[0, 1], radius_255=[0.3, 3.0], radius_std=[0.003, 0.03]))
+    return S.Result(cfg, pd.concat(hist, ignore_index=True), pd.DataFrame(summ), radii, {}, {})
+
+
+def test_peak_plateau_and_claims_by_hand():
+    csr = {"real": 0.01, "randX": 0.2, "randY": 0.3, "randX 0.2": 0.03, "randX 0.4": 0.05,
+           "randY 0.2": 0.05, "randY 0.4": 0.1}
+    # randY 0.2: val peaks at epoch 1; train 0.5, 0.8, 0.95, 0.991, 1.0 → within 0.01 of 1.0 first at epoch 3
+    train = {"randY 0.2": np.array([0.1, 0.5, 0.8, 0.95, 0.991, 1.0]),
+             "randY 0.4": np.array([0.1, 0.3, 0.5, 0.7, 0.9, 1.0])}
+    val = {"randY 0.2": np.array([0.1, 0.9, 0.8, 0.7, 0.6, 0.6]),
+           "randY 0.4": np.array([0.1, 0.5, 0.6, 0.7, 0.8, 0.9])}  # peaks at the end: the claim fails here
+    res = fake_result(csr, train, val)
+    assert S.peak_and_plateau(res, "randY 0.2") == (1, 4)
+    assert S.peak_and_plateau(res, "randY 0.4") == (5, 5)
+    c = {x.id: x for x in S.claims(res)}
+    assert c["csr_noise_above_real_r0"].reproduced and c["csr_noise_above_real_r1"].reproduced
+    # randY sweep 0.01, 0.05, 0.1, 0.3: strictly increasing → ρ = 1; randX 0.01, 0.03, 0.05, 0.2 → ρ = 1
+    assert c["csr_rises_randY_r0"].reproduced and "ρ = 1" in c["csr_rises_randY_r0"].measured
+    assert "ρ = 1" in c["csr_rises_randX_r0"].measured and c["csr_rises_randX_r0"].reproduced
+    assert not c["val_peak_before_train_plateau"].reproduced
+    csr["randX 0.4"] = 0.005  # randX sweep 0.01, 0.03, 0.005, 0.2 → ranks 2, 3, 1, 4 → ρ = 0.4
+    c = {x.id: x for x in S.claims(fake_result(csr, train, val))}
+    assert not c["csr_rises_randX_r0"].reproduced and "ρ = 0.4" in c["csr_rises_randX_r0"].measured
+    csr["real"] = 0.25  # above randX
+    c = {x.id: x for x in S.claims(fake_result(csr, train, val))}
+    assert not c["csr_noise_above_real_r0"].reproduced
+
+
+def test_tiny_run_end_to_end():
+    cfg = S.Config(n_train=60, n_test=40, widths=(16,), noise_levels=(0.3, 0.6), epochs=4, csr_every=2,
+                   batch_size=20, lr=0.05, max_iter=5, min_new=0, seeds=(0,))
+    res = S.run(cfg, progress=False, use_cache=False)
+    h = res.history
+    assert set(h.condition) == {c[0] for c in S.conditions(cfg)}
+    checkpoints = sorted(h.loc[h.csr_r0.notna(), "epoch"].unique())
+    assert checkpoints == [0, 2, 4]
+    assert h.csr_r0.dropna().between(0, 1).all() and h.csr_r1.dropna().between(0, 1).all()
+    # the CSR column is the fraction of the saved critical mask
+    for name, *_ in S.conditions(cfg):
+        mask = res.arrays[f"critical_final_{name.replace(' ', '_')}_r1_seed0"]
+        assert mask.shape == (40,)
+        assert res.summary.set_index("condition").loc[name, "final_csr_r1"] == pytest.approx(mask.mean())
+    # radii in std units: r / 255 / σ of the raw training inputs
+    assert res.radii.radius_std.iloc[1] / res.radii.radius_std.iloc[0] == pytest.approx(10.0)
+    assert len(S.claims(res)) == 7
