@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, require
+from ..config import StrictConfig, generator, require, validate_common
 from ..lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass, standardized_settings
 from ..models import build_model
 from ..results import cached
@@ -59,10 +59,7 @@ class Config(StrictConfig):
     def validate(self) -> None:
         require(self.dataset in DATASETS, "dataset", self.dataset,
                 f"choose one of {list(DATASETS)} (raw inputs in [0, 1], so that the 0–255 radius is defined)")
-        require(self.n_train >= 20, "n_train", self.n_train, "use at least 20 examples")
-        require(self.n_test is None or self.n_test >= 10, "n_test", self.n_test, "use None (whole test split) or ≥ 10")
-        require(len(self.widths) >= 1 and all(w >= 1 for w in self.widths), "widths", self.widths,
-                "use a non-empty list of positive integers")
+        validate_common(self, min_train=20)
         require(len(self.noise_levels) >= 2 and all(0 < p < 1 for p in self.noise_levels)
                 and list(self.noise_levels) == sorted(set(self.noise_levels)), "noise_levels", self.noise_levels,
                 "use ≥ 2 increasing distinct fractions strictly between 0 and 1")
@@ -74,8 +71,6 @@ class Config(StrictConfig):
         require(self.max_iter >= 1, "max_iter", self.max_iter, "use a positive integer (paper: 100)")
         require(self.min_new >= 0, "min_new", self.min_new, "use a non-negative integer (paper: 20)")
         require(0 <= self.plateau_tol < 1, "plateau_tol", self.plateau_tol, "use an accuracy tolerance in [0, 1)")
-        require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds,
-                "use a non-empty list of distinct integers")
         TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                     device=self.device)  # validates the optimisation settings
 
