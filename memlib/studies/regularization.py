@@ -1,0 +1,536 @@
+"""Study 06 — regularization against memorization (Arpit et al., ICML 2017, §5).
+
+One MLP is trained on the real labels and on randY (every training label replaced by a uniformly random
+class) under a grid of regularizer strengths: dropout, input dropout, input Gaussian noise, hidden
+Gaussian noise, weight decay, and dropout combined with adversarial training on LASS critical samples.
+For every setting we keep the best validation accuracy of the real-data run and the final training
+accuracy of the randY run; a good regularizer lowers the second while keeping the first.
+
+Batching: input dropout, input noise, hidden noise and dropout strengths are *buffers* of
+:class:`RegularizedMLP`, so every such setting (and the unregularized baseline), on real data and on
+randY, is one model of a single ``train_many(..., engine="vmap")`` run — ``vmap`` stacks buffers like
+parameters, and ``randomness="different"`` gives each model its own masks and noise. Weight decay is a
+``TrainConfig`` setting (one batched run of real + randY per strength); adversarial training needs its own
+loss, so it has its own small loop (:func:`train_adversarial`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Optional
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .. import data as D
+from ..claims import Claim, fmt
+from ..config import StrictConfig, generator, get_device, local_seed, require, validate_common
+from ..results import cached
+from ..train import History, TrainConfig, autocast, evaluate, train_many
+
+STUDY = "regularization"
+REGULARIZERS = ("dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay", "dropout_adversarial")
+LABELS = {"none": "no regularization", "dropout": "dropout", "input_dropout": "input dropout",
+          "input_noise": "input Gaussian noise", "hidden_noise": "hidden Gaussian noise",
+          "weight_decay": "weight decay", "dropout_adversarial": "dropout + adv. training"}
+COLORS = {"dropout": "C0", "input_dropout": "C1", "input_noise": "C2", "hidden_noise": "C3",
+          "weight_decay": "C4", "dropout_adversarial": "C5"}
+BUFFER_OF = {"input_dropout": "input_dropout", "input_noise": "input_noise", "hidden_noise": "hidden_noise",
+             "dropout": "dropout"}
+# Claim thresholds, fixed before any result was looked at (STUDIES.md §06).
+CAP_POINTS = 30.0        # randY training accuracy removed, in points
+VAL_LOSS_POINTS = 3.0    # best real validation accuracy lost, at most, in points
+MIN_REMOVED_POINTS = 5.0  # a setting counts towards a curve's slope only if it removes at least this much
+
+
+# ----------------------------------------------------------------------------- the model
+
+class RegularizedMLP(nn.Module):
+    """Flatten → input dropout → + input Gaussian noise → [Linear → ReLU → + hidden Gaussian noise → dropout]×L
+    → Linear. The four strengths are 0-d buffers (so ``vmap`` can give each stacked model its own); dropout
+    is inverted (kept units scaled by 1/(1−p)). Masks and noise are drawn only in training mode; in eval mode
+    the network is the plain MLP. With all strengths 0 it computes exactly :class:`memlib.models.MLP`."""
+
+    def __init__(self, input_shape, widths, num_classes: int = 10, input_dropout: float = 0.0,
+                 input_noise: float = 0.0, hidden_noise: float = 0.0, dropout: float = 0.0):
+        super().__init__()
+        for name, v, hi in (("input_dropout", input_dropout, 1.0), ("dropout", dropout, 1.0),
+                            ("input_noise", input_noise, math.inf), ("hidden_noise", hidden_noise, math.inf)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < hi:
+                raise ValueError(f"{name}={v!r} is not allowed; use a number in [0, {hi})")
+            self.register_buffer(name, torch.tensor(float(v)))
+        if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"widths={widths!r} is not allowed; use a non-empty list of positive integers")
+        d = math.prod(int(s) for s in input_shape)
+        layers = []
+        for w in widths:
+            layers.append(nn.Linear(d, w))
+            d = w
+        self.hidden = nn.ModuleList(layers)
+        self.out = nn.Linear(d, num_classes)
+
+    @staticmethod
+    def _dropout(h: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return h * (torch.rand_like(h) >= p).to(h.dtype) / (1.0 - p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        if self.training:
+            h = self._dropout(h, self.input_dropout)
+            h = h + self.input_noise * torch.randn_like(h)
+        for layer in self.hidden:
+            h = F.relu(layer(h))
+            if self.training:
+                h = h + self.hidden_noise * torch.randn_like(h)
+                h = self._dropout(h, self.dropout)
+        return self.out(h)
+
+
+# ----------------------------------------------------------------------------- config
+
+@dataclasses.dataclass(frozen=True)
+class Config(StrictConfig):
+    """Parameters of study 06; see the notebook for what each means."""
+
+    dataset: str = "digits"
+    n_train: int = 1000
+    n_test: Optional[int] = None
+    widths: tuple[int, ...] = (512,)
+    dropout: tuple[float, ...] = (0.3, 0.6, 0.9)
+    input_dropout: tuple[float, ...] = (0.2, 0.5, 0.8)
+    input_noise: tuple[float, ...] = (0.5, 1.5, 3.0)
+    hidden_noise: tuple[float, ...] = (0.05, 0.15, 0.3)
+    weight_decay: tuple[float, ...] = (0.003, 0.01, 0.03)
+    adv_weight: tuple[float, ...] = (0.2, 0.5, 0.7)
+    adv_dropout: tuple[float, ...] = (0.03, 0.2, 0.5)
+    lass_radius_255: float = 0.3
+    lass_alpha_255: float = 0.25
+    lass_beta_255: float = 0.2
+    lass_max_iter: int = 5
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 0.03
+    momentum: float = 0.9
+    seeds: tuple[int, ...] = (0,)
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def validate(self) -> None:
+        validate_common(self)  # dataset, n_train, n_test, widths, seeds, device, precision
+        for name, hi, closed in (("dropout", 0.9, True), ("input_dropout", 0.9, True), ("input_noise", 5.0, True),
+                                 ("hidden_noise", 0.3, True), ("weight_decay", 1.0, True)):
+            v = getattr(self, name)
+            require(all(0 < s <= hi for s in v) and len(set(v)) == len(v), name, v,
+                    f"use distinct strengths in (0, {hi}] (the paper's range; 0 is the shared baseline, always run)"
+                    " or an empty list to skip this regularizer")
+        require(len(self.adv_weight) == len(self.adv_dropout), "adv_weight", self.adv_weight,
+                f"give one weighting per adv_dropout entry ({len(self.adv_dropout)} of them; settings are pairs)")
+        require(all(0.2 <= w <= 0.7 for w in self.adv_weight), "adv_weight", self.adv_weight,
+                "use weightings of the adversarial loss in [0.2, 0.7] (the paper's range)")
+        require(all(0.03 <= p <= 0.5 for p in self.adv_dropout), "adv_dropout", self.adv_dropout,
+                "use dropout rates in [0.03, 0.5] (the paper's range for dropout + adversarial training)")
+        require(len(set(zip(self.adv_weight, self.adv_dropout))) == len(self.adv_weight), "adv_weight",
+                self.adv_weight, "use distinct (adv_weight, adv_dropout) pairs")
+        for name in ("lass_radius_255", "lass_alpha_255"):
+            require(getattr(self, name) > 0, name, getattr(self, name),
+                    "use a positive value on the 0–255 pixel scale (paper: radius 0.3, alpha 0.25)")
+        require(self.lass_beta_255 >= 0, "lass_beta_255", self.lass_beta_255,
+                "use a non-negative noise scale on the 0–255 pixel scale (paper: 0.2)")
+        require(self.lass_max_iter >= 1, "lass_max_iter", self.lass_max_iter, "use a positive number of iterations")
+        n_settings = sum(len(getattr(self, r)) for r in REGULARIZERS if r != "dropout_adversarial") + len(self.adv_weight)
+        require(n_settings >= 1, "dropout", self.dropout, "give at least one regularizer setting in total")
+        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                    device=self.device)  # validates the optimisation settings
+
+
+@dataclasses.dataclass
+class Result:
+    """``history``: one row per (setting, data, seed, epoch); ``summary``: one row per (setting, seed) with
+    ``best_val_acc`` (real data) and ``randy_train_acc`` (final, randY)."""
+
+    config: Config
+    history: pd.DataFrame
+    summary: pd.DataFrame
+    arrays: dict
+    meta: dict
+
+
+def settings(cfg: Config) -> list[dict]:
+    """Every setting: ``name``, ``regularizer`` (``none`` for the baseline), ``strength`` and, for
+    adversarial training, ``dropout`` beside the weighting ``strength``."""
+    out = [dict(name="none", regularizer="none", strength=0.0, dropout=0.0)]
+    for reg in ("dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay"):
+        out += [dict(name=f"{reg}={s:g}", regularizer=reg, strength=float(s),
+                     dropout=float(s) if reg == "dropout" else 0.0) for s in getattr(cfg, reg)]
+    out += [dict(name=f"dropout_adversarial={w:g}/{p:g}", regularizer="dropout_adversarial", strength=float(w),
+                 dropout=float(p)) for w, p in zip(cfg.adv_weight, cfg.adv_dropout)]
+    return out
+
+
+def prepare(cfg: Config, seed: int) -> tuple[D.Dataset, D.Dataset, dict]:
+    """The seed's subset, standardised with the training set's mean and std, its randY copy, and the LASS
+    settings for the standardised inputs (:func:`lass_settings`)."""
+    raw = D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seed)
+    real = D.standardize(raw)
+    return real, D.corrupt(real, "randY", 1.0, seed=seed), lass_settings(cfg, raw.x_train)
+
+
+def lass_settings(cfg: Config, x_raw: torch.Tensor) -> dict:
+    """LASS radius, step α, noise β and clip range for inputs standardised as (x − μ)/σ (one scalar each, as
+    :func:`memlib.data.standardize`). The paper's values are on the 0–255 pixel scale; one pixel unit is
+    1/255 of the raw inputs' range (max − min), so for raw inputs in [0, 1] this is exactly
+    ``memlib.lass.standardized_settings(μ, σ, …)``; ``clip`` is the raw range, standardised."""
+    mean, std = float(x_raw.mean()), float(x_raw.std().clamp_min(1e-8))
+    lo, hi = float(x_raw.min()), float(x_raw.max())
+    unit = (hi - lo) / 255.0 / std
+    return dict(radius=cfg.lass_radius_255 * unit, alpha=cfg.lass_alpha_255 * unit, beta=cfg.lass_beta_255 * unit,
+                clip=((lo - mean) / std, (hi - mean) / std))
+
+
+def _train_config(cfg: Config, seed: int, weight_decay: float = 0.0) -> TrainConfig:
+    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                       weight_decay=weight_decay, device=cfg.device, seed=seed, precision=cfg.precision)
+
+
+# ----------------------------------------------------------------------------- adversarial training
+
+def _lass_module():
+    try:
+        from .. import lass
+    except ImportError as err:  # pragma: no cover - depends on the checkout
+        raise ImportError("the regularizer 'dropout_adversarial' needs memlib.lass (LASS critical samples), which "
+                          "this checkout lacks; set adv_weight = [] and adv_dropout = [] to skip it") from err
+    return lass
+
+
+def train_adversarial(build: Callable[[], nn.Module], ds: D.Dataset, cfg: TrainConfig, weight: float,
+                      lass_kwargs: dict, max_iter: int = 10, progress: bool = True,
+                      desc: str = "adversarial") -> History:
+    """Train ``build()`` like :func:`memlib.train.train` (same initialisation, data order, SGD and per-epoch
+    evaluation for ``cfg.seed``) on the mixed loss
+
+        (1 − weight) · CE(f(x_B), y_B) + weight · CE(f(x̂_B), y_B),
+
+    where x̂ are the points LASS (``memlib.lass.lass``, Arpit et al.'s Langevin adversarial sample search) finds
+    from each mini-batch example: the critical sample where the prediction first changed, or, for an example
+    that is not critical within the radius, the search's last point (still inside the L∞ ball).
+    ``lass_kwargs`` holds ``radius``, ``alpha``, ``beta``, ``clip`` in input units (:func:`lass_settings`).
+    LASS runs on the current weights in eval mode (no dropout) for exactly ``max_iter`` iterations per
+    mini-batch (``min_new=0``: the paper's stopping rule of < 20 new critical samples per iteration was
+    made for whole data sets, not for mini-batches of 32); the gradient step uses the model in training
+    mode (dropout on, in both terms). ``df`` has a ``critical_fraction`` column: the fraction of training
+    examples found critical during the epoch."""
+    lass = _lass_module()
+    device = get_device(cfg.device)
+    with local_seed(cfg.seed, device):
+        model = build().to(device)
+        ds = ds.to(device)
+        x, y = ds.x_train, ds.y_train
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        order = generator(cfg.seed + 1_000_003, device)
+        search = generator(cfg.seed + 5_000_011, device)
+        rows = []
+
+        def record(epoch, lr, running_loss, crit):
+            tr_loss, tr_acc, _ = evaluate(model, x, y, cfg.eval_batch_size, cfg.precision)
+            te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
+            rows.append(dict(epoch=epoch, lr=lr, batch_loss=running_loss, train_loss=tr_loss, train_acc=tr_acc,
+                             test_loss=te_loss, test_acc=te_acc, critical_fraction=crit))
+
+        record(0, float("nan"), float("nan"), float("nan"))
+        for epoch in tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress):
+            lr = cfg.lr_at(epoch - 1)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            perm = torch.randperm(len(y), generator=order, device=device)
+            total, n_crit = 0.0, 0
+            for i in range(0, len(y), cfg.batch_size):
+                idx = perm[i:i + cfg.batch_size]
+                model.eval()
+                found = lass.lass(model, x[idx], max_iter=max_iter, min_new=0, generator=search, **lass_kwargs)
+                model.train()
+                x_adv = found.x_adv.detach()
+                n_crit += int(found.critical.sum())
+                with autocast(cfg.precision, device):
+                    out = model(torch.cat([x[idx], x_adv]))
+                clean, adv = out.float().split(len(idx))
+                loss = (1 - weight) * F.cross_entropy(clean, y[idx]) + weight * F.cross_entropy(adv, y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            record(epoch, lr, total / len(y), n_crit / len(y))
+    return History(df=pd.DataFrame(rows), correct=None, model=model)
+
+
+# ----------------------------------------------------------------------------- compute
+
+def _compute(cfg: Config, progress: bool):
+    sets = settings(cfg)
+    batched = [s for s in sets if s["regularizer"] in ("none",) + tuple(BUFFER_OF)]
+    histories, arrays = [], {}
+    t0 = time.perf_counter()
+    for seed in tqdm(cfg.seeds, desc="regularization (seeds)", disable=not progress):
+        real, rand, lass_kwargs = prepare(cfg, seed)
+        arrays[f"train_index_seed{seed}"] = real.train_index.numpy()
+        arrays[f"test_index_seed{seed}"] = real.test_index.numpy()
+        arrays[f"randy_labels_seed{seed}"] = rand.y_train.numpy()
+        shape, k = real.input_shape, real.num_classes
+
+        def tag(df, s, data):
+            return df.assign(setting=s["name"], regularizer=s["regularizer"], strength=s["strength"],
+                             dropout=s["dropout"], data=data, seed=seed)
+
+        # 1. baseline + dropout/noise settings, real and randY: one vmap ensemble (each model its own buffers)
+        specs = []
+        for s in batched:
+            kw = {BUFFER_OF[s["regularizer"]]: s["strength"]} if s["regularizer"] in BUFFER_OF else {}
+            specs += [kw, kw]
+        it = iter(specs)
+        datasets = [real, rand] * len(batched)
+        with local_seed(seed + 9_000_017, get_device(cfg.device)):  # the vmap ensemble draws from torch's RNG
+            mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k, **next(it)), datasets,
+                            _train_config(cfg, seed), [seed] * len(datasets), engine="vmap", progress=progress,
+                            desc=f"{len(datasets)} models (noise/dropout), seed {seed}")
+        for j, s in enumerate(batched):
+            for m, data in ((2 * j, "real"), (2 * j + 1, "randY")):
+                histories.append(tag(mh.df[mh.df.model == m].drop(columns=["model"]), s, data))
+
+        # 2. weight decay: real + randY batched per strength (the decay is an optimiser setting)
+        for s in (s for s in sets if s["regularizer"] == "weight_decay"):
+            with local_seed(seed + 9_000_017, get_device(cfg.device)):  # no noise drawn, but keep RNG use local
+                mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [real, rand],
+                                _train_config(cfg, seed, s["strength"]), [seed, seed], engine="vmap",
+                                progress=progress, desc=f"{s['name']}, seed {seed}")
+            for m, data in ((0, "real"), (1, "randY")):
+                histories.append(tag(mh.df[mh.df.model == m].drop(columns=["model"]), s, data))
+
+        # 3. dropout + adversarial training on LASS points, one model at a time
+        adv = [s for s in sets if s["regularizer"] == "dropout_adversarial"]
+        for s in adv:
+            for data, ds in (("real", real), ("randY", rand)):
+                h = train_adversarial(lambda: RegularizedMLP(shape, cfg.widths, k, dropout=s["dropout"]), ds,
+                                      _train_config(cfg, seed), s["strength"], lass_kwargs, cfg.lass_max_iter,
+                                      progress=progress, desc=f"{s['name']} {data}, seed {seed}")
+                histories.append(tag(h.df, s, data))
+    history = pd.concat(histories, ignore_index=True)
+    meta = {"compute_time_s": round(time.perf_counter() - t0, 2)}
+    return {"history": history, "summary": summarize(history)}, arrays, meta
+
+
+def summarize(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per (setting, seed): best validation accuracy over epochs of the real-data run (and its
+    epoch), final validation accuracy, and the final training accuracy of the randY run."""
+    rows = []
+    for (name, seed), g in history.groupby(["setting", "seed"], sort=False):
+        r, z = g[g.data == "real"], g[g.data == "randY"]
+        best = r.loc[r.test_acc.idxmax()]
+        rows.append(dict(setting=name, regularizer=g.regularizer.iloc[0], strength=g.strength.iloc[0],
+                         dropout=g.dropout.iloc[0], seed=seed, best_val_acc=best.test_acc, best_epoch=int(best.epoch),
+                         final_val_acc=r.test_acc.iloc[-1], real_train_acc=r.train_acc.iloc[-1],
+                         randy_train_acc=z.train_acc.iloc[-1]))
+    return pd.DataFrame(rows)
+
+
+def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
+    """Train every setting on real data and on randY, for every seed (cached by config + memlib source)."""
+    tables, arrays, meta = cached(STUDY, cfg.to_dict(), lambda: _compute(cfg, progress), use_cache=use_cache)
+    return Result(config=cfg, history=tables["history"], summary=tables["summary"], arrays=arrays, meta=meta)
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def by_setting(result: Result) -> pd.DataFrame:
+    """Mean over seeds per setting (in the study's order), with the change against the baseline in points:
+    ``removed`` = randY training accuracy removed, ``val_lost`` = best validation accuracy lost."""
+    order = [s["name"] for s in settings(result.config)]
+    g = result.summary.groupby("setting", sort=False)
+    t = g[["strength", "dropout", "best_val_acc", "final_val_acc", "real_train_acc", "randy_train_acc"]].mean()
+    t.insert(0, "regularizer", g.regularizer.first())
+    t = t.reindex(order)
+    t["removed"] = 100 * (t.loc["none", "randy_train_acc"] - t.randy_train_acc)
+    t["val_lost"] = 100 * (t.loc["none", "best_val_acc"] - t.best_val_acc)
+    return t
+
+
+def slopes(result: Result, table: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Per regularizer, the flatness of its curve: points of best validation accuracy lost per point of
+    randY training accuracy removed, ``slope = Σ val_lost / Σ removed`` over its settings that remove at
+    least ``MIN_REMOVED_POINTS`` points (NaN if none does: that regularizer does not slow memorization).
+    Smaller = flatter. Sorted flattest first (NaN last)."""
+    t = by_setting(result) if table is None else table
+    rows = []
+    for reg in REGULARIZERS:
+        r = t[t.regularizer == reg]
+        if len(r) == 0:
+            continue
+        use = r[r.removed >= MIN_REMOVED_POINTS]
+        slope = float(use.val_lost.sum() / use.removed.sum()) if len(use) else float("nan")
+        rows.append(dict(regularizer=reg, slope=slope, settings_used=len(use), settings=len(r),
+                         max_removed=float(r.removed.max()), max_val_lost=float(r.val_lost.max())))
+    s = pd.DataFrame(rows)
+    return s.sort_values("slope", na_position="last", kind="stable").reset_index(drop=True)
+
+
+def capping_setting(result: Result, table: Optional[pd.DataFrame] = None) -> Optional[str]:
+    """The setting that removes the most randY training accuracy among those losing ≤ VAL_LOSS_POINTS of
+    best validation accuracy (None if no setting keeps validation accuracy that well)."""
+    t = by_setting(result) if table is None else table
+    ok = t[(t.regularizer != "none") & (t.val_lost <= VAL_LOSS_POINTS + 1e-9)]
+    return None if ok.empty else str(ok.removed.idxmax())
+
+
+def claims(result: Result) -> list[Claim]:
+    """The paper's claims computed from the result (definitions in STUDIES.md §06 and the notebook)."""
+    t = by_setting(result)
+    base = t.loc["none"]
+    out = []
+    best = capping_setting(result, t)
+    if best is None:
+        measured = (f"no setting stays within {VAL_LOSS_POINTS:g} points of the baseline's best validation accuracy "
+                    f"({100 * base.best_val_acc:.1f} %)")
+        ok = False
+    else:
+        b = t.loc[best]
+        measured = (f"{_label_setting(best)}: randY train {100 * base.randy_train_acc:.1f} → "
+                    f"{100 * b.randy_train_acc:.1f} % ({-b.removed:+.1f} points), best val "
+                    f"{100 * base.best_val_acc:.1f} → {100 * b.best_val_acc:.1f} % ({-b.val_lost:+.1f} points)")
+        ok = bool(b.removed >= CAP_POINTS)
+    out.append(Claim("caps_memorization",
+                     f"Some regularizer setting lowers final randY training accuracy by ≥ {CAP_POINTS:g} points while "
+                     f"losing ≤ {VAL_LOSS_POINTS:g} points of best real validation accuracy (vs. no regularization)",
+                     "yes: tuned dropout (Arpit et al. Fig. 10; Krueger et al.)", measured, ok))
+
+    s = slopes(result, t)
+    ranked = s[s.slope.notna()]
+    top2 = list(ranked.regularizer.iloc[:2])
+    desc = "slope (val points lost per randY point removed), flattest first: " + (
+        ", ".join(f"{LABELS[r.regularizer]} {fmt(r.slope)}" for r in ranked.itertuples()) or "none")
+    missing = [LABELS[r] for r in s[s.slope.isna()].regularizer]
+    if missing:
+        desc += f"; removes < {MIN_REMOVED_POINTS:g} points at every strength: {', '.join(missing)}"
+    dropout_in = [r for r in ("dropout", "dropout_adversarial") if r in s.regularizer.values]
+    out.append(Claim("dropout_flattest",
+                     "Dropout (alone or with adversarial training) has one of the two flattest curves: the fewest "
+                     "points of best validation accuracy lost per point of randY training accuracy removed",
+                     "dropout (+ adversarial training) flattest (Arpit et al. Fig. 10)",
+                     desc,
+                     bool(dropout_in) and any(r in top2 for r in dropout_in)))
+    return out
+
+
+def critical_fractions(result: Result) -> pd.DataFrame:
+    """Adversarial settings: mean over epochs (and seeds) of the fraction of training examples LASS found
+    critical during the epoch, on real data and on randY."""
+    h = result.history
+    if "critical_fraction" not in h or not (h.regularizer == "dropout_adversarial").any():
+        return pd.DataFrame(columns=["real", "randY"])
+    a = h[(h.regularizer == "dropout_adversarial") & (h.epoch >= 1)]
+    return a.groupby(["setting", "data"], sort=False).critical_fraction.mean().unstack("data")
+
+
+def _num(x: float):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def headline(result: Result) -> dict:
+    """Per setting: best real validation accuracy and final randY training accuracy (means over seeds); each
+    regularizer's slope; the adversarial runs' mean critical fraction."""
+    t = by_setting(result)
+    out = {name: {"best_val_acc": row.best_val_acc, "randy_train_acc": row.randy_train_acc} for name, row in t.iterrows()}
+    out["slopes"] = {r.regularizer: _num(r.slope) for r in slopes(result, t).itertuples()}
+    out["critical_fraction"] = {name: {d: _num(v) for d, v in row.items()}
+                                for name, row in critical_fractions(result).iterrows()}
+    return out
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _label_setting(name: str) -> str:
+    if name == "none":
+        return LABELS["none"]
+    reg, val = name.split("=")
+    if reg == "dropout_adversarial":
+        w, p = val.split("/")
+        return f"{LABELS[reg]} (weight {w}, dropout {p})"
+    return f"{LABELS[reg]} {val}"
+
+
+def plot_tradeoff(result: Result, ax=None):
+    """Best validation accuracy on real data vs final training accuracy on randY, one curve per regularizer
+    through the shared unregularized point, strengths increasing along each curve (Arpit et al. Fig. 10)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4.5))
+    t = by_setting(result)
+    base = t.loc["none"]
+    for reg in REGULARIZERS:
+        r = t[t.regularizer == reg]
+        if r.empty:
+            continue
+        xs = [100 * base.randy_train_acc] + list(100 * r.randy_train_acc)
+        ys = [100 * base.best_val_acc] + list(100 * r.best_val_acc)
+        ax.plot(xs, ys, marker="o", ms=4, color=COLORS[reg], label=LABELS[reg])
+    ax.scatter([100 * base.randy_train_acc], [100 * base.best_val_acc], s=80, color="k", zorder=5,
+               label=LABELS["none"])
+    ax.set(xlabel="final training accuracy on randY (%)", ylabel="best validation accuracy, real data (%)",
+           title="regularizers: memorization vs generalization")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def default_curve_settings(result: Result) -> list[str]:
+    """Settings shown in the training-curve figure: the baseline, the claim's capping setting (if any), and each
+    of dropout / weight decay / input noise at its strongest."""
+    t = by_setting(result)
+    out = ["none"]
+    cap = capping_setting(result, t)
+    if cap is not None:
+        out.append(cap)
+    for reg in ("dropout", "weight_decay", "input_noise"):
+        r = t[t.regularizer == reg]
+        if not r.empty and r.index[-1] not in out:
+            out.append(r.index[-1])
+    return out[:4]
+
+
+def plot_training_curves(result: Result, names: Optional[list[str]] = None, axes=None):
+    """Training accuracy (full set, eval mode) over epochs on randY (solid) and real data (dashed), one panel
+    per setting, mean over seeds (Arpit et al. Fig. 11 shows the corresponding losses)."""
+    import matplotlib.pyplot as plt
+
+    names = default_curve_settings(result) if names is None else names
+    if axes is None:
+        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), sharey=True, squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    h = result.history
+    for ax, name in zip(axes, names):
+        for data, ls, col in (("randY", "-", "C3"), ("real", "--", "C0")):
+            c = h[(h.setting == name) & (h.data == data)].groupby("epoch").train_acc.mean()
+            ax.plot(c.index, 100 * c.values, ls=ls, color=col, label=f"train acc, {data}")
+        v = h[(h.setting == name) & (h.data == "real")].groupby("epoch").test_acc.mean()
+        ax.plot(v.index, 100 * v.values, ls=":", color="C0", label="val acc, real")
+        ax.set(xlabel="epoch", title=_label_setting(name), ylim=(0, 101))
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(fontsize="small")
+    return fig
+
+
+def explore(result: Result):
+    """Interactive view: training curves of any one setting (ipywidgets)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    names = [s["name"] for s in settings(result.config)]
+
+    def show(setting):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        plot_training_curves(result, [setting], axes=[ax])
+        plt.show()
+
+    return widgets.interactive(show, setting=widgets.Dropdown(options=names, value=names[-1]))
