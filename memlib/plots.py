@@ -22,3 +22,15 @@ def save_figure(fig, stem: Path) -> None:
         tmp = stem.parent / f".{stem.name}.tmp.{ext}"
         fig.savefig(tmp, format=ext, metadata=meta)
         os.replace(tmp, stem.with_suffix(f".{ext}"))
+
+
+def interactive(show, **controls):
+    """``ipywidgets.interactive(show, **controls)`` in a live notebook. In a headless run (the memlib
+    runner sets ``MEMLIB_HEADLESS=1``) it calls ``show`` once with each control's current value instead:
+    one static view, and no widget machinery waiting on a front end that is not there."""
+    if os.environ.get("MEMLIB_HEADLESS"):
+        show(**{name: control.value for name, control in controls.items()})
+        return None
+    import ipywidgets as widgets
+
+    return widgets.interactive(show, **controls)

@@ -90,8 +90,11 @@ def study_params(study: str, profile: str, device: str | None, overrides: dict) 
 
 def execute(study: str, params: dict, profile: str, log_output: bool = False) -> Path:
     """Run one notebook with papermill; return the executed notebook's path (raises on failure)."""
+    import os
+
     import papermill as pm
 
+    os.environ["MEMLIB_HEADLESS"] = "1"  # inherited by the kernel: Explore cells render one static view
     source = notebooks()[study]
     out_dir = study_dir(study if study != SCOREBOARD else "report", profile)
     out_dir.mkdir(parents=True, exist_ok=True)

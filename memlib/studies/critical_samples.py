@@ -22,6 +22,7 @@ from ..claims import Claim, fmt
 from ..config import StrictConfig, generator, require, validate_common
 from ..lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass, standardized_settings
 from ..models import build_model
+from ..plots import interactive
 from ..results import cached
 from ..train import TrainConfig, train
 
@@ -311,5 +312,5 @@ def explore(result: Result):
         ax.legend(fontsize=7)
         plt.show()
 
-    return widgets.interactive(show, kind=widgets.Dropdown(options=["randX", "randY"], value="randY"),
-                               radius_index=widgets.Dropdown(options=list(range(len(result.config.radii_255))), value=0))
+    return interactive(show, kind=widgets.Dropdown(options=["randX", "randY"], value="randY"),
+                       radius_index=widgets.Dropdown(options=list(range(len(result.config.radii_255))), value=0))

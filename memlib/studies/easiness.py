@@ -26,6 +26,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, generator, require, validate_common
 from ..models import build_model
+from ..plots import interactive
 from ..results import cached
 from ..train import TrainConfig, train_many
 
@@ -378,6 +379,6 @@ def explore(result: Result):
         fn(result, epoch=epoch)
         plt.show()
 
-    return widgets.interactive(show, epoch=widgets.IntSlider(min=0, max=result.config.epochs, value=result.config.epochs,
-                                                             description="epoch"),
-                               view=widgets.Dropdown(options=["sorted curves", "histograms"]))
+    return interactive(show, epoch=widgets.IntSlider(min=0, max=result.config.epochs, value=result.config.epochs,
+                                             description="epoch"),
+                       view=widgets.Dropdown(options=["sorted curves", "histograms"]))

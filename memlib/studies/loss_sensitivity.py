@@ -39,6 +39,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, generator, get_device, local_seed, require, validate_common
 from ..models import build_model
+from ..plots import interactive
 from ..results import cached
 
 STUDY = "loss_sensitivity"
@@ -558,5 +559,5 @@ def explore(result: Result):
         plt.show()
 
     epochs = result.config.epochs
-    return widgets.interactive(show, epoch=widgets.IntSlider(min=1, max=epochs, value=epochs),
-                               label_mode=widgets.Dropdown(options=list(LABEL_MODES), value="normal"))
+    return interactive(show, epoch=widgets.IntSlider(min=1, max=epochs, value=epochs),
+                       label_mode=widgets.Dropdown(options=list(LABEL_MODES), value="normal"))

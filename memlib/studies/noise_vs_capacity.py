@@ -20,6 +20,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require, validate_common
 from ..models import build_model
+from ..plots import interactive
 from ..results import cached
 from ..train import TrainConfig, train_many
 
@@ -292,6 +293,6 @@ def explore(result: Result):
         ax.legend()
         plt.show()
 
-    return widgets.interactive(show, kind=widgets.Dropdown(options=list(NOISE_KINDS)),
-                               level=widgets.Dropdown(options=[0.0, *result.config.noise_levels]),
-                               width=widgets.Dropdown(options=list(result.config.widths)))
+    return interactive(show, kind=widgets.Dropdown(options=list(NOISE_KINDS)),
+                       level=widgets.Dropdown(options=[0.0, *result.config.noise_levels]),
+                       width=widgets.Dropdown(options=list(result.config.widths)))

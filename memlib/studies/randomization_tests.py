@@ -21,6 +21,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require, validate_common
 from ..models import build_model
+from ..plots import interactive
 from ..results import cached
 from ..train import TrainConfig, train_many
 
@@ -271,5 +272,5 @@ def explore(result: Result):
         ax.legend()
         plt.show()
 
-    return widgets.interactive(show, condition=widgets.Dropdown(options=names, value="random_labels"),
-                               seed=widgets.Dropdown(options=list(result.config.seeds)))
+    return interactive(show, condition=widgets.Dropdown(options=names, value="random_labels"),
+                       seed=widgets.Dropdown(options=list(result.config.seeds)))

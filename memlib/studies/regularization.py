@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, generator, get_device, local_seed, require, validate_common
+from ..plots import interactive
 from ..results import cached
 from ..train import History, TrainConfig, autocast, evaluate, train_many
 
@@ -533,4 +534,4 @@ def explore(result: Result):
         plot_training_curves(result, [setting], axes=[ax])
         plt.show()
 
-    return widgets.interactive(show, setting=widgets.Dropdown(options=names, value=names[-1]))
+    return interactive(show, setting=widgets.Dropdown(options=names, value=names[-1]))
