@@ -277,36 +277,38 @@ def train_many(build: Callable[[], nn.Module], datasets: Dataset | list[Dataset]
         ids = ids[sel]
         orders = [orders[i] for i in sel.tolist()]
 
-    keep = record(0, float("nan"), torch.full((k,), float("nan")))
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress)
-    for epoch in bar:
-        if not bool(keep.all()):
-            keep_only(keep)
-        if len(ids) == 0:
-            break
-        lr = cfg.lr_at(epoch - 1)
-        ens.train()
-        perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in orders])  # (K, N)
-        arange_k = torch.arange(len(ids), device=device)[:, None]
-        total = torch.zeros(len(ids), device=device)
-        for i in range(0, n, cfg.batch_size):
-            idx = perms[:, i:i + cfg.batch_size]
-            xb = x[idx] if x_shared else x[arange_k, idx]
-            yb = y[idx] if y_shared else y[arange_k, idx]
-            with autocast(cfg.precision, device):
-                out = ens(xb)
-            per_model = F.cross_entropy(out.float().transpose(1, 2), yb, reduction="none").mean(1)  # (K,)
-            grads = torch.autograd.grad(per_model.sum(), params)
-            with torch.no_grad():
-                for p, g, buf in zip(params, grads, momenta):
-                    if cfg.weight_decay:
-                        g = g.add(p, alpha=cfg.weight_decay)
-                    buf.mul_(cfg.momentum).add_(g)
-                    p.sub_(lr * buf)
-            total += per_model.detach() * idx.shape[1]
-        keep = record(epoch, lr, total / n)
-        bar.set_postfix(training=len(ids), train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(ids):]]):.3f}")
-    bar.close()
+    # Randomness inside the batch (vmap's per-model dropout) comes from torch's generator: seed it locally.
+    with local_seed(seeds[0] + 7_000_001, device):
+        keep = record(0, float("nan"), torch.full((k,), float("nan")))
+        bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress)
+        for epoch in bar:
+            if not bool(keep.all()):
+                keep_only(keep)
+            if len(ids) == 0:
+                break
+            lr = cfg.lr_at(epoch - 1)
+            ens.train()
+            perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in orders])  # (K, N)
+            arange_k = torch.arange(len(ids), device=device)[:, None]
+            total = torch.zeros(len(ids), device=device)
+            for i in range(0, n, cfg.batch_size):
+                idx = perms[:, i:i + cfg.batch_size]
+                xb = x[idx] if x_shared else x[arange_k, idx]
+                yb = y[idx] if y_shared else y[arange_k, idx]
+                with autocast(cfg.precision, device):
+                    out = ens(xb)
+                per_model = F.cross_entropy(out.float().transpose(1, 2), yb, reduction="none").mean(1)  # (K,)
+                grads = torch.autograd.grad(per_model.sum(), params)
+                with torch.no_grad():
+                    for p, g, buf in zip(params, grads, momenta):
+                        if cfg.weight_decay:
+                            g = g.add(p, alpha=cfg.weight_decay)
+                        buf.mul_(cfg.momentum).add_(g)
+                        p.sub_(lr * buf)
+                total += per_model.detach() * idx.shape[1]
+            keep = record(epoch, lr, total / n)
+            bar.set_postfix(training=len(ids), train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(ids):]]):.3f}")
+        bar.close()
     keep_only(torch.zeros(len(ids), dtype=torch.bool))  # every model's final weights into ``final``
     ens.restore(final)
     return ManyHistory(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, ensemble=ens)

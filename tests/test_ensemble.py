@@ -150,3 +150,13 @@ def test_thread_count(env, expected):
     assert n == (max(1, (os.cpu_count() or 1) // 2) if expected == "half" else expected)
     with pytest.raises(ValueError, match="MEMLIB_THREADS='x'"):
         thread_count({"MEMLIB_THREADS": "x"})
+
+
+def test_vmap_dropout_is_reproducible_and_leaves_global_rng_alone(ds):
+    build = lambda: build_model("cnn", ds.input_shape, 10, dropout=0.5)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05)
+    state = torch.random.get_rng_state()
+    a = train_many(build, ds, cfg, [0, 1], progress=False)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = train_many(build, ds, cfg, [0, 1], progress=False)
+    assert a.df.equals(b.df)
