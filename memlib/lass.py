@@ -70,6 +70,31 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor
     return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
+def _check_args(x, radius, alpha, beta, max_iter, min_new, clip, generator):
+    """Validate LASS's settings (clear errors naming each parameter); default generator: seeded 0."""
+    radius = _positive_finite("radius", radius)
+    alpha = _positive_finite("alpha", alpha)
+    beta = _positive_finite("beta", beta, allow_zero=True)
+    max_iter = _count("max_iter", max_iter, 1)
+    min_new = _count("min_new", min_new, 0)
+    if clip is not None:
+        ok = (isinstance(clip, (tuple, list)) and len(clip) == 2
+              and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in clip)
+              and clip[0] < clip[1])
+        if not ok:
+            raise ValueError(f"clip={clip!r} is not allowed; use None or a pair (lo, hi) of finite numbers with lo < hi")
+    if generator is None:
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(0)
+    return radius, alpha, beta, max_iter, min_new, generator
+
+
+def _project(x_new: torch.Tensor, x0: torch.Tensor, radius: float, clip) -> torch.Tensor:
+    """Project onto the L∞ box of ``radius`` around ``x0``, then clip to the valid input range."""
+    xn = torch.minimum(torch.maximum(x_new, x0 - radius), x0 + radius)
+    return xn.clamp(clip[0], clip[1]) if clip is not None else xn
+
+
 def lass(model: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: float, max_iter: int = MAX_ITER,
          min_new: int = MIN_NEW, clip: tuple[float, float] | None = None, generator: torch.Generator | None = None,
          batch_size: int = 4096) -> LassResult:
@@ -86,21 +111,9 @@ def lass(model: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: f
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
         raise ValueError("x must be a floating-point tensor of shape (N, ...) with N examples")
-    radius = _positive_finite("radius", radius)
-    alpha = _positive_finite("alpha", alpha)
-    beta = _positive_finite("beta", beta, allow_zero=True)
-    max_iter = _count("max_iter", max_iter, 1)
-    min_new = _count("min_new", min_new, 0)
+    radius, alpha, beta, max_iter, min_new, generator = _check_args(x, radius, alpha, beta, max_iter, min_new, clip,
+                                                                    generator)
     batch_size = _count("batch_size", batch_size, 1)
-    if clip is not None:
-        ok = (isinstance(clip, (tuple, list)) and len(clip) == 2
-              and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in clip)
-              and clip[0] < clip[1])
-        if not ok:
-            raise ValueError(f"clip={clip!r} is not allowed; use None or a pair (lo, hi) of finite numbers with lo < hi")
-    if generator is None:
-        generator = torch.Generator(device=x.device)
-        generator.manual_seed(0)
 
     was_training = model.training
     model.eval()
@@ -127,9 +140,7 @@ def lass(model: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: f
                 if noise is not None:
                     step = step + beta * noise[idx]
                 x0 = x[idx]
-                xn = torch.minimum(torch.maximum(xa.detach() + step, x0 - radius), x0 + radius)
-                if clip is not None:
-                    xn = xn.clamp(clip[0], clip[1])
+                xn = _project(xa.detach() + step, x0, radius, clip)
                 with torch.no_grad():
                     changed = model(xn).argmax(1) != y0[idx]
                 x_adv[idx] = xn
@@ -157,3 +168,49 @@ def standardized_settings(mean: float, std: float, radius_255: float = RADIUS_25
     return dict(radius=_positive_finite("radius_255", radius_255) / s, alpha=_positive_finite("alpha_255", alpha_255) / s,
                 beta=_positive_finite("beta_255", beta_255, allow_zero=True) / s,
                 clip=((0.0 - mean) / std, (1.0 - mean) / std))
+
+
+def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: float,
+              max_iter: int = MAX_ITER, min_new: int = MIN_NEW, clip: tuple[float, float] | None = None,
+              generator: torch.Generator | None = None) -> LassResult:
+    """LASS for K models trained together (an ensemble from ``memlib.ensemble``) on shared examples ``x``
+    ``(N, ...)``, batched over models and examples at once: ``critical`` is ``(K, N)``, ``x_adv`` ``(K, N, ...)``.
+
+    Each (model, example) pair follows the single-model algorithm; the global stopping rule uses the pooled
+    count (stop when fewer than ``min_new·K`` new critical samples appear, i.e. on average fewer than
+    ``min_new`` per model). The noise is one ``(K, N, ...)`` draw per iteration."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError("x must be a floating-point tensor of shape (N, ...) with N examples")
+    radius, alpha, beta, max_iter, min_new, generator = _check_args(x, radius, alpha, beta, max_iter, min_new, clip,
+                                                                    generator)
+    k, n = ensemble.k, len(x)
+    was_training = ensemble.training
+    ensemble.eval()
+    try:
+        x0 = x.detach().unsqueeze(0).expand(k, *x.shape)
+        with torch.no_grad():
+            y0 = ensemble(x.detach(), shared=True).argmax(-1)  # (K, N)
+        x_adv = x0.clone()
+        critical = torch.zeros(k, n, dtype=torch.bool, device=x.device)
+        keep_shape = (k, n) + (1,) * (x.dim() - 1)
+        iterations = 0
+        for it in range(1, max_iter + 1):
+            iterations = it
+            xa = x_adv.clone().requires_grad_(True)
+            with torch.enable_grad():
+                loss = F.cross_entropy(ensemble(xa).transpose(1, 2), y0, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, xa)
+            step = alpha * grad.sign()
+            if beta > 0:
+                step = step + beta * torch.randn(x0.shape, generator=generator, device=generator.device,
+                                                 dtype=x.dtype).to(x.device)
+            xn = _project(xa.detach() + step, x0, radius, clip)
+            with torch.no_grad():
+                changed = (ensemble(xn).argmax(-1) != y0) & ~critical
+            x_adv = torch.where((~critical).view(keep_shape), xn, x_adv)  # found points stay where they changed
+            critical |= changed
+            if int(changed.sum()) < min_new * k or bool(critical.all()):
+                break
+    finally:
+        ensemble.train(was_training)
+    return LassResult(critical=critical, x_adv=x_adv, iterations=iterations)

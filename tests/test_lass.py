@@ -124,3 +124,28 @@ def test_bad_inputs():
         lass(lambda t: t, torch.zeros(4, 3), 0.1, 0.1, 0.1)
     with pytest.raises(ValueError, match="radius_std"):
         radius_in_std(-1.0, torch.zeros(3))
+
+
+def test_lass_many_equals_lass_per_model():
+    """K stacked models at once = LASS on each model alone (β = 0, no early stop: the paths are deterministic)."""
+    from memlib.ensemble import build_ensemble
+    from memlib.lass import lass, lass_many
+    from memlib.models import build_model
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(30, 1, 4, 4, generator=g)
+    from memlib.config import local_seed
+
+    models = []
+    for s in range(3):
+        with local_seed(s):
+            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    ens = build_ensemble(models)
+    many = lass_many(ens, x, radius=0.3, alpha=0.05, beta=0.0, max_iter=8, min_new=0, clip=(0.0, 1.0))
+    assert many.critical.shape == (3, 30) and many.x_adv.shape == (3, 30, 1, 4, 4)
+    for k, m in enumerate(models):
+        one = lass(m, x, radius=0.3, alpha=0.05, beta=0.0, max_iter=8, min_new=0, clip=(0.0, 1.0))
+        assert torch.equal(one.critical, many.critical[k])
+        torch.testing.assert_close(one.x_adv, many.x_adv[k], atol=1e-6, rtol=0)
+    assert many.critical.any() and not many.critical.all()  # the comparison is not vacuous
+    assert (many.x_adv - x).abs().max() <= 0.3 + 1e-6 and many.x_adv.min() >= 0 and many.x_adv.max() <= 1
