@@ -101,10 +101,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progress: bool = True,
-          desc: str = "train", on_epoch: Optional[Callable[[int, nn.Module], dict]] = None) -> History:
+          desc: str = "train", on_epoch: Optional[Callable[[int, nn.Module], dict]] = None,
+          loss_fn: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]] = None) -> History:
     """Train ``build()`` on ``ds`` with ``cfg``; see the module docstring.
 
-    ``on_epoch(epoch, model)`` may return extra columns for that epoch's row.
+    ``on_epoch(epoch, model)`` may return extra columns for that epoch's row. ``loss_fn(model, xb, yb)``
+    replaces the mini-batch loss (default: cross-entropy of ``model(xb)``, under ``cfg.precision``), e.g. for
+    adversarial training; it is called with the model in training mode and must leave it there.
     """
     device = get_device(cfg.device)
     with local_seed(cfg.seed, device):
@@ -141,9 +144,12 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
             total = torch.zeros((), device=device)
             for i in range(0, len(y), cfg.batch_size):
                 idx = perm[i:i + cfg.batch_size]
-                with autocast(cfg.precision, device):
-                    out = model(x[idx])
-                loss = F.cross_entropy(out.float(), y[idx])
+                if loss_fn is None:
+                    with autocast(cfg.precision, device):
+                        out = model(x[idx])
+                    loss = F.cross_entropy(out.float(), y[idx])
+                else:
+                    loss = loss_fn(model, x[idx], y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -78,3 +78,13 @@ def test_train_config_errors(kwargs, words):
     with pytest.raises(ValueError) as e:
         TrainConfig(**kwargs)
     assert all(w in str(e.value) for w in words)
+
+
+def test_loss_fn_hook_replaces_the_batch_loss(ds):
+    import torch.nn.functional as F
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, seed=1)
+    plain = train(builder(ds), ds, cfg, progress=False)
+    hooked = train(builder(ds), ds, cfg, progress=False, loss_fn=lambda m, xb, yb: F.cross_entropy(m(xb), yb))
+    assert plain.df.equals(hooked.df)
+    frozen = train(builder(ds), ds, cfg, progress=False, loss_fn=lambda m, xb, yb: 0.0 * m(xb).sum())
+    assert frozen.df.train_loss.nunique() == 1  # a zero loss never moves the weights

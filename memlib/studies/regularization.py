@@ -11,7 +11,7 @@ Batching: input dropout, input noise, hidden noise and dropout strengths are *bu
 randY, is one model of a single ``train_many(..., engine="vmap")`` run — ``vmap`` stacks buffers like
 parameters, and ``randomness="different"`` gives each model its own masks and noise. Weight decay is a
 ``TrainConfig`` setting (one batched run of real + randY per strength); adversarial training needs its own
-loss, so it has its own small loop (:func:`train_adversarial`).
+loss, passed to :func:`memlib.train.train` as its mini-batch loss (:func:`train_adversarial`).
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, get_device, local_seed, require, validate_common
+from ..config import StrictConfig, generator, get_device, require, validate_common
 from ..plots import interactive
 from ..results import cached
-from ..train import History, TrainConfig, autocast, evaluate, train_many
+from ..train import History, TrainConfig, autocast, train, train_many
 
 STUDY = "regularization"
 REGULARIZERS = ("dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay", "dropout_adversarial")
@@ -227,45 +227,25 @@ def train_adversarial(build: Callable[[], nn.Module], ds: D.Dataset, cfg: TrainC
     examples found critical during the epoch."""
     lass = _lass_module()
     device = get_device(cfg.device)
-    with local_seed(cfg.seed, device):
-        model = build().to(device)
-        ds = ds.to(device)
-        x, y = ds.x_train, ds.y_train
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        order = generator(cfg.seed + 1_000_003, device)
-        search = generator(cfg.seed + 5_000_011, device)
-        rows = []
+    search = generator(cfg.seed + 5_000_011, device)
+    n_crit = [0]  # critical examples found during the current epoch
 
-        def record(epoch, lr, running_loss, crit):
-            tr_loss, tr_acc, _ = evaluate(model, x, y, cfg.eval_batch_size, cfg.precision)
-            te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
-            rows.append(dict(epoch=epoch, lr=lr, batch_loss=running_loss, train_loss=tr_loss, train_acc=tr_acc,
-                             test_loss=te_loss, test_acc=te_acc, critical_fraction=crit))
+    def mixed_loss(model, xb, yb):
+        model.eval()
+        found = lass.lass(model, xb, max_iter=max_iter, min_new=0, generator=search, **lass_kwargs)
+        model.train()
+        n_crit[0] += int(found.critical.sum())
+        with autocast(cfg.precision, device):
+            out = model(torch.cat([xb, found.x_adv.detach()]))
+        clean, adv = out.float().split(len(yb))
+        return (1 - weight) * F.cross_entropy(clean, yb) + weight * F.cross_entropy(adv, yb)
 
-        record(0, float("nan"), float("nan"), float("nan"))
-        for epoch in tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress):
-            lr = cfg.lr_at(epoch - 1)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            perm = torch.randperm(len(y), generator=order, device=device)
-            total, n_crit = 0.0, 0
-            for i in range(0, len(y), cfg.batch_size):
-                idx = perm[i:i + cfg.batch_size]
-                model.eval()
-                found = lass.lass(model, x[idx], max_iter=max_iter, min_new=0, generator=search, **lass_kwargs)
-                model.train()
-                x_adv = found.x_adv.detach()
-                n_crit += int(found.critical.sum())
-                with autocast(cfg.precision, device):
-                    out = model(torch.cat([x[idx], x_adv]))
-                clean, adv = out.float().split(len(idx))
-                loss = (1 - weight) * F.cross_entropy(clean, y[idx]) + weight * F.cross_entropy(adv, y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            record(epoch, lr, total / len(y), n_crit / len(y))
-    return History(df=pd.DataFrame(rows), correct=None, model=model)
+    def critical_fraction(epoch, model):
+        frac = n_crit[0] / len(ds.y_train) if epoch > 0 else float("nan")
+        n_crit[0] = 0
+        return {"critical_fraction": frac}
+
+    return train(build, ds, cfg, progress=progress, desc=desc, on_epoch=critical_fraction, loss_fn=mixed_loss)
 
 
 # ----------------------------------------------------------------------------- compute
@@ -293,20 +273,18 @@ def _compute(cfg: Config, progress: bool):
             specs += [kw, kw]
         it = iter(specs)
         datasets = [real, rand] * len(batched)
-        with local_seed(seed + 9_000_017, get_device(cfg.device)):  # the vmap ensemble draws from torch's RNG
-            mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k, **next(it)), datasets,
-                            _train_config(cfg, seed), [seed] * len(datasets), engine="vmap", progress=progress,
-                            desc=f"{len(datasets)} models (noise/dropout), seed {seed}")
+        mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k, **next(it)), datasets,  # RNG seeded inside
+                        _train_config(cfg, seed), [seed] * len(datasets), engine="vmap", progress=progress,
+                        desc=f"{len(datasets)} models (noise/dropout), seed {seed}")
         for j, s in enumerate(batched):
             for m, data in ((2 * j, "real"), (2 * j + 1, "randY")):
                 histories.append(tag(mh.df[mh.df.model == m].drop(columns=["model"]), s, data))
 
         # 2. weight decay: real + randY batched per strength (the decay is an optimiser setting)
         for s in (s for s in sets if s["regularizer"] == "weight_decay"):
-            with local_seed(seed + 9_000_017, get_device(cfg.device)):  # no noise drawn, but keep RNG use local
-                mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [real, rand],
-                                _train_config(cfg, seed, s["strength"]), [seed, seed], engine="vmap",
-                                progress=progress, desc=f"{s['name']}, seed {seed}")
+            mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [real, rand],
+                            _train_config(cfg, seed, s["strength"]), [seed, seed], engine="vmap",
+                            progress=progress, desc=f"{s['name']}, seed {seed}")
             for m, data in ((0, "real"), (1, "randY")):
                 histories.append(tag(mh.df[mh.df.model == m].drop(columns=["model"]), s, data))
 
