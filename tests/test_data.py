@@ -26,8 +26,10 @@ def test_digits_matches_scikit_learn(digits):
 def test_digits_split_is_disjoint_and_subset_depends_on_seed():
     full = D.load("digits")
     ref = load_digits().data
-    # train and test come from a fixed split: no image row appears in both (the split is by index)
+    # train and test come from a fixed split of scikit-learn's rows: together all of them, none in both
     assert len(full.y_train) + len(full.y_test) == len(ref)
+    assert set(full.train_index.tolist()).isdisjoint(full.test_index.tolist())
+    assert sorted(full.train_index.tolist() + full.test_index.tolist()) == list(range(len(ref)))
     a, b = D.load("digits", 100, seed=0), D.load("digits", 100, seed=1)
     assert not torch.equal(a.train_index, b.train_index)
     assert torch.equal(a.train_index, D.load("digits", 100, seed=0).train_index)
