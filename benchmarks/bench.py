@@ -114,7 +114,7 @@ def k_vs_sequential(device, repeats, quick, k, widths, engine="auto", name=None)
     arch = "-".join(map(str, [64, *widths, 10]))
     return entry(name or f"k{k}_{engine}", together, one_by_one, device,
                  f"K={k} MLPs {arch}, {n} examples, {epochs} epochs, batch 32, engine={engine}",
-                 f"train() called K times" + ("" if seq_k == k else f" (timed for {seq_k}, scaled to K)"))
+                 "train() called K times" + ("" if seq_k == k else f" (timed for {seq_k}, scaled to K)"))
 
 
 def engines(device, repeats, quick):

@@ -90,7 +90,6 @@ def test_load_errors(kwargs, words):
 
 def test_label_noise_rate_mask_and_clean_test(digits):
     c = D.corrupt(digits, "label_noise", 0.4, seed=0)
-    n = len(digits.y_train)
     k = int(c.corrupted.sum())
     # Binomial(600, 0.4): mean 240, sd 12 -> 5 sd band
     assert abs(k - 240) < 60

@@ -12,7 +12,6 @@ import dataclasses
 import time
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
