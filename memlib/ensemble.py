@@ -9,6 +9,10 @@ and exposing their parameters as tensors with a leading K dimension:
   ``functional_call`` + ``vmap`` (``randomness="different"``: each model its own dropout mask).
 
 ``benchmarks/`` measures one against the other; ``engine="auto"`` picks StackedMLP for MLPs.
+
+Both take ``return_hidden=True`` (as the models of :mod:`memlib.models`) and then return
+``(logits (K, B, classes), {name: (K, B, ...)})`` with the single model's layer names;
+:func:`memlib.activations.collect_many` is the capture function built on it.
 """
 from __future__ import annotations
 
@@ -19,13 +23,16 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from .models import MLP
+from .models import MLP, supports_hidden
 
 ENGINES = ("auto", "stacked", "vmap")
 
 
 class StackedMLP(nn.Module):
-    """K :class:`memlib.models.MLP` of one architecture, weights stacked along a leading K axis."""
+    """K :class:`memlib.models.MLP` of one architecture, weights stacked along a leading K axis.
+
+    Hidden states (``return_hidden=True``): ``fc1 … fc{L}`` as in :class:`memlib.models.MLP`, each
+    ``(K, B, width)``, after the ReLU and before dropout."""
 
     def __init__(self, models: list[nn.Module], generator: torch.Generator | None = None):
         super().__init__()
@@ -44,18 +51,27 @@ class StackedMLP(nn.Module):
         self.generator = generator
         self.k = len(models)
 
-    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """``x``: ``(K, B, ...)``, one batch per model, or with ``shared=True`` one batch ``(B, ...)`` for all."""
+    def forward(self, x: torch.Tensor, shared: bool = False, return_hidden: bool = False):
+        """``x``: ``(K, B, ...)``, one batch per model, or with ``shared=True`` one batch ``(B, ...)`` for all.
+
+        Logits ``(K, B, classes)``; with ``return_hidden`` the pair ``(logits, {name: (K, B, width)})``."""
         h = x.reshape(x.shape[0], -1) if shared else x.reshape(self.k, x.shape[1], -1)
         last = len(self.weights) - 1
+        hidden: dict[str, torch.Tensor] = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w) if h.dim() == 3 else torch.matmul(h, w) + b  # shared input broadcasts over K
             if i < last:
                 h = F.relu(h)
+                if return_hidden:
+                    hidden[f"fc{i + 1}"] = h
                 if self.training and self.dropout > 0:
                     keep = torch.rand(h.shape, generator=self.generator, device=h.device, dtype=h.dtype) >= self.dropout
                     h = h * keep / (1.0 - self.dropout)
-        return h
+        return (h, hidden) if return_hidden else h
+
+    def layer_names(self) -> list[str]:
+        """Names of the hidden states, input → output (those of the single MLP)."""
+        return [f"fc{i + 1}" for i in range(len(self.weights) - 1)]
 
     def select(self, sel: torch.Tensor) -> None:
         """Keep only the models ``sel`` (indices into the current K) in the batched computation."""
@@ -77,7 +93,10 @@ class StackedMLP(nn.Module):
 
 
 class VmapEnsemble(nn.Module):
-    """K copies of any module, evaluated with ``torch.func.vmap`` over stacked parameters and buffers."""
+    """K copies of any module, evaluated with ``torch.func.vmap`` over stacked parameters and buffers.
+
+    Hidden states (``return_hidden=True``, for modules that support it, see
+    :func:`memlib.models.supports_hidden`): the single module's, each with a leading K axis."""
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
@@ -102,13 +121,32 @@ class VmapEnsemble(nn.Module):
     def _call(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
 
-    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        """``x``: ``(K, B, ...)``, one batch per model, or with ``shared=True`` one batch ``(B, ...)`` for all."""
+    def _call_hidden(self, params, buffers, x):
+        return functional_call(self.base, (params, buffers), (x,), {"return_hidden": True})
+
+    def forward(self, x: torch.Tensor, shared: bool = False, return_hidden: bool = False):
+        """``x``: ``(K, B, ...)``, one batch per model, or with ``shared=True`` one batch ``(B, ...)`` for all.
+
+        Logits ``(K, B, classes)``; with ``return_hidden`` the pair ``(logits, {name: (K, B, ...)})``."""
+        if return_hidden:
+            self._check_hidden()
         self.base.train(self.training)
         params = dict(zip(self.names, self.stacked))
         buffers = {n: b.to(x.device) for n, b in self.buffers_.items()}
-        fn = vmap(self._call, in_dims=(0, 0, None if shared else 0), randomness="different")
+        call = self._call_hidden if return_hidden else self._call
+        fn = vmap(call, in_dims=(0, 0, None if shared else 0), randomness="different")
         return fn(params, buffers, x)
+
+    def layer_names(self) -> list[str]:
+        """Names of the hidden states, input → output (those of the single module)."""
+        self._check_hidden()
+        return self.base.layer_names()
+
+    def _check_hidden(self) -> None:
+        if not supports_hidden(self.base):
+            raise TypeError(f"{type(self.base).__name__} has no hidden states to return: return_hidden needs a "
+                            "module with forward(x, return_hidden=...) and layer_names(), as the models of "
+                            "memlib.models (MLP, SmallCNN, AlexNetSmall, CNN1d)")
 
 
 def _replace_parameters(ens: nn.Module, new) -> None:

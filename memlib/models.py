@@ -2,19 +2,85 @@
 
 Parameter counts on 28×28×3 inputs match Zhang et al. 2017, Table 1 (MLP 1×512: 1,209,866;
 MLP 3×512: 1,735,178; small AlexNet: 1,387,786) — see tests/test_models.py.
+
+Hidden states. Every model here has ``forward(x, return_hidden=False)``; with ``return_hidden=True`` it
+returns ``(logits, hidden)``, ``hidden`` a dict ``{name: tensor}`` ordered input → output with one entry
+per hidden layer: the output of the layer's *block*, i.e. the tensor the next parametric layer consumes —
+after the ReLU and after the max-pooling / local response normalisation that follow it inside the block,
+but before dropout (in train mode a layer's state still sees the dropout masks of the layers before
+it; :mod:`memlib.activations` evaluates in eval mode). Names: ``conv1, conv2, …`` for convolution blocks and ``fc1, fc2, …`` for hidden
+fully-connected layers, counted separately, in order; the output layer (the logits) has no name.
+``layer_names()`` lists them without running the model. The states are read inside ``forward`` (no
+hooks), so they also come out of ``torch.func.functional_call`` under ``vmap`` (see
+:mod:`memlib.ensemble`); :mod:`memlib.activations` is the capture function built on top.
 """
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 MODELS = ("mlp", "alexnet_small", "cnn", "cnn1d")
 
+# modules that end a block after its ReLU: the block's hidden state is read after them
+_BLOCK_TAIL = (nn.MaxPool1d, nn.MaxPool2d, nn.LocalResponseNorm)
+
+
+def _taps(parts: Sequence[nn.Sequential]) -> list[dict[int, str]]:
+    """For each part, ``{index of the module after which a hidden state is read: its name}``.
+
+    A hidden layer is a Linear/Conv followed by a ReLU; its state is read after the ReLU and any pooling /
+    LRN right after it (see the module docstring). Counters run across the parts (features, classifier)."""
+    counts: dict[str, int] = {}
+    plan = []
+    for part in parts:
+        taps: dict[str, int] = {}
+        kind, pending = None, None
+        for i, layer in enumerate(part):
+            if isinstance(layer, nn.Linear):
+                kind = "fc"
+            elif isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+                kind = "conv"
+            if isinstance(layer, nn.ReLU) and kind is not None:
+                counts[kind] = counts.get(kind, 0) + 1
+                pending = f"{kind}{counts[kind]}"
+                taps[pending] = i
+            elif pending is not None and isinstance(layer, _BLOCK_TAIL):
+                taps[pending] = i
+            else:
+                pending = None
+        plan.append({i: name for name, i in taps.items()})
+    return plan
+
+
+def _layer_names(parts: Sequence[nn.Sequential]) -> list[str]:
+    return [name for taps in _taps(parts) for name in taps.values()]
+
+
+def _forward(parts: Sequence[nn.Sequential], x: torch.Tensor, return_hidden: bool):
+    """Run the modules of ``parts`` in order; with ``return_hidden`` also collect the hidden states."""
+    if not return_hidden:
+        for part in parts:
+            for layer in part:
+                x = layer(x)
+        return x
+    hidden: dict[str, torch.Tensor] = {}
+    for part, taps in zip(parts, _taps(parts)):
+        for i, layer in enumerate(part):
+            x = layer(x)
+            if i in taps:
+                hidden[taps[i]] = x
+    return x, hidden
+
 
 class MLP(nn.Sequential):
-    """Flatten → [Linear → ReLU → Dropout]×len(widths) → Linear(num_classes)."""
+    """Flatten → [Linear → ReLU → Dropout]×len(widths) → Linear(num_classes).
+
+    Hidden states (``forward(x, return_hidden=True)``): ``fc1 … fc{len(widths)}``, each ``(B, width)``,
+    read after the ReLU, before dropout."""
 
     def __init__(self, input_shape, widths, num_classes: int = 10, dropout: float = 0.0):
         layers: list[nn.Module] = [nn.Flatten()]
@@ -27,9 +93,21 @@ class MLP(nn.Sequential):
         layers.append(nn.Linear(d, num_classes))
         super().__init__(*layers)
 
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """Logits ``(B, classes)``; with ``return_hidden`` the pair ``(logits, {name: hidden state})``."""
+        return _forward((self,), x, return_hidden)
+
+    def layer_names(self) -> list[str]:
+        """Names of the hidden states, input → output."""
+        return _layer_names((self,))
+
 
 class AlexNetSmall(nn.Module):
-    """Zhang et al.'s small AlexNet: 2 × [conv5×5(64) → ReLU → maxpool3×3/2 → LRN], FC 384 → 192 → 10."""
+    """Zhang et al.'s small AlexNet: 2 × [conv5×5(64) → ReLU → maxpool3×3/2 → LRN], FC 384 → 192 → 10.
+
+    Hidden states (``forward(x, return_hidden=True)``): ``conv1``, ``conv2`` — ``(B, 64, h, w)``, each block's
+    output after ReLU, max-pool and LRN; ``fc1`` ``(B, 384)``, ``fc2`` ``(B, 192)`` after the ReLU, before
+    dropout."""
 
     def __init__(self, input_shape, num_classes: int = 10, channels: int = 64, dropout: float = 0.0):
         super().__init__()
@@ -46,12 +124,22 @@ class AlexNetSmall(nn.Module):
             nn.Flatten(), nn.Linear(n_flat, 384), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(384, 192), nn.ReLU(), nn.Dropout(dropout), nn.Linear(192, num_classes))
 
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """Logits ``(B, classes)``; with ``return_hidden`` the pair ``(logits, {name: hidden state})``."""
+        return _forward((self.features, self.classifier), x, return_hidden)
+
+    def layer_names(self) -> list[str]:
+        """Names of the hidden states, input → output."""
+        return _layer_names((self.features, self.classifier))
 
 
 class SmallCNN(nn.Module):
-    """Two conv layers (3×3, ReLU, 2×2 max-pool where the map is large enough) → FC → classes."""
+    """Two conv layers (3×3, ReLU, 2×2 max-pool where the map is large enough) → FC → classes.
+
+    Hidden states (``forward(x, return_hidden=True)``): ``conv1`` ``(B, channels, h, w)``, ``conv2``
+    ``(B, 2·channels, h', w')`` — each block's output, after the ReLU and after the max-pool where the
+    block has one (a block pools when its input map is at least 8×8); ``fc1`` ``(B, hidden)`` after the
+    ReLU, before dropout."""
 
     def __init__(self, input_shape, num_classes: int = 10, channels: int = 32, hidden: int = 128,
                  dropout: float = 0.0):
@@ -69,12 +157,20 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(cin * h * w, hidden), nn.ReLU(),
                                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """Logits ``(B, classes)``; with ``return_hidden`` the pair ``(logits, {name: hidden state})``."""
+        return _forward((self.features, self.classifier), x, return_hidden)
+
+    def layer_names(self) -> list[str]:
+        """Names of the hidden states, input → output."""
+        return _layer_names((self.features, self.classifier))
 
 
 class CNN1d(nn.Module):
-    """1-D CNN for sequences ``(N, C, L)``: three conv(5) layers with stride 2, then a linear head."""
+    """1-D CNN for sequences ``(N, C, L)``: three conv(5) layers with stride 2, then a linear head.
+
+    Hidden states (``forward(x, return_hidden=True)``): ``conv1``, ``conv2``, ``conv3``, each
+    ``(B, channels, length)`` after its ReLU (no pooling); there is no hidden fully-connected layer."""
 
     def __init__(self, input_shape, num_classes: int = 10, channels: int = 32, dropout: float = 0.0):
         super().__init__()
@@ -87,8 +183,13 @@ class CNN1d(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * length, num_classes))
 
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """Logits ``(B, classes)``; with ``return_hidden`` the pair ``(logits, {name: hidden state})``."""
+        return _forward((self.features, self.classifier), x, return_hidden)
+
+    def layer_names(self) -> list[str]:
+        """Names of the hidden states, input → output."""
+        return _layer_names((self.features, self.classifier))
 
 
 def build_model(name: str, input_shape, num_classes: int = 10, widths=(512,), dropout: float = 0.0) -> nn.Module:
@@ -108,6 +209,17 @@ def build_model(name: str, input_shape, num_classes: int = 10, widths=(512,), dr
             raise ValueError(f"model='cnn1d' needs sequence inputs (C, L); got input shape {input_shape}")
         return CNN1d(input_shape, num_classes, dropout=dropout)
     raise ValueError(f"model={name!r} is not known; choose one of {list(MODELS)}")
+
+
+def supports_hidden(model) -> bool:
+    """Whether ``model`` follows the hidden-state protocol: ``forward(x, return_hidden=...)`` and
+    ``layer_names()`` (every model of this module does)."""
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "layer_names", None)):
+        return False
+    try:
+        return "return_hidden" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -53,3 +53,24 @@ def test_model_errors(name, shape, kwargs, words):
 def test_dropout_only_when_asked():
     assert not any(isinstance(m, torch.nn.Dropout) for m in build_model("mlp", (1, 8, 8), 10, [16]).modules())
     assert any(isinstance(m, torch.nn.Dropout) for m in build_model("mlp", (1, 8, 8), 10, [16], dropout=0.5).modules())
+
+
+@pytest.mark.parametrize("name, shape, widths, names, keys", [
+    ("mlp", (1, 8, 8), [16, 8], ["fc1", "fc2"], ["1", "3", "5"]),
+    ("cnn", (1, 8, 8), [], ["conv1", "conv2", "fc1"], ["features.0", "features.3", "classifier.1", "classifier.4"]),
+    ("alexnet_small", (1, 8, 8), [], ["conv1", "conv2", "fc1", "fc2"],
+     ["features.0", "features.4", "classifier.1", "classifier.4", "classifier.7"]),
+    ("cnn1d", (1, 40), [], ["conv1", "conv2", "conv3"], ["features.0", "features.2", "features.4", "classifier.2"]),
+])
+def test_hidden_layer_names_and_unchanged_state_dict_keys(name, shape, widths, names, keys):
+    m = build_model(name, shape, 10, widths or (512,))
+    assert m.layer_names() == names
+    assert list(m.state_dict()) == [f"{k}.{p}" for k in keys for p in ("weight", "bias")]
+    logits, hidden = m(torch.zeros(3, *shape), return_hidden=True)
+    assert logits.shape == (3, 10) and list(hidden) == names and all(len(h) == 3 for h in hidden.values())
+
+
+def test_mlp_stays_a_sequential_with_the_same_layers():
+    m = build_model("mlp", (1, 8, 8), 10, [16], dropout=0.5)
+    assert isinstance(m, torch.nn.Sequential)
+    assert [type(l).__name__ for l in m] == ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
