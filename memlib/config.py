@@ -1,4 +1,4 @@
-"""Paths, devices, local seeding, profiles and a strict base class for study configs.
+"""Paths, devices, local seeding and named random streams, profiles and a strict base class for configs.
 
 Everything here is side-effect free at import: no seeding, no folder creation.
 """
@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import types
 import typing
+import warnings
 from pathlib import Path
 
 import torch
@@ -93,6 +95,33 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     return g
 
 
+#: The named random streams memlib draws from (any other name is allowed too; these are the shared ones).
+STREAMS = ("subset", "nested-subset", "corrupt", "init", "order", "dropout", "loss", "lass")
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """The seed of the random stream ``stream`` derived from an experiment's one ``seed``.
+
+    Every independent random choice of a run draws from its own stream — the data subset (``"subset"``), the
+    corruption (``"corrupt"``), the initialisation (``"init"``), the mini-batch order (``"order"``), dropout
+    masks (``"dropout"``), a loss hook's draws (``"loss"``), LASS's noise (``"lass"``), … — so that no two of
+    them are functions of each other (with one seed for all, a label-noise mask drawn with ``generator(seed)``
+    is exactly the first uniforms the initialisation drew under ``manual_seed(seed)``). The stream seed is the
+    first 63 bits of BLAKE2b("memlib/<stream>/<seed>"): deterministic across processes and platforms, and no
+    arithmetic on seeds at the call site."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed={seed!r} must be an int")
+    if not isinstance(stream, str) or not stream:
+        raise ValueError(f"stream={stream!r} is not allowed; use a non-empty name such as {list(STREAMS)}")
+    digest = hashlib.blake2b(f"memlib/{stream}/{seed}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def stream(seed: int, name: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """``generator(stream_seed(seed, name), device)``: a fresh generator on the named stream of ``seed``."""
+    return generator(stream_seed(seed, name), device)
+
+
 # ----------------------------------------------------------------------------- strict configs
 
 def _check_type(name: str, value, annotation) -> None:
@@ -154,12 +183,29 @@ class StrictConfig:
                 object.__setattr__(self, f.name, float(value))
         self.validate()
 
+    #: Old parameter names still accepted by :meth:`from_dict` (old → new), each with a message when used.
+    RENAMED: typing.ClassVar[dict] = {}
+
     def validate(self) -> None:  # pragma: no cover - overridden
         pass
 
     @classmethod
+    def renamed(cls, params: dict) -> dict:
+        """``params`` with old names (:attr:`RENAMED`) replaced by the new ones, warning once per old name used."""
+        out = dict(params)
+        for old, new in cls.RENAMED.items():
+            if old in out:
+                if new in out:
+                    raise TypeError(f"{old!r} and {new!r} were both given; {old!r} is the old name of {new!r}: "
+                                    f"give only {new!r}")
+                warnings.warn(f"parameter {old!r} is now called {new!r}; using the value for {new!r}", stacklevel=3)
+                out[new] = out.pop(old)
+        return out
+
+    @classmethod
     def from_dict(cls, params: dict):
-        """Build from a mapping, naming every unknown key and the allowed ones."""
+        """Build from a mapping (old names renamed), naming every unknown key and the allowed ones."""
+        params = cls.renamed(params)
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(params) - set(names))
         if unknown:
@@ -179,35 +225,6 @@ def require(cond: bool, name: str, value, allowed: str) -> None:
     """Raise ``ValueError`` naming the parameter, its value and what is allowed, unless ``cond``."""
     if not cond:
         raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
-
-
-def validate_common(cfg, min_train: int = 10) -> None:
-    """Range checks of the knobs every study names the same way (DESIGN.md §3), for those ``cfg`` has:
-    ``dataset``, ``n_train``, ``n_test``, ``model``, ``widths``, ``seeds``, ``device``, ``precision``."""
-    from .data import DATASETS
-    from .models import MODELS
-    from .train import PRECISIONS
-
-    has = lambda name: hasattr(cfg, name)  # noqa: E731
-    if has("dataset"):
-        require(cfg.dataset in DATASETS, "dataset", cfg.dataset, f"choose one of {list(DATASETS)}")
-    if has("n_train"):
-        require(cfg.n_train >= min_train, "n_train", cfg.n_train, f"use at least {min_train} examples")
-    if has("n_test"):
-        require(cfg.n_test is None or cfg.n_test >= 10, "n_test", cfg.n_test, "use None (whole test split) or ≥ 10")
-    if has("model"):
-        require(cfg.model in MODELS, "model", cfg.model, f"choose one of {list(MODELS)}")
-    if has("widths"):
-        require(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths), "widths", cfg.widths,
-                "use a non-empty list of positive integers")
-    if has("seeds"):
-        require(len(cfg.seeds) >= 1 and len(set(cfg.seeds)) == len(cfg.seeds), "seeds", cfg.seeds,
-                "use a non-empty list of distinct integers")
-    if has("device"):
-        require(cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "auto", "device", cfg.device,
-                "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-    if has("precision"):
-        require(cfg.precision in PRECISIONS, "precision", cfg.precision, f"choose one of {list(PRECISIONS)}")
 
 
 def load_profile(profile: str, study: str) -> dict:

@@ -1,7 +1,10 @@
 """Datasets as in-memory float tensors, and the corruptions of Zhang et al. 2017 / Arpit et al. 2017.
 
 ``load(name, n_train, n_test, seed)`` returns a :class:`Dataset` (inputs ``(N, C, H, W)`` for images,
-``(N, C, L)`` for sequences, float32; labels int64). ``corrupt(ds, kind, level, seed)`` returns a new
+``(N, C, L)`` for sequences — MNIST-1D, and the audio sets as log-mel spectrograms ``(N, mels, frames)`` —
+float32; labels int64). ``audio`` is memlib's embedded, procedurally generated 10-class set; ``fsdd`` the Free
+Spoken Digit Dataset read from ``MEMLIB_DATA/fsdd/recordings`` (:mod:`memlib.audio`); the character corpus for
+language models is :mod:`memlib.text`. ``corrupt(ds, kind, level, seed)`` returns a new
 Dataset whose training set is corrupted once, deterministically for the seed, with a mask of the
 corrupted examples. The test set stays clean unless ``corrupt_test=True`` (a fixed pixel shuffle is a
 change of input representation and is applied to both, as in Zhang et al.).
@@ -16,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import data_dir, generator
+from .config import data_dir, generator, stream
 
-DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10", "audio", "fsdd")
+#: Sequence datasets (inputs ``(N, C, L)``): MNIST-1D, and log-mel spectrograms (C = mel bands, L = frames).
+SEQUENCE_DATASETS = ("mnist1d", "audio", "fsdd")
 CORRUPTIONS = ("none", "label_noise", "random_labels", "shuffled_pixels", "random_pixels",
                "gaussian", "randX", "randY")
 
@@ -128,10 +133,18 @@ def _torchvision(name: str, root_str: str):
     return (*arrays(train), *arrays(test))
 
 
-def _source(name: str, n_total: int):
+def _source(name: str, n_total: int, n_train: int | None = None, n_test: int | None = None):
     """(x_train, y_train, x_test, y_test, source index of each train row, of each test row)."""
     if name == "digits":
         return _digits()
+    if name == "audio":  # procedurally generated clips (memlib.audio), as many as asked for, 2,000 / 500 at least
+        from .audio import synthetic_source
+
+        return synthetic_source(max(2000, n_train or 0), max(500, n_test or 0))
+    if name == "fsdd":  # real recordings under MEMLIB_DATA/fsdd/recordings (memlib.audio), takes 0–4 are the test set
+        from .audio import fsdd_source
+
+        return fsdd_source(data_dir())
     x, y, xt, yt = _mnist1d(max(n_total, 5000)) if name == "mnist1d" else _torchvision(name, str(data_dir()))
     return x, y, xt, yt, torch.arange(len(y)), torch.arange(len(yt))
 
@@ -147,7 +160,8 @@ def _check_name(name: str) -> None:
 
 
 def load(name: str, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:
-    """Load ``name`` and take random subsets of ``n_train`` / ``n_test`` examples chosen with ``seed``.
+    """Load ``name`` and take random subsets of ``n_train`` / ``n_test`` examples chosen with ``seed``'s
+    ``"subset"`` stream (:func:`memlib.config.stream_seed`).
 
     ``None`` keeps the whole split. ``mnist1d`` is generated to size (80 % train, 20 % test).
     """
@@ -158,8 +172,8 @@ def load(name: str, n_train: int | None = None, n_test: int | None = None, seed:
     n_total = int(np.ceil(((n_train or 4000) / 0.8))) if name == "mnist1d" else 0
     if name == "mnist1d" and n_test is not None:
         n_total = max(n_total, int(np.ceil(n_test / 0.2)))
-    x, y, xt, yt, src_tr, src_te = _source(name, n_total)
-    g = generator(seed)
+    x, y, xt, yt, src_tr, src_te = _source(name, n_total, n_train, n_test)
+    g = stream(seed, "subset")
 
     def subset(n, size, pname):
         if n is None:
@@ -181,7 +195,7 @@ def subset(ds: Dataset, n: int, seed: int = 0) -> Dataset:
     nested, so a curve over dataset size compares like with like. The test set is unchanged."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(ds.y_train):
         raise ValueError(f"n={n!r} is not allowed; use 1 … {len(ds.y_train)} (the training set's size)")
-    keep = torch.randperm(len(ds.y_train), generator=generator(seed))[:n]
+    keep = torch.randperm(len(ds.y_train), generator=stream(seed, "nested-subset"))[:n]
     return dataclasses.replace(ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], train_index=ds.train_index[keep],
                                y_train_clean=ds.y_train_clean[keep], corrupted=ds.corrupted[keep])
 
@@ -236,7 +250,7 @@ def _random_labels(n: int, k: int, g: torch.Generator) -> torch.Tensor:
 
 
 def corrupt(ds: Dataset, kind: str, level: float = 1.0, seed: int = 0, corrupt_test: bool = False) -> Dataset:
-    """Corrupt the training set of ``ds`` (fixed for ``seed``); returns a new Dataset.
+    """Corrupt the training set of ``ds`` (fixed for ``seed``, drawn from its ``"corrupt"`` stream); returns a new Dataset.
 
     kind:
       ``none``;
@@ -253,7 +267,7 @@ def corrupt(ds: Dataset, kind: str, level: float = 1.0, seed: int = 0, corrupt_t
         raise ValueError(f"kind={kind!r} is not a known corruption; choose one of {list(CORRUPTIONS)}")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= level <= 1.0:
         raise ValueError(f"level={level!r} is not allowed; use a fraction in [0, 1]")
-    g = generator(seed)
+    g = stream(seed, "corrupt")
     n, k = len(ds.y_train), ds.num_classes
     x, y, xt, yt = ds.x_train.clone(), ds.y_train.clone(), ds.x_test.clone(), ds.y_test.clone()
     mask = torch.zeros(n, dtype=torch.bool)

@@ -172,27 +172,39 @@ def standardized_settings(mean: float, std: float, radius_255: float = RADIUS_25
 
 def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: float,
               max_iter: int = MAX_ITER, min_new: int = MIN_NEW, clip: tuple[float, float] | None = None,
-              generator: torch.Generator | None = None) -> LassResult:
+              generator: torch.Generator | None = None, stop: str = "pooled", shared: bool = True) -> LassResult:
     """LASS for K models trained together (an ensemble from ``memlib.ensemble``) on shared examples ``x``
-    ``(N, ...)``, batched over models and examples at once: ``critical`` is ``(K, N)``, ``x_adv`` ``(K, N, ...)``.
+    ``(N, ...)`` — or, with ``shared=False``, one set per model ``(K, N, ...)`` (e.g. each model's mini-batch) —
+    batched over models and examples at once: ``critical`` is ``(K, N)``, ``x_adv`` ``(K, N, ...)``.
 
-    Each (model, example) pair follows the single-model algorithm; the global stopping rule uses the pooled
-    count (stop when fewer than ``min_new·K`` new critical samples appear, i.e. on average fewer than
-    ``min_new`` per model). The noise is one ``(K, N, ...)`` draw per iteration."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise ValueError("x must be a floating-point tensor of shape (N, ...) with N examples")
+    Each (model, example) pair follows the single-model algorithm. The stopping rule: ``stop="per_model"`` applies
+    the paper's rule to each model on its own (model k stops searching when fewer than ``min_new`` of its examples
+    became critical in an iteration — exactly what :func:`lass` does for that model alone, up to the noise draws);
+    ``stop="pooled"`` stops all models together when fewer than ``min_new·K`` new critical samples appear (on
+    average fewer than ``min_new`` per model). The noise is one ``(K, N, ...)`` draw per iteration.
+    ``iterations`` is the number of iterations the longest search ran."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < (2 if shared else 3):
+        raise ValueError("x must be a floating-point tensor of shape (N, ...) with N examples"
+                         + ("" if shared else ", one set per model: (K, N, ...)"))
+    if not shared and x.shape[0] != ensemble.k:
+        raise ValueError(f"x has {x.shape[0]} sets of examples for {ensemble.k} models; with shared=False give one "
+                         "per model")
+    if stop not in ("pooled", "per_model"):
+        raise ValueError(f"stop={stop!r} is not allowed; choose 'pooled' or 'per_model'")
     radius, alpha, beta, max_iter, min_new, generator = _check_args(x, radius, alpha, beta, max_iter, min_new, clip,
                                                                     generator)
-    k, n = ensemble.k, len(x)
+    k = ensemble.k
+    n = x.shape[0] if shared else x.shape[1]
     was_training = ensemble.training
     ensemble.eval()
     try:
-        x0 = x.detach().unsqueeze(0).expand(k, *x.shape)
+        x0 = x.detach().unsqueeze(0).expand(k, *x.shape) if shared else x.detach()
         with torch.no_grad():
-            y0 = ensemble(x.detach(), shared=True).argmax(-1)  # (K, N)
+            y0 = ensemble(x.detach(), shared=shared).argmax(-1)  # (K, N)
         x_adv = x0.clone()
         critical = torch.zeros(k, n, dtype=torch.bool, device=x.device)
-        keep_shape = (k, n) + (1,) * (x.dim() - 1)
+        searching = torch.ones(k, 1, dtype=torch.bool, device=x.device)  # models whose search goes on
+        keep_shape = (k, n) + (1,) * (x0.dim() - 2)
         iterations = 0
         for it in range(1, max_iter + 1):
             iterations = it
@@ -205,11 +217,16 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
                 step = step + beta * torch.randn(x0.shape, generator=generator, device=generator.device,
                                                  dtype=x.dtype).to(x.device)
             xn = _project(xa.detach() + step, x0, radius, clip)
+            moving = ~critical & searching  # found points stay where they changed; stopped models stay put
             with torch.no_grad():
-                changed = (ensemble(xn).argmax(-1) != y0) & ~critical
-            x_adv = torch.where((~critical).view(keep_shape), xn, x_adv)  # found points stay where they changed
+                changed = (ensemble(xn).argmax(-1) != y0) & moving
+            x_adv = torch.where(moving.view(keep_shape), xn, x_adv)
             critical |= changed
-            if int(changed.sum()) < min_new * k or bool(critical.all()):
+            if stop == "per_model":
+                searching &= (changed.sum(1, keepdim=True) >= min_new) & ~critical.all(1, keepdim=True)
+                if not bool(searching.any()):
+                    break
+            elif int(changed.sum()) < min_new * k or bool(critical.all()):
                 break
     finally:
         ensemble.train(was_training)

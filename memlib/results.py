@@ -64,7 +64,7 @@ def _save_entry(folder: Path, tables: dict[str, pd.DataFrame], arrays: dict[str,
     for name, df in tables.items():
         df.to_csv(folder / f"{name}.csv", index=False)
     np.savez_compressed(folder / "arrays.npz", **arrays)
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+    (folder / "meta.json").write_text(json.dumps(_finite(meta), indent=1, sort_keys=True, allow_nan=False, default=str))
 
 
 def _load_entry(folder: Path):
@@ -127,10 +127,31 @@ def versions() -> dict:
 
 
 def device_name(device: str) -> str:
-    """A readable description of ``device`` (GPU name, or CPU model and thread count)."""
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    """A readable description of the device actually used for ``device`` (``"auto"`` resolved): the GPU's name,
+    or the CPU model and thread count."""
+    from .config import get_device
+
+    resolved = get_device(str(device))
+    if resolved.type == "cuda":
+        return f"{resolved} ({torch.cuda.get_device_name(resolved)})"
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def strict_json(obj) -> str:
+    """``obj`` as strict JSON (RFC 8259): NaN and ±inf become ``null``, numpy scalars and arrays plain values."""
+    return json.dumps(_finite(obj), indent=2, allow_nan=False, default=_json_default)
+
+
+def _finite(o):
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    return o
 
 
 def study_dir(study: str, profile: str) -> Path:
@@ -145,10 +166,14 @@ class StudyRun:
     """
 
     def __init__(self, study: str, profile: str = "default"):
+        import importlib.util
+
         from .config import apply_threads
 
         apply_threads()  # one thread per core share under `make -jN`, or $MEMLIB_THREADS
         self.study, self.profile = study, profile
+        module = importlib.util.find_spec(f"memlib.studies.{study}")
+        self.paper = importlib.import_module(f"memlib.studies.{study}").PAPER if module else None
         self.out = study_dir(study, profile)
         self.out.mkdir(parents=True, exist_ok=True)
         self.start = time.perf_counter()
@@ -172,14 +197,14 @@ class StudyRun:
         from .claims import claims_to_records
 
         metrics = {
-            "study": self.study, "profile": self.profile, "config": config,
+            "study": self.study, "paper": self.paper, "profile": self.profile, "config": config,
             "claims": claims_to_records(claims), "headline": headline,
             "wall_time_s": round(time.perf_counter() - self.start, 3),
             "device": device_name(device), "versions": versions(), "git_commit": git_commit(),
             "figures": self.figures, "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         metrics.update(extra or {})
-        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2, default=_json_default))
+        atomic_write_text(self.out / "metrics.json", strict_json(metrics))
         return metrics
 
 

@@ -79,6 +79,7 @@ def study_params(study: str, profile: str, device: str | None, overrides: dict) 
         params["device"] = device
     params.update(overrides)
     module = importlib.import_module(f"memlib.studies.{study}")
+    params = module.Config.renamed(params)
     names = [f.name for f in dataclasses.fields(module.Config)]
     unknown = sorted(set(params) - set(names) - set(NOTEBOOK_ONLY_PARAMS))
     if unknown:

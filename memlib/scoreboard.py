@@ -12,15 +12,6 @@ from .config import build_dir
 from .results import atomic_write_text
 
 REQUIRED = ("study", "profile", "config", "claims", "wall_time_s", "device", "versions", "git_commit")
-PAPERS = {
-    "randomization_tests": "Zhang et al. 2017",
-    "noise_vs_capacity": "Arpit et al. 2017", "easiness": "Arpit et al. 2017",
-    "loss_sensitivity": "Arpit et al. 2017", "critical_samples": "Arpit et al. 2017",
-    "regularization": "Arpit et al. 2017", "nmf_nonlinearity": "Collins et al. 2018",
-    "knn": "Cohen et al. 2018", "permutation_test": "Chaibub Neto 2018", "mixup": "Zhang et al. 2018",
-    "exposure": "Carlini et al. 2019", "learning_order": "Hacohen et al. 2020",
-    "memorization_dissection": "Gu & Tresp 2019",
-}
 
 
 def load_metrics(profile: str) -> list[dict]:
@@ -38,7 +29,7 @@ def load_metrics(profile: str) -> list[dict]:
 
 def claims_frame(metrics: list[dict]) -> pd.DataFrame:
     """One row per claim: study, paper, claim, expected, measured, reproduced."""
-    rows = [dict(study=m["study"], paper=PAPERS.get(m["study"], ""), id=c["id"], claim=c["statement"],
+    rows = [dict(study=m["study"], paper=m.get("paper") or "", id=c["id"], claim=c["statement"],
                  expected=c["expected"], measured=c["measured"], reproduced=bool(c["reproduced"]))
             for m in metrics for c in m["claims"]]
     return pd.DataFrame(rows, columns=["study", "paper", "id", "claim", "expected", "measured", "reproduced"])

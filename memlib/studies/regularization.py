@@ -11,15 +11,18 @@ Batching: input dropout, input noise, hidden noise and dropout strengths are *bu
 randY, is one model of a single ``train_many(..., engine="vmap")`` run — ``vmap`` stacks buffers like
 parameters, and ``randomness="different"`` gives each model its own masks and noise. Weight decay is a
 ``TrainConfig`` setting (one batched run of real + randY per strength); adversarial training needs its own
-loss, passed to :func:`memlib.train.train` as its mini-batch loss (:func:`train_adversarial`).
+loss, passed to :func:`memlib.train.train_many` as its mini-batch loss hook (:func:`adversarial_loss`), so the
+adversarial settings of a seed (on real data and on randY) train together too. Seeds are batched as well: every
+buffer setting of every seed is one model of one run.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import time
-from typing import Callable, Optional
+from typing import Optional
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -28,12 +31,13 @@ from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, generator, get_device, require, validate_common
+from ..config import StrictConfig, require
 from ..plots import interactive
-from ..results import cached
-from ..train import History, TrainConfig, autocast, train, train_many
+from ..train import LossFn, autocast, train_many
+from .common import run_cached, train_config, validate_common
 
 STUDY = "regularization"
+PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §5"
 REGULARIZERS = ("dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay", "dropout_adversarial")
 LABELS = {"none": "no regularization", "dropout": "dropout", "input_dropout": "input dropout",
           "input_noise": "input Gaussian noise", "hidden_noise": "hidden Gaussian noise",
@@ -46,6 +50,7 @@ BUFFER_OF = {"input_dropout": "input_dropout", "input_noise": "input_noise", "hi
 CAP_POINTS = 30.0        # randY training accuracy removed, in points
 VAL_LOSS_POINTS = 3.0    # best real validation accuracy lost, at most, in points
 MIN_REMOVED_POINTS = 5.0  # a setting counts towards a curve's slope only if it removes at least this much
+MIN_RANKED = 3           # "among the two flattest" needs at least this many regularizers with a slope
 
 
 # ----------------------------------------------------------------------------- the model
@@ -116,7 +121,7 @@ class Config(StrictConfig):
     batch_size: int = 32
     lr: float = 0.03
     momentum: float = 0.9
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
     precision: str = "fp32"
 
@@ -144,14 +149,16 @@ class Config(StrictConfig):
         require(self.lass_max_iter >= 1, "lass_max_iter", self.lass_max_iter, "use a positive number of iterations")
         n_settings = sum(len(getattr(self, r)) for r in REGULARIZERS if r != "dropout_adversarial") + len(self.adv_weight)
         require(n_settings >= 1, "dropout", self.dropout, "give at least one regularizer setting in total")
-        TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                    device=self.device)  # validates the optimisation settings
 
 
 @dataclasses.dataclass
 class Result:
     """``history``: one row per (setting, data, seed, epoch); ``summary``: one row per (setting, seed) with
-    ``best_val_acc`` (real data) and ``randy_train_acc`` (final, randY)."""
+    ``best_val_acc`` (real data) and ``randy_train_acc`` (final, randY).
+
+    ``arrays`` (stacked on a leading seed axis, in ``config.seeds`` order): ``train_index`` ``(S, n_train)``,
+    ``test_index`` ``(S, n_test)`` — each row's index in the source split; ``randy_labels`` ``(S, n_train)`` — the
+    random labels of the randY runs."""
 
     config: Config
     history: pd.DataFrame
@@ -192,113 +199,108 @@ def lass_settings(cfg: Config, x_raw: torch.Tensor) -> dict:
                 clip=((lo - mean) / std, (hi - mean) / std))
 
 
-def _train_config(cfg: Config, seed: int, weight_decay: float = 0.0) -> TrainConfig:
-    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                       weight_decay=weight_decay, device=cfg.device, seed=seed, precision=cfg.precision)
-
-
 # ----------------------------------------------------------------------------- adversarial training
 
-def _lass_module():
-    try:
-        from .. import lass
-    except ImportError as err:  # pragma: no cover - depends on the checkout
-        raise ImportError("the regularizer 'dropout_adversarial' needs memlib.lass (LASS critical samples), which "
-                          "this checkout lacks; set adv_weight = [] and adv_dropout = [] to skip it") from err
-    return lass
+def adversarial_loss(weights: torch.Tensor, lass_kwargs: dict, max_iter: int, precision: str = "fp32",
+                     counts: Optional[list] = None) -> LossFn:
+    """A :func:`memlib.train.train_many` loss hook for K models: model k's mini-batch loss is
 
+        (1 − w_k) · CE(f_k(x_B), y_B) + w_k · CE(f_k(x̂_B), y_B),
 
-def train_adversarial(build: Callable[[], nn.Module], ds: D.Dataset, cfg: TrainConfig, weight: float,
-                      lass_kwargs: dict, max_iter: int = 10, progress: bool = True,
-                      desc: str = "adversarial") -> History:
-    """Train ``build()`` like :func:`memlib.train.train` (same initialisation, data order, SGD and per-epoch
-    evaluation for ``cfg.seed``) on the mixed loss
+    where x̂ are the points LASS (:func:`memlib.lass.lass_many`, Arpit et al.'s Langevin adversarial sample search,
+    noise from the hook's ``"loss"`` stream) finds from each mini-batch example: the critical sample where the
+    prediction first changed, or, for an example that is not critical within the radius, the search's last point
+    (still inside the L∞ ball). ``lass_kwargs`` holds ``radius``, ``alpha``, ``beta``, ``clip`` in input units
+    (:func:`lass_settings`). LASS runs on the current weights in eval mode (no dropout) for exactly ``max_iter``
+    iterations per mini-batch (``min_new=0``: the paper's stopping rule of < 20 new critical samples per
+    iteration was made for whole data sets, not for mini-batches of 32); the gradient step uses the models in
+    training mode (dropout on, in both terms). ``counts``, if given, is a list to which each mini-batch appends the
+    number of critical examples per model ``(K,)``."""
+    from ..lass import lass_many
 
-        (1 − weight) · CE(f(x_B), y_B) + weight · CE(f(x̂_B), y_B),
+    def loss(ens, xb, yb, generator):
+        found = lass_many(ens, xb, max_iter=max_iter, min_new=0, generator=generator, shared=False, **lass_kwargs)
+        ens.train()
+        if counts is not None:
+            counts.append(found.critical.sum(1).cpu())
+        with autocast(precision, xb.device):
+            out = ens(torch.cat([xb, found.x_adv.detach()], 1))
+        clean, adv = out.float().split(yb.shape[1], dim=1)
+        ce = lambda o: F.cross_entropy(o.transpose(1, 2), yb, reduction="none").mean(1)  # noqa: E731
+        w = weights.to(xb.device)
+        return (1 - w) * ce(clean) + w * ce(adv)
 
-    where x̂ are the points LASS (``memlib.lass.lass``, Arpit et al.'s Langevin adversarial sample search) finds
-    from each mini-batch example: the critical sample where the prediction first changed, or, for an example
-    that is not critical within the radius, the search's last point (still inside the L∞ ball).
-    ``lass_kwargs`` holds ``radius``, ``alpha``, ``beta``, ``clip`` in input units (:func:`lass_settings`).
-    LASS runs on the current weights in eval mode (no dropout) for exactly ``max_iter`` iterations per
-    mini-batch (``min_new=0``: the paper's stopping rule of < 20 new critical samples per iteration was
-    made for whole data sets, not for mini-batches of 32); the gradient step uses the model in training
-    mode (dropout on, in both terms). ``df`` has a ``critical_fraction`` column: the fraction of training
-    examples found critical during the epoch."""
-    lass = _lass_module()
-    device = get_device(cfg.device)
-    search = generator(cfg.seed + 5_000_011, device)
-    n_crit = [0]  # critical examples found during the current epoch
-
-    def mixed_loss(model, xb, yb):
-        model.eval()
-        found = lass.lass(model, xb, max_iter=max_iter, min_new=0, generator=search, **lass_kwargs)
-        model.train()
-        n_crit[0] += int(found.critical.sum())
-        with autocast(cfg.precision, device):
-            out = model(torch.cat([xb, found.x_adv.detach()]))
-        clean, adv = out.float().split(len(yb))
-        return (1 - weight) * F.cross_entropy(clean, yb) + weight * F.cross_entropy(adv, yb)
-
-    def critical_fraction(epoch, model):
-        frac = n_crit[0] / len(ds.y_train) if epoch > 0 else float("nan")
-        n_crit[0] = 0
-        return {"critical_fraction": frac}
-
-    return train(build, ds, cfg, progress=progress, desc=desc, on_epoch=critical_fraction, loss_fn=mixed_loss)
+    return loss
 
 
 # ----------------------------------------------------------------------------- compute
 
+def buffers(s: dict) -> dict:
+    """RegularizedMLP keyword arguments of a buffer setting (empty for the baseline)."""
+    return {BUFFER_OF[s["regularizer"]]: s["strength"]} if s["regularizer"] in BUFFER_OF else {}
+
+
+def _tag(df: pd.DataFrame, s: dict, data: str, seed: int) -> pd.DataFrame:
+    return df.drop(columns=["model"]).assign(setting=s["name"], regularizer=s["regularizer"], strength=s["strength"],
+                                             dropout=s["dropout"], data=data, seed=seed)
+
+
 def _compute(cfg: Config, progress: bool):
     sets = settings(cfg)
     batched = [s for s in sets if s["regularizer"] in ("none",) + tuple(BUFFER_OF)]
-    histories, arrays = [], {}
-    t0 = time.perf_counter()
-    for seed in tqdm(cfg.seeds, desc="regularization (seeds)", disable=not progress):
-        real, rand, lass_kwargs = prepare(cfg, seed)
-        arrays[f"train_index_seed{seed}"] = real.train_index.numpy()
-        arrays[f"test_index_seed{seed}"] = real.test_index.numpy()
-        arrays[f"randy_labels_seed{seed}"] = rand.y_train.numpy()
-        shape, k = real.input_shape, real.num_classes
+    prepared = {seed: prepare(cfg, seed) for seed in cfg.seeds}
+    real0 = prepared[cfg.seeds[0]][0]
+    shape, k = real0.input_shape, real0.num_classes
+    histories = []
+    arrays = {"train_index": np.stack([prepared[s][0].train_index.numpy() for s in cfg.seeds]),
+              "test_index": np.stack([prepared[s][0].test_index.numpy() for s in cfg.seeds]),
+              "randy_labels": np.stack([prepared[s][1].y_train.numpy() for s in cfg.seeds])}
+    bar = tqdm(total=2 + len(cfg.seeds), desc="regularization", disable=not progress)
 
-        def tag(df, s, data):
-            return df.assign(setting=s["name"], regularizer=s["regularizer"], strength=s["strength"],
-                             dropout=s["dropout"], data=data, seed=seed)
+    # 1. baseline + dropout/noise settings, real and randY, every seed: one vmap ensemble (each model its buffers)
+    models = [(seed, s, data) for seed in cfg.seeds for s in batched for data in ("real", "randY")]
 
-        # 1. baseline + dropout/noise settings, real and randY: one vmap ensemble (each model its own buffers)
-        specs = []
-        for s in batched:
-            kw = {BUFFER_OF[s["regularizer"]]: s["strength"]} if s["regularizer"] in BUFFER_OF else {}
-            specs += [kw, kw]
-        it = iter(specs)
-        datasets = [real, rand] * len(batched)
-        mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k, **next(it)), datasets,  # RNG seeded inside
-                        _train_config(cfg, seed), [seed] * len(datasets), engine="vmap", progress=progress,
-                        desc=f"{len(datasets)} models (noise/dropout), seed {seed}")
-        for j, s in enumerate(batched):
-            for m, data in ((2 * j, "real"), (2 * j + 1, "randY")):
-                histories.append(tag(mh.df[mh.df.model == m].drop(columns=["model"]), s, data))
+    builders = [functools.partial(RegularizedMLP, shape, cfg.widths, k, **buffers(s)) for _, s, _ in models]
+    mh = train_many(builders, [prepared[seed][data == "randY"] for seed, _, data in models],
+                    train_config(cfg), [seed for seed, _, _ in models], engine="vmap", progress=progress,
+                    desc=f"{len(models)} models (noise/dropout)")
+    histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, s, data) in enumerate(models)]
+    bar.update(1)
 
-        # 2. weight decay: real + randY batched per strength (the decay is an optimiser setting)
-        for s in (s for s in sets if s["regularizer"] == "weight_decay"):
-            mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [real, rand],
-                            _train_config(cfg, seed, s["strength"]), [seed, seed], engine="vmap",
-                            progress=progress, desc=f"{s['name']}, seed {seed}")
-            for m, data in ((0, "real"), (1, "randY")):
-                histories.append(tag(mh.df[mh.df.model == m].drop(columns=["model"]), s, data))
+    # 2. weight decay (an optimiser setting): real + randY of every seed batched, one run per strength
+    for s in (s for s in sets if s["regularizer"] == "weight_decay"):
+        pairs = [(seed, data) for seed in cfg.seeds for data in ("real", "randY")]
+        mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [prepared[seed][data == "randY"]
+                                                                      for seed, data in pairs],
+                        train_config(cfg, weight_decay=s["strength"]), [seed for seed, _ in pairs], engine="vmap",
+                        progress=progress, desc=s["name"])
+        histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, data) in enumerate(pairs)]
+    bar.update(1)
 
-        # 3. dropout + adversarial training on LASS points, one model at a time
-        adv = [s for s in sets if s["regularizer"] == "dropout_adversarial"]
-        for s in adv:
-            for data, ds in (("real", real), ("randY", rand)):
-                h = train_adversarial(lambda: RegularizedMLP(shape, cfg.widths, k, dropout=s["dropout"]), ds,
-                                      _train_config(cfg, seed), s["strength"], lass_kwargs, cfg.lass_max_iter,
-                                      progress=progress, desc=f"{s['name']} {data}, seed {seed}")
-                histories.append(tag(h.df, s, data))
+    # 3. dropout + adversarial training on LASS points: every setting, real and randY, batched per seed (the LASS
+    #    radius is in units of the seed's input standard deviation)
+    adv = [s for s in sets if s["regularizer"] == "dropout_adversarial"]
+    for seed in cfg.seeds if adv else []:
+        real, rand, lass_kwargs = prepared[seed]
+        runs = [(s, data) for s in adv for data in ("real", "randY")]
+        builders = [functools.partial(RegularizedMLP, shape, cfg.widths, k, dropout=s["dropout"]) for s, _ in runs]
+        counts: list = []
+        weights = torch.tensor([s["strength"] for s, _ in runs])
+        hook = adversarial_loss(weights, lass_kwargs, cfg.lass_max_iter, cfg.precision, counts)
+
+        def critical_fraction(epoch, ens, ids):
+            frac = (torch.stack(counts).sum(0) / real.y_train.shape[0]).tolist() if counts else [float("nan")] * len(ids)
+            counts.clear()
+            return {"critical_fraction": frac}
+
+        mh = train_many(builders, [rand if data == "randY" else real for _, data in runs],
+                        train_config(cfg), [seed] * len(runs), engine="vmap", progress=progress,
+                        desc=f"adversarial, seed {seed}", on_epoch=critical_fraction, loss_fn=hook)
+        histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (s, data) in enumerate(runs)]
+        bar.update(1)
+    bar.close()
     history = pd.concat(histories, ignore_index=True)
-    meta = {"compute_time_s": round(time.perf_counter() - t0, 2)}
-    return {"history": history, "summary": summarize(history)}, arrays, meta
+    return {"history": history, "summary": summarize(history)}, arrays, {}
 
 
 def summarize(history: pd.DataFrame) -> pd.DataFrame:
@@ -317,7 +319,7 @@ def summarize(history: pd.DataFrame) -> pd.DataFrame:
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
     """Train every setting on real data and on randY, for every seed (cached by config + memlib source)."""
-    tables, arrays, meta = cached(STUDY, cfg.to_dict(), lambda: _compute(cfg, progress), use_cache=use_cache)
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
     return Result(config=cfg, history=tables["history"], summary=tables["summary"], arrays=arrays, meta=meta)
 
 
@@ -393,12 +395,17 @@ def claims(result: Result) -> list[Claim]:
     if missing:
         desc += f"; removes < {MIN_REMOVED_POINTS:g} points at every strength: {', '.join(missing)}"
     dropout_in = [r for r in ("dropout", "dropout_adversarial") if r in s.regularizer.values]
+    enough = len(ranked) >= MIN_RANKED  # "two flattest" of fewer than three ranked curves is not a ranking
+    if not enough:
+        desc += f"; only {len(ranked)} regularizer(s) remove ≥ {MIN_REMOVED_POINTS:g} points: fewer than " \
+                f"{MIN_RANKED} to rank (inconclusive)"
     out.append(Claim("dropout_flattest",
                      "Dropout (alone or with adversarial training) has one of the two flattest curves: the fewest "
-                     "points of best validation accuracy lost per point of randY training accuracy removed",
+                     "points of best validation accuracy lost per point of randY training accuracy removed (among ≥ "
+                     f"{MIN_RANKED} regularizers that remove ≥ {MIN_REMOVED_POINTS:g} points)",
                      "dropout (+ adversarial training) flattest (Arpit et al. Fig. 10)",
                      desc,
-                     bool(dropout_in) and any(r in top2 for r in dropout_in)))
+                     enough and bool(dropout_in) and any(r in top2 for r in dropout_in)))
     return out
 
 

@@ -1,0 +1,116 @@
+"""The skeleton every study shares — functions, not a base class.
+
+* :func:`validate_common` — range checks of the knobs every study names the same way (DESIGN.md §3);
+* :func:`train_config` — the study's optimisation fields as a :class:`memlib.train.TrainConfig`, one spelling;
+* :func:`run_cached` — ``compute()`` through the content-keyed cache, timed (``meta['compute_time_s']``);
+* :class:`Condition` — one experimental condition: a name, a corruption kind and its level;
+* :func:`learned` — did a network learn at all? Claims that compare conditions need it before they can say yes.
+
+A study module has: ``STUDY`` (its name), ``PAPER`` (the paper, once), ``Config`` (a ``StrictConfig`` whose
+literal defaults equal the notebook's parameters cell), ``Result`` (documenting every table and array),
+``run(cfg)``, ``claims(result)``, ``headline(result)``, ``plot_*`` functions and ``explore(result)``
+(tests/test_contracts.py checks it). Common knobs have one name across studies: ``dataset``, ``n_train``,
+``n_test``, ``model``, ``widths``, ``seeds``, ``device``, ``precision``, ``noise_levels`` for a sweep of
+corruption levels, and ``level`` for a row's corruption level.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+from ..config import require
+from ..results import cached
+
+#: Claims that compare conditions need the network to have learned: accuracy ≥ chance + LEARN_MARGIN·(1 − chance)
+#: on the real data (32.5 % for 10 classes). Fixed before any result was looked at.
+LEARN_MARGIN = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One experimental condition: ``name`` (as shown in tables), the corruption ``kind`` of
+    :func:`memlib.data.corrupt` (``"none"`` for clean data) and its ``level`` (0 for clean data)."""
+
+    name: str
+    kind: str = "none"
+    level: float = 0.0
+
+
+def validate_common(cfg, min_train: int = 10) -> None:
+    """Range checks of the knobs every study names the same way (DESIGN.md §3), for those ``cfg`` has:
+    ``dataset``, ``n_train``, ``n_test``, ``model``, ``widths``, ``seeds``/``seed``, ``noise_levels``, ``device``,
+    ``precision``. ``n_train``/``n_test`` larger than the dataset's split are refused when the data is loaded."""
+    from ..data import DATASETS
+    from ..models import MODELS
+    from ..train import PRECISIONS
+
+    has = lambda name: hasattr(cfg, name)  # noqa: E731
+    if has("dataset"):
+        require(cfg.dataset in DATASETS, "dataset", cfg.dataset, f"choose one of {list(DATASETS)}")
+    if has("n_train"):
+        require(cfg.n_train >= min_train, "n_train", cfg.n_train, f"use at least {min_train} examples")
+    if has("n_test"):
+        require(cfg.n_test is None or cfg.n_test >= 10, "n_test", cfg.n_test, "use None (whole test split) or ≥ 10")
+    if has("model"):
+        require(cfg.model in MODELS, "model", cfg.model, f"choose one of {list(MODELS)}")
+    if has("widths"):
+        require(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths), "widths", cfg.widths,
+                "use a non-empty list of positive integers")
+    if has("seeds"):
+        require(len(cfg.seeds) >= 1 and len(set(cfg.seeds)) == len(cfg.seeds) and all(s >= 0 for s in cfg.seeds),
+                "seeds", cfg.seeds, "use a non-empty list of distinct non-negative integers")
+    if has("seed"):
+        require(cfg.seed >= 0, "seed", cfg.seed, "use a non-negative integer")
+    if has("noise_levels"):
+        require(len(cfg.noise_levels) >= 2 and all(0 < p < 1 for p in cfg.noise_levels)
+                and list(cfg.noise_levels) == sorted(set(cfg.noise_levels)), "noise_levels", cfg.noise_levels,
+                "use ≥ 2 increasing distinct fractions strictly between 0 and 1")
+    if has("device"):
+        require(cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "auto", "device", cfg.device,
+                "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    if has("precision"):
+        require(cfg.precision in PRECISIONS, "precision", cfg.precision, f"choose one of {list(PRECISIONS)}")
+    train_config(cfg)  # validates the optimisation settings the study has
+
+
+def train_config(cfg, **overrides):
+    """A :class:`memlib.train.TrainConfig` from the fields of ``cfg`` that TrainConfig also has (``epochs``,
+    ``batch_size``, ``lr``, ``momentum``, ``lr_decay``, ``weight_decay``, ``device``, ``precision``, …), then
+    ``overrides`` (e.g. ``seed=…``, ``stop_at_train_acc=…``). A study field that sweeps a setting — a list where
+    TrainConfig takes one value, e.g. study 06's ``weight_decay`` strengths — is not copied: pass the value of a
+    run as an override. Raises TrainConfig's clear errors."""
+    from ..train import TrainConfig
+
+    fields = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "seed" or not hasattr(cfg, f.name):
+            continue
+        value = getattr(cfg, f.name)
+        if isinstance(value, (tuple, list)) and not isinstance(f.default, tuple):
+            continue  # a sweep over this setting, not the setting
+        fields[f.name] = value
+    return TrainConfig(**{**fields, **overrides})
+
+
+def run_cached(study: str, cfg, compute: Callable[[], tuple[dict, dict, dict]], use_cache: bool = True):
+    """``(tables, arrays, meta)`` of ``compute()`` — from the cache when ``study`` + ``cfg`` + the memlib source
+    match — with ``meta['compute_time_s']``, the time the computation took when it ran."""
+
+    def timed():
+        t0 = time.perf_counter()
+        tables, arrays, meta = compute()
+        return tables, arrays, {**meta, "compute_time_s": round(time.perf_counter() - t0, 2)}
+
+    return cached(study, cfg.to_dict(), timed, use_cache=use_cache)
+
+
+def chance(num_classes: int) -> float:
+    """Accuracy of a uniform guess."""
+    return 1.0 / num_classes
+
+
+def learned(accuracy: float, num_classes: int) -> bool:
+    """Whether ``accuracy`` shows the network learned: ≥ chance + LEARN_MARGIN·(1 − chance) (NaN: no)."""
+    c = chance(num_classes)
+    return bool(accuracy >= c + LEARN_MARGIN * (1 - c))
