@@ -92,7 +92,11 @@ def _check_args(x, radius, alpha, beta, max_iter, min_new, clip, generator):
 def _project(x_new: torch.Tensor, x0: torch.Tensor, radius: float, clip) -> torch.Tensor:
     """Project onto the L∞ box of ``radius`` around ``x0``, then clip to the valid input range."""
     xn = torch.minimum(torch.maximum(x_new, x0 - radius), x0 + radius)
-    return xn.clamp(clip[0], clip[1]) if clip is not None else xn
+    if clip is None:
+        return xn
+    if isinstance(clip[0], torch.Tensor):
+        return torch.minimum(torch.maximum(xn, clip[0]), clip[1])
+    return xn.clamp(clip[0], clip[1])
 
 
 def lass(model: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: float, max_iter: int = MAX_ITER,
@@ -182,7 +186,9 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
     became critical in an iteration — exactly what :func:`lass` does for that model alone, up to the noise draws);
     ``stop="pooled"`` stops all models together when fewer than ``min_new·K`` new critical samples appear (on
     average fewer than ``min_new`` per model). The noise is one ``(K, N, ...)`` draw per iteration.
-    ``iterations`` is the number of iterations the longest search ran."""
+    ``iterations`` is the number of iterations the longest search ran. ``radius``, ``alpha``, ``beta`` and the two
+    bounds of ``clip`` may each be one value per model, a tensor ``(K,)`` (e.g. models trained on differently
+    standardized data)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < (2 if shared else 3):
         raise ValueError("x must be a floating-point tensor of shape (N, ...) with N examples"
                          + ("" if shared else ", one set per model: (K, N, ...)"))
@@ -191,9 +197,31 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
                          "per model")
     if stop not in ("pooled", "per_model"):
         raise ValueError(f"stop={stop!r} is not allowed; choose 'pooled' or 'per_model'")
-    radius, alpha, beta, max_iter, min_new, generator = _check_args(x, radius, alpha, beta, max_iter, min_new, clip,
-                                                                    generator)
     k = ensemble.k
+    per_model = {}  # settings given as one value per model: checked one by one, then shaped to broadcast over x
+    for name in ("radius", "alpha", "beta"):
+        value = locals()[name]
+        if isinstance(value, torch.Tensor):
+            if value.shape != (k,):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}; give a number or one value per model ({k},)")
+            for v in value.tolist():
+                _positive_finite(name, v, allow_zero=name == "beta")
+            per_model[name] = value
+    if clip is not None and any(isinstance(c, torch.Tensor) for c in clip):
+        lo, hi = (torch.as_tensor(c, dtype=x.dtype).expand(k) for c in clip)
+        for pair in zip(lo.tolist(), hi.tolist()):
+            _check_args(x, 1.0, 1.0, 0.0, 1, 0, pair, generator)
+        per_model["clip_lo"], per_model["clip_hi"] = lo, hi
+        clip = (float(lo.min()), float(hi.max()))  # validated below; replaced by the per-model bounds
+    plain = {name: (1.0 if name in per_model else v) for name, v in (("radius", radius), ("alpha", alpha),
+                                                                       ("beta", beta))}
+    _, _, _, max_iter, min_new, generator = _check_args(x, plain["radius"], plain["alpha"], plain["beta"], max_iter,
+                                                        min_new, clip, generator)
+    bshape = (k,) + (1,) * (x.dim() if shared else x.dim() - 1)
+    radius, alpha, beta = (per_model[n].to(x.device, x.dtype).view(bshape) if n in per_model else v
+                           for n, v in (("radius", radius), ("alpha", alpha), ("beta", beta)))
+    if "clip_lo" in per_model:
+        clip = (per_model["clip_lo"].to(x.device).view(bshape), per_model["clip_hi"].to(x.device).view(bshape))
     n = x.shape[0] if shared else x.shape[1]
     was_training = ensemble.training
     ensemble.eval()
@@ -213,7 +241,7 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
                 loss = F.cross_entropy(ensemble(xa).transpose(1, 2), y0, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, xa)
             step = alpha * grad.sign()
-            if beta > 0:
+            if isinstance(beta, torch.Tensor) or beta > 0:
                 step = step + beta * torch.randn(x0.shape, generator=generator, device=generator.device,
                                                  dtype=x.dtype).to(x.device)
             xn = _project(xa.detach() + step, x0, radius, clip)

@@ -197,3 +197,30 @@ def test_lass_many_per_model_inputs_equal_lass_on_each_model_and_its_own_inputs(
     assert many.critical.any()
     with pytest.raises(ValueError, match="one per model"):
         lass_many(build_ensemble(models), xs[:2], shared=False, **kw)
+
+
+def test_lass_many_per_model_settings_equal_lass_with_each_models_settings():
+    """radius, alpha, beta and clip given per model (K,): each model searches as lass() does with its own values."""
+    from memlib.config import local_seed
+    from memlib.ensemble import build_ensemble
+    from memlib.lass import lass, lass_many
+    from memlib.models import build_model
+
+    xs = torch.rand(3, 25, 1, 4, 4, generator=torch.Generator().manual_seed(3))
+    models = []
+    for s in range(3):
+        with local_seed(s):
+            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    radius, alpha = torch.tensor([0.1, 0.3, 0.5]), torch.tensor([0.02, 0.05, 0.1])
+    lo, hi = torch.tensor([0.0, -0.5, 0.1]), torch.tensor([1.0, 0.8, 2.0])
+    many = lass_many(build_ensemble(models), xs, radius=radius, alpha=alpha, beta=0.0, max_iter=6, min_new=0,
+                     clip=(lo, hi), shared=False)
+    for k, m in enumerate(models):
+        one = lass(m, xs[k], radius=float(radius[k]), alpha=float(alpha[k]), beta=0.0, max_iter=6, min_new=0,
+                   clip=(float(lo[k]), float(hi[k])))
+        assert torch.equal(one.critical, many.critical[k])
+        torch.testing.assert_close(one.x_adv, many.x_adv[k], atol=1e-6, rtol=0)
+    assert len({int(c.sum()) for c in many.critical}) > 1  # the settings made a difference
+    with pytest.raises(ValueError, match="radius"):
+        lass_many(build_ensemble(models), xs, radius=torch.tensor([0.1, -1.0, 0.2]), alpha=0.1, beta=0.0,
+                  shared=False)

@@ -89,3 +89,28 @@ def test_config_errors(kwargs, words):
     with pytest.raises(ValueError) as e:
         study.Config(**kwargs)
     assert all(w in str(e.value) for w in words)
+
+
+def test_width_that_rises_then_falls_does_not_grow():
+    """w* = 8 → 32 → 16 over the noise levels: ρ = 0.5 < 0.8 (the old rule, ρ > 0 with rising endpoints, passed it)."""
+    acc = {**ACC, ("real", 0.0): [0.96, 0.96, 0.96, 0.96], ("randX", 0.4): [0.5, 0.6, 0.96, 0.96],
+           ("randX", 0.8): [0.5, 0.96, 0.96, 0.96]}
+    r = make_result(acc, EPOCHS)
+    assert list(study.width_needed(r, "randX").values) == [8, 32, 16]
+    c = {x.id: x for x in study.claims(r)}["width_grows_randX"]
+    assert not c.reproduced and "ρ = 0.5" in c.measured
+
+
+def test_width_claims_need_real_data_learned():
+    low = {key: [a - 0.7 for a in accs] for key, accs in ACC.items()}  # best real validation accuracy 26 % < 32.5 %
+    c = {x.id: x for x in study.claims(make_result(low, EPOCHS))}
+    assert not c["width_grows_randX"].reproduced and "not learned" in c["width_grows_randX"].measured
+
+
+def test_a_flat_noise_curve_does_not_grow_even_with_a_falling_real_curve():
+    """randX 0.8 takes 20, 19, 22 epochs (normalised 1, 0.95, 1.1: a small positive slope, ρ = 0.5) while real data
+    gets faster: the old rule (noise slope > max(real slope, 0)) passed this; it is no growth."""
+    epochs = dict(EPOCHS, real=[30, 25, 20], **{"randX 0.8": [20, 19, 22]})
+    assert study.slope([100, 200, 400], [1, 0.95, 1.1]) > 0
+    c = {x.id: x for x in study.claims(make_result(ACC, epochs))}["convergence_slope"]
+    assert not c.reproduced and "ρ = 0.5" in c.measured

@@ -12,8 +12,8 @@ randY, is one model of a single ``train_many(..., engine="vmap")`` run — ``vma
 parameters, and ``randomness="different"`` gives each model its own masks and noise. Weight decay is a
 ``TrainConfig`` setting (one batched run of real + randY per strength); adversarial training needs its own
 loss, passed to :func:`memlib.train.train_many` as its mini-batch loss hook (:func:`adversarial_loss`), so the
-adversarial settings of a seed (on real data and on randY) train together too. Seeds are batched as well: every
-buffer setting of every seed is one model of one run.
+adversarial settings (on real data and on randY, of every seed) train together too, each model with the LASS
+settings of its seed. Seeds are batched as well: every buffer setting of every seed is one model of one run.
 """
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def adversarial_loss(weights: torch.Tensor, lass_kwargs: dict, max_iter: int, pr
     noise from the hook's ``"loss"`` stream) finds from each mini-batch example: the critical sample where the
     prediction first changed, or, for an example that is not critical within the radius, the search's last point
     (still inside the L∞ ball). ``lass_kwargs`` holds ``radius``, ``alpha``, ``beta``, ``clip`` in input units
-    (:func:`lass_settings`). LASS runs on the current weights in eval mode (no dropout) for exactly ``max_iter``
+    (:func:`lass_settings`), each a number or one value per model (``lass_many`` takes either). LASS runs on the current weights in eval mode (no dropout) for exactly ``max_iter``
     iterations per mini-batch (``min_new=0``: the paper's stopping rule of < 20 new critical samples per
     iteration was made for whole data sets, not for mini-batches of 32); the gradient step uses the models in
     training mode (dropout on, in both terms). ``counts``, if given, is a list to which each mini-batch appends the
@@ -255,7 +255,7 @@ def _compute(cfg: Config, progress: bool):
     arrays = {"train_index": np.stack([prepared[s][0].train_index.numpy() for s in cfg.seeds]),
               "test_index": np.stack([prepared[s][0].test_index.numpy() for s in cfg.seeds]),
               "randy_labels": np.stack([prepared[s][1].y_train.numpy() for s in cfg.seeds])}
-    bar = tqdm(total=2 + len(cfg.seeds), desc="regularization", disable=not progress)
+    bar = tqdm(total=3, desc="regularization", disable=not progress)
 
     # 1. baseline + dropout/noise settings, real and randY, every seed: one vmap ensemble (each model its buffers)
     models = [(seed, s, data) for seed in cfg.seeds for s in batched for data in ("real", "randY")]
@@ -277,27 +277,30 @@ def _compute(cfg: Config, progress: bool):
         histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, data) in enumerate(pairs)]
     bar.update(1)
 
-    # 3. dropout + adversarial training on LASS points: every setting, real and randY, batched per seed (the LASS
-    #    radius is in units of the seed's input standard deviation)
+    # 3. dropout + adversarial training on LASS points: every setting, real and randY, every seed, one run (the LASS
+    #    radius, step, noise and valid range are in units of each seed's input standard deviation: one per model)
     adv = [s for s in sets if s["regularizer"] == "dropout_adversarial"]
-    for seed in cfg.seeds if adv else []:
-        real, rand, lass_kwargs = prepared[seed]
-        runs = [(s, data) for s in adv for data in ("real", "randY")]
-        builders = [functools.partial(RegularizedMLP, shape, cfg.widths, k, dropout=s["dropout"]) for s, _ in runs]
+    if adv:
+        runs = [(seed, s, data) for seed in cfg.seeds for s in adv for data in ("real", "randY")]
+        per_model = [prepared[seed][2] for seed, _, _ in runs]
+        lass_kwargs = {name: torch.tensor([kw[name] for kw in per_model]) for name in ("radius", "alpha", "beta")}
+        lass_kwargs["clip"] = tuple(torch.tensor([kw["clip"][i] for kw in per_model]) for i in (0, 1))
         counts: list = []
-        weights = torch.tensor([s["strength"] for s, _ in runs])
-        hook = adversarial_loss(weights, lass_kwargs, cfg.lass_max_iter, cfg.precision, counts)
+        hook = adversarial_loss(torch.tensor([s["strength"] for _, s, _ in runs]), lass_kwargs, cfg.lass_max_iter,
+                                cfg.precision, counts)
 
         def critical_fraction(epoch, ens, ids):
-            frac = (torch.stack(counts).sum(0) / real.y_train.shape[0]).tolist() if counts else [float("nan")] * len(ids)
+            n = cfg.n_train
+            frac = (torch.stack(counts).sum(0) / n).tolist() if counts else [float("nan")] * len(ids)
             counts.clear()
             return {"critical_fraction": frac}
 
-        mh = train_many(builders, [rand if data == "randY" else real for _, data in runs],
-                        train_config(cfg), [seed] * len(runs), engine="vmap", progress=progress,
-                        desc=f"adversarial, seed {seed}", on_epoch=critical_fraction, loss_fn=hook)
-        histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (s, data) in enumerate(runs)]
-        bar.update(1)
+        mh = train_many([functools.partial(RegularizedMLP, shape, cfg.widths, k, dropout=s["dropout"])
+                         for _, s, _ in runs], [prepared[seed][data == "randY"] for seed, _, data in runs],
+                        train_config(cfg), [seed for seed, _, _ in runs], engine="vmap", progress=progress,
+                        desc=f"{len(runs)} models (dropout + adversarial)", on_epoch=critical_fraction, loss_fn=hook)
+        histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, s, data) in enumerate(runs)]
+    bar.update(1)
     bar.close()
     history = pd.concat(histories, ignore_index=True)
     return {"history": history, "summary": summarize(history)}, arrays, {}
