@@ -1,7 +1,5 @@
-"""Study 04: the Gini coefficient against hand-computed values and brute force; the one-step-unrolled
+"""Study 04 (the Gini coefficient is tested in test_stats.py): the one-step-unrolled
 sensitivity against central finite differences (float64); pooling; the per-class analysis; config errors."""
-import itertools
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,14 +7,6 @@ import torch
 from torch.nn import functional as F
 
 from memlib.studies import loss_sensitivity as study
-
-
-# ----------------------------------------------------------------------------- Gini
-
-def gini_brute(a):
-    a = np.asarray(a, dtype=float)
-    n = len(a)
-    return sum(abs(x - y) for x, y in itertools.product(a, a)) / (2 * n * n * a.mean())
 
 
 def mlp_loss(weights, x, y):
