@@ -22,8 +22,6 @@ import torch
 from .config import data_dir, generator, stream
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10", "audio", "fsdd")
-#: Sequence datasets (inputs ``(N, C, L)``): MNIST-1D, and log-mel spectrograms (C = mel bands, L = frames).
-SEQUENCE_DATASETS = ("mnist1d", "audio", "fsdd")
 CORRUPTIONS = ("none", "label_noise", "random_labels", "shuffled_pixels", "random_pixels",
                "gaussian", "randX", "randY")
 

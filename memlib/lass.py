@@ -174,6 +174,27 @@ def standardized_settings(mean: float, std: float, radius_255: float = RADIUS_25
                 clip=((0.0 - mean) / std, (1.0 - mean) / std))
 
 
+def _per_model_settings(x, k, shared, radius, alpha, beta, max_iter, min_new, clip, generator):
+    """Settings of which some are given per model (a ``(K,)`` tensor; a number holds for every model): each model's
+    values pass the single-model checks, then become tensors ``(K, 1, …)`` that broadcast over ``(K, N, ...)``."""
+    def values(name, v):
+        if not isinstance(v, torch.Tensor):
+            return [v] * k
+        if v.shape != (k,):
+            raise ValueError(f"{name} has shape {tuple(v.shape)}; give a number or one value per model ({k},)")
+        return v.tolist()
+
+    los, his = (values("clip", c) for c in clip) if clip is not None else ([None] * k, [None] * k)
+    per_model = list(zip(values("radius", radius), values("alpha", alpha), values("beta", beta), los, his))
+    for r, a, b, lo, hi in per_model:
+        _, _, _, max_iter, min_new, generator = _check_args(x, r, a, b, max_iter, min_new,
+                                                            None if lo is None else (lo, hi), generator)
+    shape = (k,) + (1,) * (x.dim() if shared else x.dim() - 1)
+    r, a, b, lo, hi = (torch.tensor(col, dtype=x.dtype, device=x.device).view(shape) if col[0] is not None else None
+                       for col in zip(*per_model))
+    return r, a, b, (None if lo is None else (lo, hi)), max_iter, min_new, generator
+
+
 def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float, beta: float,
               max_iter: int = MAX_ITER, min_new: int = MIN_NEW, clip: tuple[float, float] | None = None,
               generator: torch.Generator | None = None, stop: str = "pooled", shared: bool = True) -> LassResult:
@@ -198,30 +219,12 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
     if stop not in ("pooled", "per_model"):
         raise ValueError(f"stop={stop!r} is not allowed; choose 'pooled' or 'per_model'")
     k = ensemble.k
-    per_model = {}  # settings given as one value per model: checked one by one, then shaped to broadcast over x
-    for name in ("radius", "alpha", "beta"):
-        value = locals()[name]
-        if isinstance(value, torch.Tensor):
-            if value.shape != (k,):
-                raise ValueError(f"{name} has shape {tuple(value.shape)}; give a number or one value per model ({k},)")
-            for v in value.tolist():
-                _positive_finite(name, v, allow_zero=name == "beta")
-            per_model[name] = value
-    if clip is not None and any(isinstance(c, torch.Tensor) for c in clip):
-        lo, hi = (torch.as_tensor(c, dtype=x.dtype).expand(k) for c in clip)
-        for pair in zip(lo.tolist(), hi.tolist()):
-            _check_args(x, 1.0, 1.0, 0.0, 1, 0, pair, generator)
-        per_model["clip_lo"], per_model["clip_hi"] = lo, hi
-        clip = (float(lo.min()), float(hi.max()))  # validated below; replaced by the per-model bounds
-    plain = {name: (1.0 if name in per_model else v) for name, v in (("radius", radius), ("alpha", alpha),
-                                                                       ("beta", beta))}
-    _, _, _, max_iter, min_new, generator = _check_args(x, plain["radius"], plain["alpha"], plain["beta"], max_iter,
-                                                        min_new, clip, generator)
-    bshape = (k,) + (1,) * (x.dim() if shared else x.dim() - 1)
-    radius, alpha, beta = (per_model[n].to(x.device, x.dtype).view(bshape) if n in per_model else v
-                           for n, v in (("radius", radius), ("alpha", alpha), ("beta", beta)))
-    if "clip_lo" in per_model:
-        clip = (per_model["clip_lo"].to(x.device).view(bshape), per_model["clip_hi"].to(x.device).view(bshape))
+    if any(isinstance(v, torch.Tensor) for v in (radius, alpha, beta, *(clip or ()))):
+        radius, alpha, beta, clip, max_iter, min_new, generator = _per_model_settings(
+            x, k, shared, radius, alpha, beta, max_iter, min_new, clip, generator)
+    else:
+        radius, alpha, beta, max_iter, min_new, generator = _check_args(x, radius, alpha, beta, max_iter, min_new,
+                                                                        clip, generator)
     n = x.shape[0] if shared else x.shape[1]
     was_training = ensemble.training
     ensemble.eval()

@@ -126,20 +126,27 @@ def test_bad_inputs():
         radius_in_std(-1.0, torch.zeros(3))
 
 
+def tiny_mlps(k):
+    """K small MLPs 16 → 16 → 3 on (1, 4, 4) inputs, built under seeds 0 … K−1."""
+    from memlib.config import local_seed
+    from memlib.models import build_model
+
+    models = []
+    for s in range(k):
+        with local_seed(s):
+            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    return models
+
+
 def test_lass_many_equals_lass_per_model():
     """K stacked models at once = LASS on each model alone (β = 0, no early stop: the paths are deterministic)."""
     from memlib.ensemble import build_ensemble
     from memlib.lass import lass, lass_many
-    from memlib.models import build_model
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(30, 1, 4, 4, generator=g)
-    from memlib.config import local_seed
 
-    models = []
-    for s in range(3):
-        with local_seed(s):
-            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    models = tiny_mlps(3)
     ens = build_ensemble(models)
     many = lass_many(ens, x, radius=0.3, alpha=0.05, beta=0.0, max_iter=8, min_new=0, clip=(0.0, 1.0))
     assert many.critical.shape == (3, 30) and many.x_adv.shape == (3, 30, 1, 4, 4)
@@ -154,16 +161,11 @@ def test_lass_many_equals_lass_per_model():
 def test_lass_many_per_model_stop_equals_lass_with_its_own_stopping_rule():
     """stop='per_model': each model stops by the paper's rule on its own, as lass() on that model alone does
     (β = 0: deterministic paths). The pooled rule stops them together, which must differ here."""
-    from memlib.config import local_seed
     from memlib.ensemble import build_ensemble
     from memlib.lass import lass, lass_many
-    from memlib.models import build_model
 
     x = torch.rand(60, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-    models = []
-    for s in range(4):
-        with local_seed(s):
-            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    models = tiny_mlps(4)
     ens = build_ensemble(models)
     kw = dict(radius=0.3, alpha=0.02, beta=0.0, max_iter=40, min_new=2, clip=(0.0, 1.0))
     many = lass_many(ens, x, stop="per_model", **kw)
@@ -178,16 +180,11 @@ def test_lass_many_per_model_stop_equals_lass_with_its_own_stopping_rule():
 
 
 def test_lass_many_per_model_inputs_equal_lass_on_each_model_and_its_own_inputs():
-    from memlib.config import local_seed
     from memlib.ensemble import build_ensemble
     from memlib.lass import lass, lass_many
-    from memlib.models import build_model
 
     xs = torch.rand(3, 25, 1, 4, 4, generator=torch.Generator().manual_seed(2))
-    models = []
-    for s in range(3):
-        with local_seed(s):
-            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    models = tiny_mlps(3)
     kw = dict(radius=0.3, alpha=0.05, beta=0.0, max_iter=6, min_new=0, clip=(0.0, 1.0))
     many = lass_many(build_ensemble(models), xs, shared=False, **kw)
     for k, m in enumerate(models):
@@ -201,16 +198,11 @@ def test_lass_many_per_model_inputs_equal_lass_on_each_model_and_its_own_inputs(
 
 def test_lass_many_per_model_settings_equal_lass_with_each_models_settings():
     """radius, alpha, beta and clip given per model (K,): each model searches as lass() does with its own values."""
-    from memlib.config import local_seed
     from memlib.ensemble import build_ensemble
     from memlib.lass import lass, lass_many
-    from memlib.models import build_model
 
     xs = torch.rand(3, 25, 1, 4, 4, generator=torch.Generator().manual_seed(3))
-    models = []
-    for s in range(3):
-        with local_seed(s):
-            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+    models = tiny_mlps(3)
     radius, alpha = torch.tensor([0.1, 0.3, 0.5]), torch.tensor([0.02, 0.05, 0.1])
     lo, hi = torch.tensor([0.0, -0.5, 0.1]), torch.tensor([1.0, 0.8, 2.0])
     many = lass_many(build_ensemble(models), xs, radius=radius, alpha=alpha, beta=0.0, max_iter=6, min_new=0,

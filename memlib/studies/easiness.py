@@ -89,7 +89,7 @@ class Result:
 def balanced_subset(ds: D.Dataset, n: int, seed: int) -> D.Dataset:
     """``n / num_classes`` training examples of every class, drawn at random with ``seed`` (test set unchanged)."""
     per = n // ds.num_classes
-    g = stream(seed, "subset")
+    g = stream(seed, "balanced-subset")  # not "subset": data.load may already have drawn from it for this seed
     picks = []
     for k in range(ds.num_classes):
         members = torch.nonzero(ds.y_train == k).flatten()

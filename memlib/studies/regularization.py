@@ -220,7 +220,6 @@ def adversarial_loss(weights: torch.Tensor, lass_kwargs: dict, max_iter: int, pr
 
     def loss(ens, xb, yb, generator):
         found = lass_many(ens, xb, max_iter=max_iter, min_new=0, generator=generator, shared=False, **lass_kwargs)
-        ens.train()
         if counts is not None:
             counts.append(found.critical.sum(1).cpu())
         with autocast(precision, xb.device):
