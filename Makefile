@@ -1,6 +1,8 @@
 # memlib — `make all` regenerates every figure and the scoreboard; `make test` runs the test suite.
 # Both create .venv and install the pinned stack first. Knobs: PROFILE=smoke|default|paper, DEVICE=cpu|cuda,
-# ARGS="-p name value" (papermill-style parameter overrides), PYTHON=python3.X (interpreter for .venv).
+# ARGS="-p name value" (papermill-style parameter overrides, applied to every study under `make all`),
+# FORCE=1 (rerun studies whose last run is up to date), PYTHON=python3.X (interpreter for .venv).
+# `make help` lists the targets, `make help-<study>` a study's parameters.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -10,13 +12,17 @@ PROFILE ?= default
 DEVICE ?= cpu
 ARGS ?=
 PYTEST_ARGS ?=
+FORCE ?=
+# Idle OpenMP threads sleep instead of spinning: with another busy process on the cores, spinning made torch 40x slower.
+export OMP_WAIT_POLICY ?= PASSIVE
 STUDIES := $(shell ls notebooks 2>/dev/null | sed -n 's/^[0-9][0-9]_\(.*\)\.ipynb$$/\1/p' | grep -v '^scoreboard$$')
 RUN := $(PY) -m memlib.run
 
-.PHONY: all test lab setup clean studies scoreboard report list bench $(STUDIES)
+.PHONY: all test lab setup clean studies scoreboard report list bench help $(STUDIES)
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
-	@status=0; $(MAKE) --no-print-directory -k studies || status=$$?; \
+	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
+	status=0; $(MAKE) --no-print-directory -k studies || status=$$?; \
 	$(MAKE) --no-print-directory scoreboard || status=1; \
 	if [ $$status -ne 0 ]; then echo "make all: some studies failed (see the notebook paths above)" >&2; fi; exit $$status
 
@@ -32,16 +38,28 @@ $(STAMP): pyproject.toml
 studies: $(STUDIES)
 
 $(STUDIES): setup
-	$(RUN) $@ --profile $(PROFILE) --device $(DEVICE) $(ARGS)
+	$(RUN) $@ --profile $(PROFILE) --device $(DEVICE) $(ARGS) $(if $(FORCE),--force,)
 
-scoreboard report: setup
-	$(RUN) scoreboard --profile $(PROFILE)
+scoreboard report: setup  ## the scoreboard and report; fails when a study is missing or failed
+	$(RUN) scoreboard --profile $(PROFILE) --device $(DEVICE) $(ARGS)
+
+help-%: setup  ## a study's parameters with their meaning, e.g. make help-randomization_tests
+	@$(RUN) $* --help
+
+help:  ## the targets and knobs
+	@echo "targets: all test lab bench scoreboard list clean setup help help-<study> <study>"
+	@echo "studies: $(STUDIES)"
+	@echo "knobs:   PROFILE=smoke|default|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 LAB_ARGS=... BENCH_ARGS=..."
 
 test: setup  ## unit tests + every notebook in the smoke profile
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Interactive runs write under build/lab/<profile>/ (never over what `make all` produced) and share the result cache;
+# notebooks are saved without outputs, so the tracked files never change by running them.
 lab: setup  ## JupyterLab on the notebooks with the project kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=memlib $(LAB_ARGS) \
+	MEMLIB_BUILD="$${MEMLIB_BUILD:-$(CURDIR)/build}/lab" MEMLIB_CACHE="$${MEMLIB_CACHE:-$${MEMLIB_BUILD:-$(CURDIR)/build}/cache}" \
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=memlib \
+		--ContentsManager.pre_save_hook=memlib.lab.strip_outputs $(LAB_ARGS) \
 		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: setup  ## performance ratios against same-run baselines -> build/bench.json (BENCH_ARGS="--quick", "--device cuda")
@@ -52,3 +70,8 @@ list: setup
 
 clean:  ## remove generated output (keeps .venv)
 	rm -rf build
+
+# Any other target: say what exists instead of make's terse "No rule to make target".
+.DEFAULT:
+	@echo "make: unknown target '$@'. Studies: $(STUDIES)" >&2; \
+	echo "Other targets: all test lab bench scoreboard list clean help help-<study>" >&2; exit 2

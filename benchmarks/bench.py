@@ -1,21 +1,30 @@
 """memlib benchmarks: every figure is a ratio against a baseline measured in the same run.
 
-    python benchmarks/bench.py [--device cpu|cuda] [--quick] [--skip-parallel] [--out build/bench.json]
+    python benchmarks/bench.py [--device cpu|cuda] [--quick] [--only NAME ...] [--skip NAME ...]
+                               [--skip-parallel] [--out build/bench.json]
 
 Prints a table and writes ``build/bench.json``: for each benchmark an object with ``ratio`` (how many
 times faster memlib is), the two times it came from, and the machine (``device``, ``threads``).
 Timings take the best of ``--repeats`` runs after a warm-up. Inputs are random tensors of the stated
 shapes: throughput does not depend on their content, and no download is needed.
+
+The file is rewritten (atomically) after every step, so a slow or failing step loses none of the others: a
+step that raises is recorded as ``{"error": ...}`` and the rest still run (the exit code is then 1); a step
+that cannot run on this machine is ``{"skipped": "why"}``. ``--only NAME`` runs the named steps and updates
+their entries in an existing file, keeping the others. ``busy_neighbour`` (CPU) times study 01 alone and beside
+a busy process, with memlib's kernel environment and with it undone.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -29,8 +38,9 @@ from memlib import data as D  # noqa: E402
 from memlib.config import get_device  # noqa: E402
 from memlib.grads import input_gradients  # noqa: E402
 from memlib.models import build_model  # noqa: E402
-from memlib.results import device_name  # noqa: E402
-from memlib.train import TrainConfig, train, train_many  # noqa: E402
+from memlib.results import device_name, strict_json  # noqa: E402
+from memlib.run import KERNEL_ENV  # noqa: E402
+from memlib.train import TrainConfig, fast_bf16, train, train_many  # noqa: E402
 
 
 def best_time(fn, repeats: int) -> float:
@@ -145,7 +155,12 @@ def input_grads_vs_loop(device, repeats, quick):
 
 
 def bf16_vs_fp32(device, repeats, quick):
-    """Trainer epochs in bf16 autocast vs fp32 (MLP 784-2048-2048-10, 10,000 examples, batch 256)."""
+    """Trainer epochs in bf16 autocast vs fp32 (MLP 784-2048-2048-10, 10,000 examples, batch 256); skipped where
+    the device has no native bf16 (:func:`memlib.train.fast_bf16`), where TrainConfig refuses bf16."""
+    fast, reason = fast_bf16(device)
+    if not fast:
+        return {"name": "bf16_vs_fp32", "skipped": f"{reason}; memlib refuses precision='bf16' here",
+                "device": device_name(device)}
     n = 4000 if quick else 10000
     ds = synthetic(n, (1, 28, 28))
     build = lambda: build_model("mlp", (1, 28, 28), 10, [2048, 2048])
@@ -209,51 +224,287 @@ def parallel_studies(quick):
             "device": device_name("cpu"), "threads": cores}
 
 
-def main(argv=None):
+#: Study 01's parameters for :func:`busy_neighbour` (on top of the notebook defaults): the default profile with one
+#: seed, the case measured in issue 9 (14 s alone on 2 cores); ``--quick`` uses the smoke profile with one seed.
+NEIGHBOUR_STUDY = "randomization_tests"
+NEIGHBOUR_PARAMS = {"seeds": [0], "device": "cpu"}
+#: The fix must keep a run beside one busy process within this factor of the run alone (issue 9 item 10).
+NEIGHBOUR_TARGET = 1.5
+#: Without the fix a run can take 40x longer: it is stopped at this many times its time alone and reported as a
+#: lower bound.
+NEIGHBOUR_CAP = 10.0
+
+#: A study run in a fresh interpreter: pins itself to the given CPUs before anything else loads (threads created
+#: later inherit it), prints a start mark (wall clock) once torch and the data are loaded, runs the study's
+#: ``run(cfg, progress=False, use_cache=False)`` and prints its compute time as JSON.
+_STUDY_CHILD = """
+import json, os, sys, time
+spec = json.loads(sys.argv[1])
+if spec["cpus"] and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, spec["cpus"])
+sys.path.insert(0, spec["root"])
+import importlib
+from memlib.config import apply_threads
+threads = apply_threads()
+study = importlib.import_module("memlib.studies." + spec["study"])
+cfg = study.Config(**spec["params"])
+print("START", time.time(), flush=True)
+t0 = time.perf_counter()
+study.run(cfg, progress=False, use_cache=False)
+dt = time.perf_counter() - t0
+print("RESULT", json.dumps({"compute_s": dt, "threads": threads}), flush=True)
+"""
+
+#: A busy neighbour: pure Python spinning on one core (pinned to the given CPUs), ready once it prints a line.
+_BUSY = """
+import os, sys
+if len(sys.argv) > 1 and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(",")])
+print("busy", flush=True)
+while True:
+    pass
+"""
+
+
+def neighbour_env(fixed: bool, threads: int, base=None) -> dict:
+    """The environment of a measured study process: ``base`` (default ``os.environ``) with
+    :data:`memlib.run.KERNEL_ENV` applied (``fixed``) or its variables removed (the fix undone), ``MEMLIB_THREADS``
+    set and make's ``MAKEFLAGS`` dropped (it would change the thread count)."""
+    env = dict(os.environ if base is None else base)
+    env.pop("MAKEFLAGS", None)
+    for key in KERNEL_ENV:
+        env.pop(key, None)
+    if fixed:
+        env.update(KERNEL_ENV)
+    env["MEMLIB_THREADS"] = str(threads)
+    return env
+
+
+def omp_env(env: dict) -> dict:
+    """The OpenMP-related variables of ``env`` (what decides whether idle threads spin)."""
+    return {k: v for k, v in sorted(env.items()) if k.startswith(("OMP_", "GOMP_", "KMP_"))}
+
+
+def neighbour_cpus() -> list[int] | None:
+    """The (up to) two CPUs the measured run and its busy neighbour share; None where affinity cannot be set."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return sorted(os.sched_getaffinity(0))[:2]
+
+
+@contextlib.contextmanager
+def busy_process(cpus=None):
+    """A process spinning in pure Python (``while True: pass``) for the duration of the block, pinned to ``cpus``;
+    started (and seen running) before the block, killed and reaped after it, also when the block raises."""
+    args = [sys.executable, "-c", _BUSY] + ([",".join(map(str, cpus))] if cpus else [])
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        if proc.stdout.readline().strip() != "busy":
+            raise RuntimeError(f"the busy process did not start (exit code {proc.poll()})")
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def study_in_subprocess(params: dict, env: dict, cpus, timeout: float, study: str = NEIGHBOUR_STUDY) -> dict:
+    """Run ``study`` with ``params`` in a fresh interpreter with environment ``env`` (OpenMP reads it when torch
+    loads). Returns ``compute_s`` (the study's run, timed inside the child; None when stopped), ``capped`` (stopped
+    after ``timeout`` s of process time), ``at_least_s`` (when capped: how long the computation had run when
+    stopped, a lower bound; None if it had not started), ``process_s``, ``threads`` and the ``omp_env`` used."""
+    spec = {"root": str(ROOT), "study": study, "params": params, "cpus": cpus}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", _STUDY_CHILD, json.dumps(spec)], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    capped, stopped_at = False, None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stopped_at = time.time()
+        proc.kill()
+        out, err = proc.communicate()
+        capped = True
+    process_s = time.perf_counter() - t0
+    marks = dict(line.split(" ", 1) for line in out.splitlines() if line.startswith(("START ", "RESULT ")))
+    base = {"capped": capped, "process_s": process_s, "omp_env": omp_env(env)}
+    if capped:
+        at_least = stopped_at - float(marks["START"]) if "START" in marks else None
+        return {**base, "compute_s": None, "at_least_s": at_least, "threads": int(env.get("MEMLIB_THREADS", 0))}
+    if proc.returncode != 0 or "RESULT" not in marks:
+        raise RuntimeError(f"the {study} run failed (exit code {proc.returncode}): {err.strip()[-2000:]}")
+    result = json.loads(marks["RESULT"])
+    return {**base, "compute_s": result["compute_s"], "at_least_s": None, "threads": result["threads"]}
+
+
+def slowdown(run: dict, alone: dict) -> dict:
+    """``run``'s time over ``alone``'s: ``{"ratio": x}`` when measured, ``{"ratio": None, "at_least": y}`` when
+    ``run`` was stopped (its lower bound over the time alone; None if it never started computing)."""
+    if not run["capped"]:
+        return {"ratio": run["compute_s"] / alone["compute_s"]}
+    lb = run["at_least_s"]
+    return {"ratio": None, "at_least": None if lb is None else lb / alone["compute_s"]}
+
+
+def fmt_ratio(r: dict) -> str:
+    return f"{r['ratio']:.2f}x" if r["ratio"] is not None else (
+        f">= {r['at_least']:.1f}x (stopped)" if r.get("at_least") is not None else "not measured (stopped at start-up)")
+
+
+def busy_neighbour(quick: bool, cap: float = NEIGHBOUR_CAP) -> dict:
+    """Study 01 (one seed) alone and beside one busy process on the same cores, with memlib's kernel environment
+    (:data:`memlib.run.KERNEL_ENV`, ``OMP_WAIT_POLICY=PASSIVE``) and with it removed. Each run is a fresh
+    interpreter pinned to the same (up to) two CPUs as the busy process, with that many torch threads; the runs
+    without the fix are stopped at ``cap`` times the time alone and reported as lower bounds."""
+    from memlib.config import load_profile
+
+    cpus = neighbour_cpus()
+    threads = len(cpus) if cpus else min(2, os.cpu_count() or 1)
+    profile = "smoke" if quick else "default"
+    params = {**load_profile(profile, NEIGHBOUR_STUDY), **NEIGHBOUR_PARAMS}
+    fixed, undone = neighbour_env(True, threads), neighbour_env(False, threads)
+    runs = {}
+    runs["alone"] = study_in_subprocess(params, fixed, cpus, timeout=600)
+    runs["alone_fix_undone"] = study_in_subprocess(params, undone, cpus, timeout=600)
+    if runs["alone"]["capped"] or runs["alone_fix_undone"]["capped"]:
+        raise RuntimeError("the study took over 600 s alone: use a smaller configuration")
+    alone = runs["alone"]
+    startup = max(alone["process_s"] - alone["compute_s"], 1.0)
+    timeout = 3 * startup + cap * alone["compute_s"]
+    with busy_process(cpus):
+        runs["busy"] = study_in_subprocess(params, fixed, cpus, timeout=timeout)
+    with busy_process(cpus):
+        runs["busy_fix_undone"] = study_in_subprocess(params, undone, cpus, timeout=timeout)
+    with_fix = slowdown(runs["busy"], runs["alone"])
+    without_fix = slowdown(runs["busy_fix_undone"], runs["alone_fix_undone"])
+    return {"name": "busy_neighbour",
+            "what": f"study 01 ({profile} profile, seed 0), {threads} torch threads on CPUs {cpus}, alone vs beside "
+                    "one busy process (pure Python spin) on the same CPUs; each run a fresh process",
+            "fix": KERNEL_ENV, "target_ratio": NEIGHBOUR_TARGET,
+            "ratio_with_fix": with_fix["ratio"], "ratio_fix_undone": without_fix["ratio"],
+            "ratio_fix_undone_at_least": without_fix.get("at_least"),
+            "meets_target": with_fix["ratio"] is not None and with_fix["ratio"] <= NEIGHBOUR_TARGET,
+            "fix_cost_alone": runs["alone"]["compute_s"] / runs["alone_fix_undone"]["compute_s"],
+            "cap": cap, "timeout_s": timeout, "runs": runs,
+            "config": {"study": NEIGHBOUR_STUDY, "profile": profile, "params": params},
+            "cpus": cpus, "cpu_count": os.cpu_count(), "threads": threads, "device": "cpu"}
+
+
+# ----------------------------------------------------------------------------- running and reporting
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write ``obj`` as strict JSON to ``path`` through a temporary file in the same folder and ``os.replace``:
+    a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(strict_json(obj))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def run_steps(steps, out: Path, results: dict | None = None) -> list[str]:
+    """Run each ``(name, fn)`` of ``steps``, storing ``fn()`` under ``results[name]`` and rewriting ``out`` after
+    every step. A step that raises is stored as ``{"error": "Type: message", "traceback": ...}`` and the others
+    still run. Returns the names of the steps that failed."""
+    results = {} if results is None else results
+    failed = []
+    for name, fn in steps:
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        try:
+            results[name] = fn()
+        except Exception as e:  # noqa: BLE001 - recorded, reported, and the exit code says so
+            failed.append(name)
+            results[name] = {"name": name, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+            print(f"{name} failed:\n{results[name]['traceback']}", file=sys.stderr, flush=True)
+        write_json_atomic(out, results)
+    return failed
+
+
+def print_table(results: dict, device: str) -> None:
+    print(f"\nmemlib benchmarks on {device_name(device)} — ratio = baseline time / memlib time\n")
+    print(f"{'benchmark':28s} {'ratio':>8s} {'memlib s':>10s} {'baseline s':>11s}  what")
+    for key, v in results.items():
+        if "error" in v:
+            print(f"{key:28s} {'FAILED':>8s}  {v['error']}")
+        elif "skipped" in v:
+            print(f"{key:28s} {'skipped':>8s}  {v['skipped']}")
+        elif "ratio" in v:
+            print(f"{key:28s} {v['ratio']:8.2f} {v['memlib_s']:10.3f} {v['baseline_s']:11.3f}  {v['what']}")
+    s = results.get("scaling", {})
+    if "vs_K" in s:
+        print("\nscaling, s/epoch: " + ", ".join(f"K={k}: {t:.3f}" for k, t in s["vs_K"].items()) + " | "
+              + ", ".join(f"N={n}: {t:.3f}" for n, t in s["vs_N"].items()))
+    b = results.get("busy_neighbour", {})
+    if "runs" in b:
+        r = b["runs"]
+        secs = lambda run: f"{run['compute_s']:.1f} s" if not run["capped"] else (  # noqa: E731
+            f">= {run['at_least_s']:.1f} s (stopped)" if run["at_least_s"] is not None else "stopped at start-up")
+        with_fix = {"ratio": b["ratio_with_fix"]}
+        undone = {"ratio": b["ratio_fix_undone"], "at_least": b["ratio_fix_undone_at_least"]}
+        print(f"\nbusy neighbour ({b['what']}):\n"
+              f"  with {' '.join(f'{k}={v}' for k, v in b['fix'].items())}: alone {secs(r['alone'])}, beside a busy "
+              f"process {secs(r['busy'])} -> {fmt_ratio(with_fix)} (target <= {b['target_ratio']}x: "
+              f"{'met' if b['meets_target'] else 'NOT met'})\n"
+              f"  fix undone: alone {secs(r['alone_fix_undone'])}, beside a busy process "
+              f"{secs(r['busy_fix_undone'])} -> {fmt_ratio(undone)}; the fix costs {b['fix_cost_alone']:.2f}x alone")
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look")
-    ap.add_argument("--skip-parallel", action="store_true")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only this step (repeatable); its entry replaces the one in an existing --out file")
+    ap.add_argument("--skip", action="append", default=[], metavar="NAME", help="leave this step out (repeatable)")
+    ap.add_argument("--skip-parallel", action="store_true", help="same as --skip parallel_studies")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench.json"))
     args = ap.parse_args(argv)
     device = str(get_device(args.device))
     r = args.repeats
-    results = {}
-    steps = [
-        ("trainer_vs_dataloader", lambda: trainer_vs_dataloader(device, r, args.quick)),
-        ("trainer_vs_dataloader_study01", lambda: trainer_vs_dataloader(
-            device, r, args.quick, n=1000, shape=(1, 8, 8), batch_size=32, name="trainer_vs_dataloader_study01")),
-        ("k100_small_vs_sequential", lambda: k_vs_sequential(device, r, args.quick, 100, [128],
-                                                             name="k100_small_vs_sequential")),
-        ("k20_width512_vs_sequential", lambda: k_vs_sequential(device, r, args.quick, 20, [512],
-                                                               name="k20_width512_vs_sequential")),
-        ("stacked_vs_vmap", lambda: engines(device, r, args.quick)),
-        ("input_grads_vs_loop", lambda: input_grads_vs_loop(device, r, args.quick)),
-        ("bf16_vs_fp32", lambda: bf16_vs_fp32(device, r, args.quick)),
-        ("scaling", lambda: scaling(device, args.quick)),
-    ]
-    if not args.skip_parallel and device == "cpu":
-        steps.append(("parallel_studies", lambda: parallel_studies(args.quick)))
-    for key, fn in steps:
-        print(f"running {key} …", file=sys.stderr, flush=True)
-        results[key] = fn()
+    steps = {
+        "trainer_vs_dataloader": lambda: trainer_vs_dataloader(device, r, args.quick),
+        "trainer_vs_dataloader_study01": lambda: trainer_vs_dataloader(
+            device, r, args.quick, n=1000, shape=(1, 8, 8), batch_size=32, name="trainer_vs_dataloader_study01"),
+        "k100_small_vs_sequential": lambda: k_vs_sequential(device, r, args.quick, 100, [128],
+                                                            name="k100_small_vs_sequential"),
+        "k20_width512_vs_sequential": lambda: k_vs_sequential(device, r, args.quick, 20, [512],
+                                                              name="k20_width512_vs_sequential"),
+        "stacked_vs_vmap": lambda: engines(device, r, args.quick),
+        "input_grads_vs_loop": lambda: input_grads_vs_loop(device, r, args.quick),
+        "bf16_vs_fp32": lambda: bf16_vs_fp32(device, r, args.quick),
+        "scaling": lambda: scaling(device, args.quick),
+        "parallel_studies": lambda: parallel_studies(args.quick),  # CPU steps: run when device is cpu or --only
+        "busy_neighbour": lambda: busy_neighbour(args.quick),
+    }
+    cpu_only = {"parallel_studies", "busy_neighbour"}
+    unknown = sorted(set(args.only + args.skip) - set(steps))
+    if unknown:
+        ap.error(f"unknown step(s) {unknown}; choose from {list(steps)}")
+    skip = set(args.skip) | ({"parallel_studies"} if args.skip_parallel else set())
+    if args.only:
+        chosen = [k for k in steps if k in args.only and k not in skip]
+    else:
+        chosen = [k for k in steps if k not in skip and (device == "cpu" or k not in cpu_only)]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out)
-
-    print(f"\nmemlib benchmarks on {device_name(device)} — ratio = baseline time / memlib time\n")
-    print(f"{'benchmark':28s} {'ratio':>8s} {'memlib s':>10s} {'baseline s':>11s}  what")
-    for key, v in results.items():
-        if "ratio" in v:
-            print(f"{key:28s} {v['ratio']:8.2f} {v['memlib_s']:10.3f} {v['baseline_s']:11.3f}  {v['what']}")
-    s = results["scaling"]
-    print("\nscaling, s/epoch: " + ", ".join(f"K={k}: {t:.3f}" for k, t in s["vs_K"].items()) + " | "
-          + ", ".join(f"N={n}: {t:.3f}" for n, t in s["vs_N"].items()))
+    results = {}
+    if args.only and out.exists():  # update these entries, keep the others
+        with contextlib.suppress(ValueError):
+            old = json.loads(out.read_text())
+            results = old if isinstance(old, dict) else {}
+    failed = run_steps([(k, steps[k]) for k in chosen], out, results)
+    print_table(results, device)
     print(f"\nwritten: {out}")
+    if failed:
+        print(f"failed steps: {', '.join(failed)} (errors in {out})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -33,8 +33,41 @@ def claims_to_records(claims: list[Claim]) -> list[dict]:
     return [dataclasses.asdict(c) for c in claims]
 
 
-def claims_table(claims: list[Claim]) -> pd.DataFrame:
-    """A DataFrame for display: claim, expected (paper), measured, reproduced."""
-    df = pd.DataFrame(claims_to_records(claims))
+class FullText(pd.DataFrame):
+    """A DataFrame whose notebook (HTML) and text displays show every cell's whole text. Plain pandas cuts strings
+    at ``display.max_colwidth`` (50 characters), which turns a claim's statement into its first few words; this
+    frame lifts the limit for its own display only (no global option is changed) and renders HTML with text
+    left-aligned and wrapped, HTML-escaped, without the row numbers of a default index. Anything else behaves as a
+    DataFrame; selections and copies stay FullText."""
+
+    @property
+    def _constructor(self):
+        return FullText
+
+    def _repr_html_(self) -> str:
+        styler = (self.style.set_uuid("memlib-full-text")
+                  .format(escape="html").format_index(escape="html", axis=1)
+                  .set_table_styles([{"selector": "td, th", "props": [("text-align", "left"), ("vertical-align", "top"),
+                                                                       ("white-space", "pre-wrap")]}]))
+        if isinstance(self.index, pd.RangeIndex) and self.index.name is None:
+            styler = styler.hide(axis="index")
+        else:
+            styler = styler.format_index(escape="html", axis=0)
+        return styler.to_html()
+
+    def __repr__(self) -> str:
+        with pd.option_context("display.max_colwidth", None, "display.max_columns", None,
+                               "display.expand_frame_repr", False):
+            return super().__repr__()
+
+
+def full_text(df: pd.DataFrame) -> FullText:
+    """``df`` as a :class:`FullText` frame: shown whole in a notebook, whatever the length of its strings."""
+    return FullText(df)
+
+
+def claims_table(claims: list[Claim]) -> FullText:
+    """A table for display: claim, expected (paper), measured, reproduced; every statement shown whole."""
+    df = pd.DataFrame(claims_to_records(claims), columns=["id", "statement", "expected", "measured", "reproduced"])
     df["reproduced"] = df["reproduced"].map({True: "yes", False: "no"})
-    return df[["id", "statement", "expected", "measured", "reproduced"]]
+    return full_text(df)

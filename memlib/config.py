@@ -13,8 +13,10 @@ import types
 import typing
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the runner's up-to-date check needs no torch
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -58,6 +60,8 @@ def thread_count(environ=None) -> int | None:
 
 def apply_threads() -> int:
     """Set torch's thread count from :func:`thread_count` (when it says something); return the count in use."""
+    import torch
+
     n = thread_count()
     if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -66,6 +70,8 @@ def apply_threads() -> int:
 
 def get_device(device: str = "cpu") -> torch.device:
     """Resolve ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; fail clearly if CUDA is absent."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
@@ -81,6 +87,8 @@ def local_seed(seed: int, device: torch.device | str = "cpu"):
 
     Used for model initialisation and dropout so that no code ever seeds globally.
     """
+    import torch
+
     device = torch.device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -90,6 +98,8 @@ def local_seed(seed: int, device: torch.device | str = "cpu"):
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` seeded with ``seed`` on ``device``."""
+    import torch
+
     g = torch.Generator(device=torch.device(device))
     g.manual_seed(int(seed))
     return g

@@ -22,6 +22,12 @@ import torch
 from .config import data_dir, generator, stream
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10", "audio", "fsdd")
+#: Examples in each source's train / test split; None where memlib generates as many as are asked for.
+SPLIT_SIZES = {"digits": (1297, 500), "mnist1d": None, "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
+               "cifar10": (50000, 10000), "audio": None, "fsdd": (2700, 300)}
+#: Input layout of each source: ``"image"`` (C, H, W) or ``"sequence"`` (C, L) — MNIST-1D and the log-mel audio sets.
+INPUT_KINDS = {"digits": "image", "mnist1d": "sequence", "mnist": "image", "fashion_mnist": "image",
+               "cifar10": "image", "audio": "sequence", "fsdd": "sequence"}
 CORRUPTIONS = ("none", "label_noise", "random_labels", "shuffled_pixels", "random_pixels",
                "gaussian", "randX", "randY")
 
@@ -99,12 +105,43 @@ def _mnist1d(n_total: int):
     return x, torch.tensor(d["y"], dtype=torch.int64), xt, torch.tensor(d["y_test"], dtype=torch.int64)
 
 
-def _missing_message(name: str, root: Path, err: Exception) -> str:
-    folder, files = _FILES[name]
+def _missing_message(name: str, root: Path, err: Exception | None, files: list[str] | None = None) -> str:
+    folder, needed = _FILES[name]
     where = (root / folder).resolve()
-    return (f"dataset {name!r} is not available offline and could not be downloaded ({type(err).__name__}: {err}).\n"
-            f"Put these files in {where}/ :\n  " + "\n  ".join(files) +
+    why = "is not available offline" + (f" and could not be downloaded ({type(err).__name__}: {err})" if err else "")
+    return (f"dataset {name!r} {why}.\nPut these files in {where}/ :\n  " + "\n  ".join(files or needed) +
             f"\n(MEMLIB_DATA={root}; set the MEMLIB_DATA environment variable to use another folder.)")
+
+
+def missing_files(name: str) -> str | None:
+    """A message naming the files ``name`` needs under ``MEMLIB_DATA`` that are not there, or None when nothing is
+    missing (or the source is embedded/generated). Only looks: creates no folder, lock or download."""
+    _check_name(name)
+    root = data_dir()
+    if name == "fsdd":
+        from .audio import _fsdd_check
+
+        try:
+            _fsdd_check(root)
+        except FileNotFoundError as err:
+            return str(err)
+        return None
+    if name not in _FILES:
+        return None
+    folder, files = _FILES[name]
+    # torchvision accepts the archive or its extracted file
+    missing = [f for f in files if not ((root / folder / f).is_file() or (root / folder / f.removesuffix(".gz")).is_file())]
+    return _missing_message(name, root, None, missing) if missing else None
+
+
+def check_sizes(name: str, n_train: int | None, n_test: int | None) -> None:
+    """Raise ValueError when ``n_train`` / ``n_test`` exceed the source's split (known without loading it)."""
+    _check_name(name)
+    sizes = SPLIT_SIZES[name]
+    for pname, n, size in (("n_train", n_train, sizes and sizes[0]), ("n_test", n_test, sizes and sizes[1])):
+        if size and n is not None and n > size:
+            raise ValueError(f"{pname}={n} is not allowed for dataset {name!r}: its {pname[2:]} split has {size:,} "
+                             f"examples; use at most {size}")
 
 
 @functools.lru_cache(maxsize=4)

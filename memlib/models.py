@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 MODELS = ("mlp", "alexnet_small", "cnn", "cnn1d")
+#: The input layouts each model takes (:data:`memlib.data.INPUT_KINDS`): the MLP flattens anything.
+MODEL_INPUTS = {"mlp": ("image", "sequence"), "alexnet_small": ("image",), "cnn": ("image",), "cnn1d": ("sequence",)}
 
 # modules that end a block after its ReLU: the block's hidden state is read after them
 _BLOCK_TAIL = (nn.MaxPool1d, nn.MaxPool2d, nn.LocalResponseNorm)

@@ -9,7 +9,6 @@ same key both end with one valid entry.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import json
 import os
@@ -25,18 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import PACKAGE_DIR, ROOT, build_dir, cache_dir
-
-
-@functools.lru_cache(maxsize=1)
-def source_hash() -> str:
-    """sha256 over the path and bytes of every source/style file in the memlib package."""
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE_DIR.rglob("*")):
-        if p.is_file() and p.suffix in (".py", ".mplstyle", ".json", ".yaml"):
-            h.update(str(p.relative_to(PACKAGE_DIR)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+from .config import ROOT, cache_dir
+from .runstate import atomic_write_text, readable, source_hash  # noqa: F401  (part of this module's API)
+from .runstate import study_folder as study_dir  # ``<build>/<profile>/<study>/``
 
 
 def cache_key(study: str, config: dict) -> str:
@@ -44,20 +34,6 @@ def cache_key(study: str, config: dict) -> str:
     payload = json.dumps({"study": study, "config": config, "memlib": source_hash(),
                           "torch": torch.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _save_entry(folder: Path, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray], meta: dict) -> None:
@@ -91,6 +67,7 @@ def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dic
     if use_cache:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+        readable(tmp, directory=True)  # mkdtemp makes 0700 folders
         try:
             _save_entry(tmp, tables, arrays, meta)
             try:
@@ -152,11 +129,6 @@ def _finite(o):
     if isinstance(o, (float, np.floating)):
         return float(o) if np.isfinite(o) else None
     return o
-
-
-def study_dir(study: str, profile: str) -> Path:
-    """``<build>/<profile>/<study>/``."""
-    return build_dir() / profile / study
 
 
 class StudyRun:

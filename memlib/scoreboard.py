@@ -1,65 +1,184 @@
-"""The scoreboard: every study's claims for one profile, gathered from ``metrics.json`` files."""
+"""The scoreboard: every study in ``notebooks/``, what state its result is in, and the claims of the current ones.
+
+A study is **current** when its last run succeeded with the code and parameters this run asks for (and, under
+``make all``, in this same ``make all``); **stale** when its ``metrics.json`` comes from other code (memlib, the
+notebook or the versions changed), another config, or an earlier ``make all``; **failed** when its last run failed,
+was refused before it started, was interrupted or never finished; **missing** when it never ran in this profile.
+Only current studies' claims are counted. The states come from ``run.json``, which the runner writes beside each
+study's outputs (:mod:`memlib.runstate`).
+"""
 from __future__ import annotations
 
-import html
+import dataclasses
+import importlib
+import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from .config import build_dir
-from .results import atomic_write_text
+from . import runstate
+from .claims import full_text
 
 REQUIRED = ("study", "profile", "config", "claims", "wall_time_s", "device", "versions", "git_commit")
+STATES = ("current", "stale", "failed", "missing")
 
 
-def load_metrics(profile: str) -> list[dict]:
-    """Every ``<build>/<profile>/*/metrics.json``, checked against the results contract."""
-    out = []
-    for path in sorted((build_dir() / profile).glob("*/metrics.json")):
+def _metrics(folder: Path) -> tuple[dict | None, str | None]:
+    """(metrics.json's content, None), (None, why it is unusable) or (None, None) when absent."""
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None, None
+    try:
         m = json.loads(path.read_text())
-        missing = [k for k in REQUIRED if k not in m]
-        if missing:
-            raise ValueError(f"{path} lacks {missing} (the results contract in DESIGN.md §3)")
-        m["_dir"] = str(path.parent)
-        out.append(m)
-    return out
+    except ValueError as err:
+        return None, f"metrics.json is not valid JSON ({err})"
+    missing = [k for k in REQUIRED if k not in m]
+    if missing:
+        return None, f"metrics.json lacks {missing} (the results contract in DESIGN.md §3)"
+    return m, None
 
 
-def claims_frame(metrics: list[dict]) -> pd.DataFrame:
-    """One row per claim: study, paper, claim, expected, measured, reproduced."""
-    rows = [dict(study=m["study"], paper=m.get("paper") or "", id=c["id"], claim=c["statement"],
-                 expected=c["expected"], measured=c["measured"], reproduced=bool(c["reproduced"]))
-            for m in metrics for c in m["claims"]]
-    return pd.DataFrame(rows, columns=["study", "paper", "id", "claim", "expected", "measured", "reproduced"])
+def _title(notebook: Path) -> str:
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
 
 
-def summary_frame(metrics: list[dict]) -> pd.DataFrame:
-    """Per study: claims reproduced / total, wall time, device, git commit."""
-    rows = [dict(study=m["study"], reproduced=sum(bool(c["reproduced"]) for c in m["claims"]), claims=len(m["claims"]),
-                 wall_time_s=m["wall_time_s"], device=m["device"], git_commit=m["git_commit"]) for m in metrics]
-    return pd.DataFrame(rows, columns=["study", "reproduced", "claims", "wall_time_s", "device", "git_commit"])
+def _module(study: str):
+    """``memlib.studies.<study>``, or None for a notebook without one (e.g. a study being written)."""
+    name = f"memlib.studies.{study}"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
 
 
-def write_report(profile: str, metrics: list[dict]) -> Path:
-    """Static HTML page ``<build>/<profile>/report/index.html``: counts, claims, thumbnails, environment."""
-    out = build_dir() / profile / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    claims, summary = claims_frame(metrics), summary_frame(metrics)
-    n_ok, n = int(claims.reproduced.sum()), len(claims)
-    parts = [f"<h1>memlib scoreboard — profile <code>{html.escape(profile)}</code></h1>",
-             f"<p><b>{n_ok} of {n}</b> claims reproduced across {len(metrics)} studies.</p>",
-             summary.to_html(index=False), "<h2>Claims</h2>",
-             claims.assign(reproduced=claims.reproduced.map({True: "yes", False: "no"})).to_html(index=False), "<h2>Figures</h2>"]
-    for m in metrics:
-        rel = os.path.relpath(m["_dir"], out)
-        fig = (m.get("figures") or [None])[0]
-        img = f'<img src="{rel}/{fig}.png" width="360">' if fig else ""
-        parts.append(f'<div><h3>{html.escape(m["study"])}</h3>{img}<br>'
-                     f'<a href="{rel}/{m["study"]}.ipynb">executed notebook</a></div>')
-    if metrics:
-        parts.append("<h2>Environment</h2><pre>" + html.escape(json.dumps(metrics[0]["versions"], indent=1)) + "</pre>")
-    page = "<html><head><meta charset='utf-8'><title>memlib scoreboard</title></head><body>" + "\n".join(parts) + "</body></html>"
-    atomic_write_text(out / "index.html", page)
-    return out / "index.html"
+def _normalized(study: str, params: dict) -> dict | None:
+    """``params`` as the study's Config sees them (defaults filled in, old names renamed), or None if refused."""
+    module = _module(study)
+    if module is None:
+        return {k: v for k, v in params.items() if k != "profile"}
+    names = {f.name for f in dataclasses.fields(module.Config)}
+    try:
+        return module.Config.from_dict({k: v for k, v in module.Config.renamed(params).items() if k in names}).to_dict()
+    except (TypeError, ValueError):
+        return None
+
+
+def _config_diff(ran: dict, asked: dict) -> str:
+    keys = sorted(k for k in set(ran) | set(asked) if ran.get(k) != asked.get(k))
+    return ", ".join(f"{k}={ran.get(k)!r} (asked {asked.get(k)!r})" for k in keys)
+
+
+def study_entries(profile: str, device: str | None = None, overrides: dict | None = None,
+                  run_id: str | None = None) -> list[dict]:
+    """One entry per study notebook, in notebook order: ``study``, ``number``, ``title``, ``paper``, ``state``
+    (:data:`STATES`), ``reason`` (why not current; "" when current), ``metrics`` (metrics.json or None), ``dir``,
+    ``notebook`` / ``notebook_html`` (paths of the executed notebook and its HTML, None when absent), ``record``
+    (run.json), ``wall_time_s`` and ``cache_hit``.
+
+    "What this run asks" is ``profile`` ← ``device`` ← ``overrides`` as the runner merges them; ``run_id`` (default
+    ``$MEMLIB_RUN_ID``, set by ``make all``) marks results of an earlier ``make all`` as stale."""
+    from .run import notebooks, study_params
+
+    run_id = runstate.run_id() if run_id is None else run_id
+    overrides = dict(overrides or {})
+    entries = []
+    for study, notebook in notebooks().items():
+        if study == "scoreboard":
+            continue
+        folder = runstate.study_folder(study, profile)
+        record = runstate.read(study, profile)
+        metrics, bad_metrics = _metrics(folder)
+        module = _module(study)
+        state, reasons = "current", []
+        if record is None:
+            if metrics is None and bad_metrics is None:
+                state, reasons = "missing", ["never run in this profile"]
+            elif metrics is None:
+                state, reasons = "failed", [bad_metrics]
+            else:
+                state, reasons = "stale", ["no run record beside it (made by an older memlib or by hand)"]
+        elif record["state"] == "refused":
+            state, reasons = "failed", ["refused before start: " + (record.get("error") or "").splitlines()[0]]
+        elif record["state"] == "interrupted":
+            state, reasons = "failed", ["interrupted (Ctrl-C) before it finished"]
+        elif record["state"] == "running":
+            state, reasons = "failed", ["did not finish: it is still running, or its process was killed"]
+        elif record["state"] == "failed":
+            state, reasons = "failed", [(record.get("error") or "failed").strip().splitlines()[0]]
+        elif metrics is None:
+            state, reasons = "failed", [bad_metrics or "its run finished but metrics.json is gone"]
+        else:
+            if run_id and record.get("run_id") != run_id:
+                reasons.append("from an earlier run, not this make all")
+            asked = None  # a notebook without a study module has no Config to compare with
+            if module is not None:
+                try:
+                    asked = _normalized(study, study_params(study, profile, device, overrides))
+                except (TypeError, ValueError) as err:
+                    reasons.append(f"this run's parameters are refused for it: {err}")
+            ran = _normalized(study, record.get("params") or {})
+            if asked is not None and ran != asked:
+                reasons.append("config differs from what this run asks: " + _config_diff(ran or {}, asked))
+            if record.get("code") != runstate.code_hash(notebook):
+                commit = (metrics.get("git_commit") or "unknown")[:12]
+                reasons.append(f"memlib, the notebook or the versions changed since it ran (commit {commit})")
+            state = "stale" if reasons else "current"
+        ipynb, html = folder / f"{study}.ipynb", folder / f"{study}.html"
+        entries.append(dict(
+            study=study, number=notebook.stem[:2], title=_title(notebook),
+            paper=(metrics or {}).get("paper") or getattr(module, "PAPER", None), state=state, reason="; ".join(reasons),
+            metrics=metrics, dir=folder, notebook=ipynb if ipynb.exists() else None,
+            notebook_html=html if html.exists() else None, record=record,
+            wall_time_s=(metrics or {}).get("wall_time_s"), cache_hit=((metrics or {}).get("cache") or {}).get("hit")))
+    return entries
+
+
+def claims_frame(entries: list[dict], states: tuple[str, ...] = ("current",)) -> pd.DataFrame:
+    """One row per claim of the studies in ``states`` (current only, by default): study, paper, claim, expected,
+    measured, reproduced."""
+    rows = [dict(study=e["study"], paper=e["paper"] or "", id=c["id"], claim=c["statement"], expected=c["expected"],
+                 measured=c["measured"], reproduced=bool(c["reproduced"]))
+            for e in entries if e["state"] in states and e["metrics"] for c in e["metrics"]["claims"]]
+    return full_text(pd.DataFrame(rows, columns=["study", "paper", "id", "claim", "expected", "measured", "reproduced"]))
+
+
+def summary_frame(entries: list[dict]) -> pd.DataFrame:
+    """Per study: state, why not current, claims reproduced / total, wall time, cache hit, device, git commit."""
+    rows = []
+    for e in entries:
+        m = e["metrics"] or {}
+        claims = m.get("claims") or []
+        rows.append(dict(study=f"{e['number']} {e['study']}", state=e["state"], reason=e["reason"],
+                         reproduced=sum(bool(c["reproduced"]) for c in claims) if m else None,
+                         claims=len(claims) if m else None, wall_time_s=e["wall_time_s"], cache_hit=e["cache_hit"],
+                         device=m.get("device"), git_commit=(m.get("git_commit") or "")[:12] or None))
+    return full_text(pd.DataFrame(rows, columns=["study", "state", "reason", "reproduced", "claims", "wall_time_s",
+                                                 "cache_hit", "device", "git_commit"]))
+
+
+def headline(entries: list[dict]) -> str:
+    """One line that never claims more than it shows: "4 of 6 studies current (1 failed, 1 missing); 15 of 20
+    claims reproduced in the current studies"."""
+    counts = {s: sum(e["state"] == s for e in entries) for s in STATES}
+    others = ", ".join(f"{counts[s]} {s}" for s in STATES[1:] if counts[s])
+    claims = claims_frame(entries)
+    return (f"{counts['current']} of {len(entries)} studies current" + (f" ({others})" if others else "") +
+            f"; {int(claims.reproduced.sum())} of {len(claims)} claims reproduced in the current studies")
+
+
+def write_report(profile: str, entries: list[dict], device: str | None = None) -> Path:
+    """``<build>/<profile>/report/index.html`` (:func:`memlib.report.write_report`) for these entries."""
+    from .report import write_report as render
+    from .results import device_name, git_commit
+
+    try:
+        where = device_name(device or "cpu")
+    except (RuntimeError, ValueError):  # e.g. device=cuda asked for on a machine without a GPU
+        where = str(device)
+    run = {"profile": profile, "date": runstate.now(), "commit": git_commit(), "device": where,
+           "run_id": runstate.run_id()}
+    return render(profile, entries, run)

@@ -127,3 +127,34 @@ def test_tiny_run_end_to_end():
     # radii in std units: r / 255 / σ of the raw training inputs
     assert res.radii.radius_std.iloc[1] / res.radii.radius_std.iloc[0] == pytest.approx(10.0)
     assert len(S.claims(res)) == 7
+
+
+def _figure_texts(ax):
+    from memlib.plots import NOTHING
+
+    nothing = [" ".join(t.get_text().split()) for t in ax.texts if t.get_gid() == NOTHING]
+    legend = [] if ax.get_legend() is None else [" ".join(t.get_text().split()) for t in ax.get_legend().get_texts()]
+    return nothing, legend
+
+
+def test_csr_figures_name_curves_without_a_value():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        r = fake_result({**CSR, "randY": np.nan}, {}, {})
+        nothing, legend = _figure_texts(study_ax := S.plot_csr_over_training(r).axes[0])
+        assert nothing == [] and legend == ["real", "randX", "not shown (no CSR value): randY"]
+        assert [ln.get_label() for ln in study_ax.get_lines() if ln.get_visible() and len(ln.get_xdata())] == \
+            ["real", "randX"]
+        r = fake_result({name: np.nan for name in CSR}, {}, {})
+        for ax in S.plot_csr_over_training(r).axes:
+            assert _figure_texts(ax) == (["no CSR value to show (real, randX, randY)"], [])
+        fig = S.plot_noise_fractions(r)
+        for row in (0, 1):
+            (msg,), _ = _figure_texts(fig.axes[3 * row + 2])
+            assert msg.startswith("no CSR value to show (real, 20 %, 40 %")
+    finally:
+        plt.close("all")

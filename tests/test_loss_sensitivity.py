@@ -189,3 +189,48 @@ def test_config_rejects_bad_values(bad, match):
 def test_config_rejects_unknown_keys():
     with pytest.raises(TypeError, match="unknown"):
         study.Config.from_dict({"epoch": 3})
+
+
+def test_per_class_figure_without_any_sensitivity_says_so():
+    """All-zero sensitivities have no place on a log colour scale: the figure used to crash on an empty minimum."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from memlib.plots import NOTHING
+
+    zero = np.zeros((4, 2))
+    try:
+        fig = study.plot_per_class(make_result(zero, zero, []))
+        for ax, cond in zip(fig.axes, ("real", "randX")):
+            (text,) = [t for t in ax.texts if t.get_gid() == NOTHING]
+            assert " ".join(text.get_text().split()) == (f"no positive loss-sensitivity to show: every entry of the "
+                                                         f"{study.LABELS[cond]} matrix is zero or undefined")
+            assert not ax.images
+        real = np.array([[4.0, 2.0], [2.0, 2.0], [1.0, 3.0], [1.0, 5.0]])
+        fig = study.plot_per_class(make_result(real, zero, []))  # only the real matrix has mass: it alone is drawn
+        assert fig.axes[0].images and not fig.axes[0].texts
+        assert not fig.axes[1].images and [t.get_gid() for t in fig.axes[1].texts] == [NOTHING]
+        fig = study.plot_per_class(make_result(real, real, []))
+        assert all(ax.images for ax in fig.axes[:2]) and not any(ax.texts for ax in fig.axes)
+    finally:
+        plt.close("all")
+
+
+def test_off_diagonal_figure_names_undefined_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [dict(r, off_diagonal=(np.nan if r["condition"] == "noise" else 0.2))
+            for r in gini_rows([0.5, 0.6], [0.2, 0.3])]
+    try:
+        r = make_result(np.ones((4, 2)), np.ones((4, 2)), rows)
+        ax = study.plot_off_diagonal(r).axes[0]
+        legend = [" ".join(t.get_text().split()) for t in ax.get_legend().get_texts()]
+        assert legend == [study.LABELS["real"], study.LABELS["randX"],
+                          f"not shown (undefined: no sensitivity at all): {study._label('noise', r.config)}"]
+    finally:
+        plt.close("all")

@@ -114,3 +114,85 @@ def test_a_flat_noise_curve_does_not_grow_even_with_a_falling_real_curve():
     assert study.slope([100, 200, 400], [1, 0.95, 1.1]) > 0
     c = {x.id: x for x in study.claims(make_result(ACC, epochs))}["convergence_slope"]
     assert not c.reproduced and "ρ = 0.5" in c.measured
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _words(text):
+    return " ".join(text.split())
+
+
+def _nothing(ax):
+    from memlib.plots import NOTHING
+
+    return [_words(t.get_text()) for t in ax.texts if t.get_gid() == NOTHING]
+
+
+def _legend(ax):
+    return [_words(t.get_text()) for t in ax.get_legend().get_texts()]
+
+
+def _drawn(ax):
+    """label → finite y values of every labelled line in ``ax``."""
+    return {ln.get_label(): ln.get_ydata()[np.isfinite(ln.get_ydata())].tolist() for ln in ax.get_lines()
+            if not ln.get_label().startswith("_") and len(ln.get_ydata())}
+
+
+@pytest.fixture
+def close_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def test_convergence_figure_says_when_no_run_fitted(close_figures):
+    r = make_result(ACC, {c: [np.nan] * 3 for c in EPOCHS})
+    ax = study.plot_convergence(r).axes[0]
+    assert _nothing(ax) == ["no run reached 100 % training accuracy within 400 epochs: conditions real, randX 0.4, "
+                            "randX 0.8, randX 1, randY 1 at n = 100, 200, 400, seeds 0, 1"]
+    assert _drawn(ax) == {} and ax.get_legend() is None
+
+
+def test_convergence_figure_names_what_it_drops(close_figures):
+    nan = np.nan
+    epochs = dict(EPOCHS, **{"randY 1": [nan, nan, nan], "randX 0.8": [nan, 40, 80], "randX 1": [20, 40, nan]})
+    r = make_result(ACC, epochs)
+    r.convergence.loc[(r.convergence.condition == "real") & (r.convergence.n == 400) & (r.convergence.seed == 1),
+                      "epochs_to_fit"] = nan  # one seed of one size: no mean there
+    ax = study.plot_convergence(r).axes[0]
+    assert _nothing(ax) == []
+    assert _legend(ax) == ["real (not fitted at n = 400)", "randX 0.4", "randX 1 (not fitted at n = 400)",
+                           "not shown (not fitted within 400 epochs in every seed at n = 100): randX 0.8, randY 1"]
+    drawn = _drawn(ax)
+    assert drawn["real (not fitted at n = 400)"] == [1.0, 1.1]  # 10, 11 epochs over 10: the n=400 point is gone
+    assert drawn["randX 1 (not fitted at n = 400)"] == [1.0, 2.0]
+
+
+def test_convergence_figure_with_nothing_fitted_at_the_smallest_size(close_figures):
+    r = make_result(ACC, {c: [np.nan, 30, 40] for c in EPOCHS})  # later sizes fitted, but the curves divide by n=100
+    ax = study.plot_convergence(r).axes[0]
+    (msg,) = _nothing(ax)
+    assert msg.startswith("no curve to draw: no condition reached 100 % training accuracy within 400 epochs in "
+                          "every seed at the smallest size n = 100")
+    assert msg.endswith("(not shown: real, randX 0.4, randX 0.8, randX 1, randY 1)")
+
+
+def test_capacity_ticks_are_the_widths_and_do_not_overlap(close_figures):
+    """Widths spanning less than a decade on a log axis: matplotlib used to label minor ticks ('3×10¹') over them."""
+    widths = [16, 20, 24, 32]
+    cfg = study.Config(widths=widths, noise_levels=LEVELS, convergence_sizes=[100, 200, 400], seeds=[0])
+    cap = [dict(kind=k, level=l, width=w, seed=0, best_val_acc=0.5 + 0.1 * i, best_epoch=1, final_train_acc=1.0,
+                epochs_run=5) for (k, l) in ACC for i, w in enumerate(widths)]
+    fig = study.plot_capacity(study.Result(cfg, pd.DataFrame(cap), pd.DataFrame(), pd.DataFrame(), {}, {}))
+    fig.canvas.draw()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        shown = [t.label1 for t in ax.xaxis.get_major_ticks() + ax.xaxis.get_minor_ticks()
+                 if lo <= t.get_loc() <= hi and t.label1.get_visible() and t.label1.get_text()]
+        assert [t.get_text() for t in shown] == ["16", "20", "24", "32"]
+        boxes = [t.get_window_extent() for t in shown]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -1,16 +1,24 @@
 """Every notebook executed headlessly in the smoke profile through the runner (papermill), asserting on
 metrics.json — the results contract of DESIGN.md §3 — never on rendered output."""
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from memlib import run
+from memlib import run, runstate
 
 ROOT = run.NOTEBOOKS_DIR.parent
 STUDIES = run.studies()
+
+
+def page_text(build) -> str:
+    """The report's visible text (tags dropped, spaces collapsed)."""
+    page = (build / "build" / "smoke" / "report" / "index.html").read_text()
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
 def execute(build, *args):
@@ -48,17 +56,34 @@ def test_study_metrics_contract(smoke_build, study):
 
 @pytest.mark.notebook
 def test_scoreboard_gathers_every_study(smoke_build):
-    page = (smoke_build / "build" / "smoke" / "report" / "index.html").read_text()
+    page = page_text(smoke_build)
     for study in STUDIES:
         assert study in page
-    assert "claims reproduced" in page
+    n = len(STUDIES)
+    assert f"{n} of {n} studies current" in page and "not meant to reproduce the claims" in page
 
 
 @pytest.mark.notebook
-def test_rerun_hits_cache_and_overrides_are_recorded(smoke_build):
-    execute(smoke_build, "randomization_tests")
+def test_outputs_are_readable_by_others(smoke_build):
+    if runstate.umask() != 0o022:
+        pytest.skip(f"umask is {runstate.umask():o}, not 022")
+    for p in (smoke_build / "build").rglob("*"):
+        if not p.name.startswith(".") and "cache" not in p.parts:
+            assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p
+
+
+@pytest.mark.notebook
+def test_rerun_is_up_to_date_and_overrides_are_recorded(smoke_build):
+    proc = execute(smoke_build, "randomization_tests")
+    assert "randomization_tests: up to date" in proc.stdout
+    execute(smoke_build, "randomization_tests", "--force")
     m = json.loads((smoke_build / "build" / "smoke" / "randomization_tests" / "metrics.json").read_text())
     assert m["cache"]["hit"] is True
     execute(smoke_build, "randomization_tests", "-p", "seeds", "[3]", "-p", "n_train", "120")
     m = json.loads((smoke_build / "build" / "smoke" / "randomization_tests" / "metrics.json").read_text())
     assert m["config"]["seeds"] == [3] and m["config"]["n_train"] == 120 and m["cache"]["hit"] is False
+    # the scoreboard of the plain smoke profile now marks 01 stale (another config) and still exits 0
+    execute(smoke_build, "scoreboard")
+    page = page_text(smoke_build)
+    n = len(STUDIES)
+    assert f"{n - 1} of {n} studies current" in page and "config differs" in page

@@ -78,8 +78,12 @@ def test_config_errors(kwargs, words):
     assert all(w in str(e.value) for w in words)
 
 
-def test_bf16_gives_the_same_verdicts_as_fp32():
+def test_bf16_gives_the_same_verdicts_as_fp32(monkeypatch):
     """Reduced precision is opt-in; at a small scale it must not change any claim's verdict."""
+    import memlib.train
+
+    # checked on every CPU (slowly where it has no native bf16, which memlib otherwise refuses)
+    monkeypatch.setattr(memlib.train, "fast_bf16", lambda device: (True, "test: bf16 numerics"))
     verdicts = {}
     for precision in ("fp32", "bf16"):
         cfg = study.Config(n_train=300, seeds=[0], widths=[256], precision=precision)
@@ -108,3 +112,75 @@ def test_old_parameter_name_is_an_alias_with_a_message():
     assert cfg.noise_levels == (0.3, 0.6)
     with pytest.raises(TypeError, match="both given"):
         study.Config.from_dict({"corruption_levels": [0.3, 0.6], "noise_levels": [0.3, 0.6]})
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _words(text):
+    return " ".join(text.split())
+
+
+def _nothing(ax):
+    from memlib.plots import NOTHING
+
+    return [_words(t.get_text()) for t in ax.texts if t.get_gid() == NOTHING]
+
+
+def _legend(ax):
+    return [_words(t.get_text()) for t in ax.get_legend().get_texts()]
+
+
+@pytest.fixture
+def close_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def test_epochs_to_fit_figure_names_conditions_that_did_not_fit(close_figures):
+    r = make_result(EPOCHS, ACC)
+    s = r.summary
+    s.loc[s.condition.isin(["p=0.8", "random_labels"]), "epochs_to_fit"] = np.nan
+    s.loc[(s.condition == "p=0.6") & (s.seed == 1), "epochs_to_fit"] = np.nan
+    ax = study.plot_epochs_to_fit(r).axes[0]
+    assert _nothing(ax) == []
+    legend = _legend(ax)
+    assert "not shown (never reached 100 % training accuracy within 400 epochs in any seed): p=0.8, random labels" \
+        in legend
+    assert "no mean (never reached 100 % training accuracy within 400 epochs): p=0.6 in 1 of 2 seeds" in legend
+    mean = ax.containers[0].lines[0]  # the errorbar's line: mean over seeds at each p
+    got = dict(zip(mean.get_xdata(), mean.get_ydata()))
+    assert got[0.4] == pytest.approx(25.5)  # 25 and 26 epochs
+    assert np.isnan(got[0.6]) and np.isnan(got[0.8]) and np.isnan(got[1.0])  # never the mean of fitted seeds only
+    assert ax.get_xlim()[1] >= 1.0  # p = 1 keeps its place on the axis
+
+
+def test_epochs_to_fit_figure_says_when_no_run_fitted(close_figures):
+    r = make_result(EPOCHS, ACC)
+    r.summary["epochs_to_fit"] = np.nan
+    ax = study.plot_epochs_to_fit(r).axes[0]
+    assert _nothing(ax) == ["no run reached 100 % training accuracy within 400 epochs: true labels, p=0.2, p=0.4, "
+                            "p=0.6, p=0.8, random labels; seeds 0, 1"]
+    assert ax.get_legend() is None and not ax.containers
+
+
+def test_test_error_figure_is_unchanged_when_every_run_has_a_value(close_figures):
+    ax = study.plot_test_error(make_result(EPOCHS, ACC)).axes[0]
+    assert _nothing(ax) == [] and not any(t.startswith(("not shown", "no mean")) for t in _legend(ax))
+
+
+def test_loss_curves_name_diverged_conditions(close_figures):
+    r = make_result(EPOCHS, ACC)
+    rows = [dict(condition=c.name, seed=0, epoch=e, train_loss=(np.nan if c.name == "gaussian" else 2.0 / (e + 1)))
+            for c in study.conditions(r.config) for e in range(4)]
+    r.history = pd.DataFrame(rows)
+    ax = study.plot_loss_curves(r).axes[0]
+    assert _legend(ax)[-1] == "not shown (no finite positive training loss): Gaussian"
+    r.history["train_loss"] = np.nan
+    ax = study.plot_loss_curves(r).axes[0]
+    (msg,) = _nothing(ax)
+    assert msg.startswith("no finite positive training loss to show (true labels, corrupt p=0.2")

@@ -272,3 +272,22 @@ def test_headline_is_plain_json():
     cf = R.critical_fractions(res)
     assert math.isclose(cf.loc["dropout_adversarial=0.5/0.2", "real"], 0.1)
     assert math.isclose(cf.loc["dropout_adversarial=0.5/0.2", "randY"], 0.3)
+
+
+def test_tradeoff_figure_names_regularizers_that_were_not_run():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = R.Config(dropout=(0.5, 0.9), input_dropout=(0.5,), input_noise=(), hidden_noise=(0.1,), weight_decay=(),
+                   adv_weight=(0.5,), adv_dropout=(0.2,))
+    try:
+        ax = R.plot_tradeoff(_fake_result(POINTS, cfg)).axes[0]
+        legend = [" ".join(t.get_text().split()) for t in ax.get_legend().get_texts()]
+        assert "not shown (not run: no strength given): input Gaussian noise, weight decay" in legend
+        assert {R.LABELS[r] for r in ("dropout", "input_dropout", "hidden_noise", "dropout_adversarial")} <= set(legend)
+        ax = R.plot_tradeoff(_fake_result(POINTS)).axes[0]  # every regularizer run: no such entry
+        assert not any(t.get_text().startswith("not shown") for t in ax.get_legend().get_texts())
+    finally:
+        plt.close("all")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memlib import results
+from memlib import results, runstate
 from memlib.claims import Claim
 
 
@@ -29,8 +29,8 @@ def test_cache_hit_miss_and_roundtrip(isolated_build):
 
 def test_cache_key_depends_on_source(monkeypatch, tmp_path):
     pkg = tmp_path / "memlib"
-    shutil.copytree(results.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(results, "PACKAGE_DIR", pkg)
+    shutil.copytree(runstate.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runstate, "PACKAGE_DIR", pkg)
     results.source_hash.cache_clear()
     k1 = results.cache_key("toy", {"n": 1})
     (pkg / "train.py").write_text((pkg / "train.py").read_text() + "\n# a change\n")

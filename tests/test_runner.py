@@ -1,41 +1,116 @@
+"""The runner: parameters checked before any work, messages in full, run records, up-to-date skips, Ctrl-C."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from memlib import run
+from memlib import run, runstate
+
+ROOT = run.NOTEBOOKS_DIR.parent
 
 
-def test_parse_value_like_papermill_plus_lists():
+def test_parse_value_like_papermill_plus_lists_and_exponents():
     assert run.parse_value("3") == 3 and run.parse_value("0.5") == 0.5
     assert run.parse_value("true") is True and run.parse_value("True") is True
     assert run.parse_value("None") is None and run.parse_value("null") is None
     assert run.parse_value("[0, 1]") == [0, 1] and run.parse_value("mnist") == "mnist"
+    assert run.parse_value("1e-3") == 0.001 and isinstance(run.parse_value("1e-3"), float)  # YAML 1.1 says str
+    assert run.parse_value("-2E2") == -200.0 and run.parse_value("[1e-3, 0.5]") == [0.001, 0.5]
+    assert run.parse_value("-5") == -5 and isinstance(run.parse_value("-5"), int)
+
+
+@pytest.mark.parametrize("text", ["[0, 1", "{a: 1}"])
+def test_unparseable_values_say_could_not_parse(text):
+    with pytest.raises(run.Refused, match="could not parse -p seeds"):
+        run.parse_value(text, "seeds")
 
 
 def test_params_merge_profile_device_and_overrides():
-    p = run.study_params("randomization_tests", "smoke", "cpu", {"n_train": 150})
-    assert p["n_train"] == 150 and p["device"] == "cpu" and p["profile"] == "smoke"
+    p = run.study_params("randomization_tests", "smoke", "cpu", {"n_train": 150, "lr": run.parse_value("1e-3")})
+    assert p["n_train"] == 150 and p["device"] == "cpu" and p["profile"] == "smoke" and p["lr"] == 0.001
     assert p["widths"] == [64]  # from profiles/smoke.yaml
 
 
-@pytest.mark.parametrize("overrides, err, words", [
-    ({"n_trian": 10}, TypeError, ["n_trian", "allowed"]),
-    ({"n_train": "many"}, TypeError, ["n_train='many'"]),
-    ({"dataset": "svhn"}, ValueError, ["dataset='svhn'"]),
-])
-def test_bad_parameters_rejected_before_work(overrides, err, words):
-    with pytest.raises(err) as e:
-        run.study_params("randomization_tests", "default", None, overrides)
-    assert all(w in str(e.value) for w in words)
+# The bad-input table: every row is refused before any kernel starts, with a message naming what is wrong.
+BAD_INPUTS = [
+    (["randomization_tests", "-p", "n_trian", "10"], ["n_trian", "did you mean 'n_train'"]),
+    (["randomization_tests", "-p", "n_train", "many"], ["could not parse -p n_train 'many'"]),
+    (["randomization_tests", "-p", "seeds", "[0, 1"], ["could not parse -p seeds '[0, 1'"]),
+    (["randomization_tests", "-p", "dataset", "svhn"], ["dataset='svhn'"]),
+    (["randomization_tests", "-p", "n_train", "5000"], ["n_train=5000", "1,297", "digits"]),
+    (["randomization_tests", "-p", "n_test", "600"], ["n_test=600", "500"]),
+    (["randomization_tests", "-p", "model", "cnn1d"], ["model='cnn1d'", "sequence", "image", "digits"]),
+    (["randomization_tests", "-p", "dataset", "mnist1d", "-p", "model", "alexnet_small"],
+     ["model='alexnet_small'", "mnist1d", "'cnn1d'"]),
+    (["randomization_tests", "-p", "noise_levels", "[0.5, 0.5, 0.8]"], ["noise_levels=(0.5, 0.5, 0.8)", "distinct"]),
+    (["randomization_tests", "-p", "seeds", "[-1, 0]"], ["seeds=(-1, 0)", "non-negative"]),
+    (["easiness", "-p", "seed", "-1"], ["seed=-1", "non-negative"]),
+    (["randomization_tests", "-p", "profile", "smoke"], ["--profile smoke", "PROFILE=smoke"]),
+    (["randomization_tests", "-p", "dataset", "mnist"], ["dataset 'mnist'", "MNIST/raw", "train-images-idx3-ubyte.gz",
+                                                         "MEMLIB_DATA"]),
+    (["randomizaton_tests"], ["unknown study", "did you mean 'randomization_tests'", "noise_vs_capacity"]),
+]
 
 
-def test_cli_reports_bad_parameters_and_unknown_studies(capsys, isolated_build):
-    assert run.main(["randomization_tests", "-p", "n_train", "-5"]) == 2
-    assert "n_train=-5" in capsys.readouterr().err
-    assert run.main(["nonexistent"]) == 2
-    assert "unknown study" in capsys.readouterr().err
-    assert not (isolated_build / "build").exists()  # nothing ran
+@pytest.mark.parametrize("argv, words", BAD_INPUTS, ids=lambda a: " ".join(a) if isinstance(a[0], str) and
+                         a[0].endswith("tests") or a[0] == "easiness" else "")
+def test_bad_inputs_refused_before_any_work(argv, words, capsys, isolated_build, tmp_path, monkeypatch):
+    data = tmp_path / "no-data-here"
+    monkeypatch.setenv("MEMLIB_DATA", str(data))
+    start = time.perf_counter()
+    assert run.main([*argv, "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert time.perf_counter() - start < 60  # no kernel, no training (a loose bound: only catches real work)
+    assert not data.exists()  # a check that needs no data file creates no folder or lock in MEMLIB_DATA
+    study = argv[0]
+    if study in run.studies():  # the refusal is recorded, so the report shows the study as failed, not as current
+        record = runstate.read(study, "smoke")
+        assert record["state"] == "refused" and record["error"]
+        assert not (isolated_build / "build" / "smoke" / study / "metrics.json").exists()
+
+
+def test_cuda_without_gpu_is_refused_before_work(capsys, isolated_build, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run.main(["randomization_tests", "--device", "cuda", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "device='cuda'" in err and "no CUDA GPU" in err and "DEVICE=cpu" in err
+
+
+def test_help_lists_each_parameter_with_its_comment(capsys):
+    assert run.main(["randomization_tests", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "n_train" in out and "training examples" in out and "[smoke: 200]" in out
+    assert "noise_levels" in out and "label-corruption probabilities" in out
+
+
+def test_make_unknown_target_lists_the_studies():
+    proc = subprocess.run(["make", "-s", "no-such-study"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "unknown target 'no-such-study'" in proc.stderr
+    assert all(s in proc.stderr for s in run.studies())
+
+
+def test_makefile_passes_the_wait_policy_and_lab_settings():
+    text = (ROOT / "Makefile").read_text()
+    assert "export OMP_WAIT_POLICY ?= PASSIVE" in text
+    assert "/lab\"" in text and "--ContentsManager.pre_save_hook=memlib.lab.strip_outputs" in text
+
+
+def test_kernelspec_starts_kernels_with_passive_openmp_threads():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    run.ensure_kernel()
+    spec = KernelSpecManager().get_kernel_spec(run.KERNEL)
+    assert spec.env.get("OMP_WAIT_POLICY") == "PASSIVE"
 
 
 def test_notebooks_are_discovered_in_order():
@@ -44,26 +119,112 @@ def test_notebooks_are_discovered_in_order():
     assert "scoreboard" not in run.studies()
 
 
-def test_failing_study_fails_late_with_notebook_path(tmp_path, monkeypatch, capsys, isolated_build):
-    boom = tmp_path / "01_boom.ipynb"
+# ----------------------------------------------------------------------------- fake studies through the runner
+
+def fake_notebook(path: Path, body: str) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("profile = 'x'", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("raise ValueError('deliberate failure')")]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A fake study\nWith a formula $x^2$."),
+                nbformat.v4.new_code_cell("profile = 'x'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "memlib", "display_name": "memlib", "language": "python"}
-    nbformat.write(nb, boom)
+    nbformat.write(nb, path)
+    return path
+
+
+WRITES_METRICS = """
+import json, os
+from memlib.runstate import study_folder
+out = study_folder('boom', profile)
+out.mkdir(parents=True, exist_ok=True)
+print('OMP_WAIT_POLICY', os.environ.get('OMP_WAIT_POLICY'))
+(out / 'metrics.json').write_text(json.dumps({'study': 'boom', 'profile': profile, 'config': {}, 'claims': [],
+    'wall_time_s': 0.1, 'device': 'cpu', 'versions': {}, 'git_commit': None, 'figures': []}))
+"""
+
+
+@pytest.fixture
+def fake_study(tmp_path, monkeypatch, isolated_build):
+    """Make the runner see one study, 'boom', whose notebook the test writes, plus the real scoreboard."""
+    path = tmp_path / "01_boom.ipynb"
     real = run.notebooks()
-    monkeypatch.setattr(run, "notebooks", lambda: {"boom": boom, "scoreboard": real["scoreboard"]})
+    monkeypatch.setattr(run, "notebooks", lambda: {"boom": path, "scoreboard": real["scoreboard"]})
     monkeypatch.setattr(run, "studies", lambda: ["boom"])
-    monkeypatch.setattr(run, "study_params", lambda s, profile, device, overrides: {"profile": profile})
-    # an old complete-looking result must not survive a failed run
-    old = isolated_build / "build" / "smoke" / "boom" / "metrics.json"
-    old.parent.mkdir(parents=True)
-    old.write_text(json.dumps({"study": "boom"}))
-    code = run.main(["all", "--profile", "smoke"])
-    err = capsys.readouterr()
+    monkeypatch.setattr(run, "study_params", lambda s, profile, device, overrides: {"profile": profile, **overrides})
+    monkeypatch.setattr(run, "preflight", lambda s, params: None)
+    return path
+
+
+def test_failing_study_prints_the_whole_message_and_leaves_nothing_that_looks_current(fake_study, capfd,
+                                                                                      isolated_build):
+    message = "dataset 'mnist' is not available offline.\\nPut these files in /x/MNIST/raw/ :\\n  a.gz\\n(MEMLIB_DATA=/x)"
+    fake_notebook(fake_study, f"raise FileNotFoundError({message!r})")
+    folder = isolated_build / "build" / "smoke" / "boom"
+    folder.mkdir(parents=True)
+    for name in ("metrics.json", "old_figure.png", "arrays.npz"):  # an earlier, complete-looking result
+        (folder / name).write_text("{}")
+    code = run.main(["boom", "--profile", "smoke"])
+    out, err = capfd.readouterr()
     assert code == 1
-    assert str(isolated_build / "build" / "smoke" / "boom" / "boom.ipynb") in err.err
-    assert "deliberate failure" in err.err
-    assert not old.exists()
-    assert "scoreboard: ok" in err.out  # the scoreboard still ran after the failure
-    assert (isolated_build / "build" / "smoke" / "report" / "index.html").exists()
+    for line in ("FileNotFoundError: dataset 'mnist' is not available offline.", "Put these files in /x/MNIST/raw/ :",
+                 "  a.gz", "(MEMLIB_DATA=/x)", str(folder / "boom.ipynb")):
+        assert line in err, err
+    assert "without encryption" not in out + err  # the kernel talks over Unix sockets
+    assert sorted(p.name for p in folder.iterdir()) == ["boom.html", "boom.ipynb", "run.json"]
+    record = runstate.read("boom", "smoke")
+    assert record["state"] == "failed" and record["error"].startswith("FileNotFoundError: dataset 'mnist'")
+    assert all((p.stat().st_mode & 0o777) == 0o644 for p in folder.iterdir())
+
+
+def test_up_to_date_study_is_skipped_until_something_changes(fake_study, capsys, isolated_build):
+    fake_notebook(fake_study, WRITES_METRICS)
+    assert run.main(["boom", "--profile", "smoke"]) == 0
+    first = capsys.readouterr().out
+    assert "boom: ok" in first
+    executed = json.loads((isolated_build / "build" / "smoke" / "boom" / "boom.ipynb").read_text())
+    assert "OMP_WAIT_POLICY PASSIVE" in json.dumps(executed["cells"][-1]["outputs"])  # reached the kernel
+    assert run.main(["boom", "--profile", "smoke"]) == 0
+    assert "boom: up to date" in capsys.readouterr().out
+    assert run.main(["boom", "--profile", "smoke", "--force"]) == 0
+    assert "boom: ok" in capsys.readouterr().out
+    assert run.main(["boom", "--profile", "smoke", "-p", "x", "1"]) == 0  # other parameters: runs again
+    assert "boom: ok" in capsys.readouterr().out
+    fake_notebook(fake_study, WRITES_METRICS + "\n# edited")  # another notebook: runs again
+    assert run.main(["boom", "--profile", "smoke", "-p", "x", "1"]) == 0
+    assert "boom: ok" in capsys.readouterr().out
+    (isolated_build / "build" / "smoke" / "boom" / "boom.html").unlink()  # an output gone: runs again
+    assert run.main(["boom", "--profile", "smoke", "-p", "x", "1"]) == 0
+    assert "boom: ok" in capsys.readouterr().out
+
+
+def test_scoreboard_fails_when_a_study_is_missing_or_failed(fake_study, capsys, isolated_build):
+    fake_notebook(fake_study, "raise RuntimeError('deliberate')")
+    assert run.main(["all", "--profile", "smoke"]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: deliberate" in err and "scoreboard is incomplete" in err and "boom failed" in err
+    page = (isolated_build / "build" / "smoke" / "report" / "index.html").read_text()
+    n = len(run.notebooks()) - 1
+    assert f"{n} of {n}" not in page
+
+
+@pytest.mark.notebook
+def test_ctrl_c_says_what_was_interrupted_and_leaves_no_kernel_files(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, MEMLIB_BUILD=str(tmp_path / "build"), MEMLIB_CACHE=str(tmp_path / "cache"), TMPDIR=str(tmp),
+               MEMLIB_THREADS="1")
+    # a run long enough to interrupt: a learning rate that never fits, many epochs
+    proc = subprocess.Popen([sys.executable, "-m", "memlib.run", "randomization_tests", "--profile", "smoke",
+                             "-p", "lr", "1e-5", "-p", "epochs", "20000"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    record = tmp_path / "build" / "smoke" / "randomization_tests" / "run.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (record.exists() and list(tmp.glob("memlib-kernel-*/kernel.json"))):
+        time.sleep(0.5)
+    time.sleep(4)  # the kernel is up and the notebook is running
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted: randomization_tests" in err and "Traceback" not in err, err
+    assert json.loads(record.read_text())["state"] == "interrupted"
+    assert not (record.parent / "metrics.json").exists()
+    assert list(tmp.iterdir()) == []  # no connection file or socket left behind

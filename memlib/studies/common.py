@@ -40,9 +40,9 @@ class Condition:
 def validate_common(cfg, min_train: int = 10) -> None:
     """Range checks of the knobs every study names the same way (DESIGN.md §3), for those ``cfg`` has:
     ``dataset``, ``n_train``, ``n_test``, ``model``, ``widths``, ``seeds``/``seed``, ``noise_levels``, ``device``,
-    ``precision``. ``n_train``/``n_test`` larger than the dataset's split are refused when the data is loaded."""
-    from ..data import DATASETS
-    from ..models import MODELS
+    ``precision``; that ``model`` takes ``dataset``'s inputs and ``n_train``/``n_test`` fit in its splits."""
+    from ..data import DATASETS, INPUT_KINDS, check_sizes
+    from ..models import MODEL_INPUTS, MODELS
     from ..train import PRECISIONS
 
     has = lambda name: hasattr(cfg, name)  # noqa: E731
@@ -54,6 +54,14 @@ def validate_common(cfg, min_train: int = 10) -> None:
         require(cfg.n_test is None or cfg.n_test >= 10, "n_test", cfg.n_test, "use None (whole test split) or ≥ 10")
     if has("model"):
         require(cfg.model in MODELS, "model", cfg.model, f"choose one of {list(MODELS)}")
+    if has("model") and has("dataset"):
+        kind = INPUT_KINDS[cfg.dataset]
+        fits = [m for m in MODELS if kind in MODEL_INPUTS[m]]
+        require(cfg.model in fits, "model", cfg.model,
+                f"it does not fit dataset={cfg.dataset!r}: {cfg.model} takes {' or '.join(MODEL_INPUTS[cfg.model])} "
+                f"inputs and {cfg.dataset} has {kind} inputs; use one of {fits} with {cfg.dataset}")
+    if has("dataset") and (has("n_train") or has("n_test")):
+        check_sizes(cfg.dataset, getattr(cfg, "n_train", None), getattr(cfg, "n_test", None))
     if has("widths"):
         require(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths), "widths", cfg.widths,
                 "use a non-empty list of positive integers")
@@ -71,6 +79,8 @@ def validate_common(cfg, min_train: int = 10) -> None:
                 "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
     if has("precision"):
         require(cfg.precision in PRECISIONS, "precision", cfg.precision, f"choose one of {list(PRECISIONS)}")
+        from ..train import require_fast_bf16  # bf16 only where the device computes it natively
+        require_fast_bf16(cfg.precision, cfg.device if has("device") else "cpu")
     train_config(cfg)  # validates the optimisation settings the study has
 
 

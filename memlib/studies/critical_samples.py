@@ -20,7 +20,7 @@ from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require, stream
 from ..lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass_many, standardized_settings
 from ..models import build_model
-from ..plots import interactive
+from ..plots import hide_empty_curves, interactive, legend
 from ..stats import spearman
 from ..train import train_many
 from .common import Condition, learned, run_cached, train_config, validate_common
@@ -283,7 +283,8 @@ def plot_csr_over_training(result: Result, axes=None):
             c = curves(result, name)[f"csr_r{j}"].dropna()
             ax.plot(c.index, c.values, color=color, ls=ls, marker="o", ms=3, label=name)
         ax.set(xlabel="epoch", ylabel="validation CSR", title=f"CSR over training, {radius_text(result, j)}")
-        ax.legend()
+        hide_empty_curves(ax, "no CSR value", "no CSR value to show")
+        legend(ax)
     return fig
 
 
@@ -307,7 +308,8 @@ def plot_noise_fractions(result: Result, radius_index: int = 0, axes=None):
         axes[row, 0].set(ylabel=f"{KIND_LABEL[kind]}\ntrain accuracy (%)")
         axes[row, 1].set(ylabel="validation accuracy (%)")
         axes[row, 2].set(ylabel="validation CSR")
-        axes[row, 2].legend(fontsize=7)
+        hide_empty_curves(axes[row, 2], "no CSR value", "no CSR value to show")
+        legend(axes[row, 2], fontsize=7)
     for ax in axes[1]:
         ax.set(xlabel="epoch")
     axes[0, 2].set_title(radius_text(result, radius_index), fontsize=9)
@@ -329,7 +331,8 @@ def explore(result: Result):
             c = curves(result, name)[f"csr_r{radius_index}"].dropna()
             ax.plot(c.index, c.values, marker="o", ms=3, label=name)
         ax.set(xlabel="epoch", ylabel="validation CSR", title=radius_text(result, radius_index))
-        ax.legend(fontsize=7)
+        hide_empty_curves(ax, "no CSR value", "no CSR value to show")
+        legend(ax, fontsize=7)
         plt.show()
 
     return interactive(show, kind=widgets.Dropdown(options=["randX", "randY"], value="randY"),

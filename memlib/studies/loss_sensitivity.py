@@ -38,7 +38,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require, stream
 from ..models import build_model
-from ..plots import interactive
+from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
 from ..stats import gini
 from ..train import build_seeded
 from .common import learned, run_cached, validate_common
@@ -494,7 +494,9 @@ def plot_off_diagonal(result: Result, ax=None):
         ax.plot(mean.index, mean.values, color=COLORS[cond], label=_label(cond, result.config))
         ax.fill_between(mean.index, mean - std, mean + std, color=COLORS[cond], alpha=0.2, lw=0)
     ax.set(xlabel="epoch", ylabel="off-diagonal share (%)", title="per-class sensitivity, averaged up to each epoch")
-    ax.legend()
+    hide_empty_curves(ax, "undefined: no sensitivity at all", "no off-diagonal share to show: every per-class matrix "
+                      "is zero or undefined")
+    legend(ax)
     return fig
 
 
@@ -508,14 +510,21 @@ def plot_per_class(result: Result, axes=None):
     fig = axes[0].figure
     mats = {c: per_class_matrix(result, c) for c in ("real", "randX")}
     positive = np.concatenate([m[m > 0].ravel() for m in mats.values()])
-    norm = LogNorm(vmin=positive.min(), vmax=positive.max())
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size else None
+    im = None
     for ax, (cond, mat) in zip(axes, mats.items()):
+        ax.set(xlabel="class j of training example x", ylabel="loss term L(y = i)")
+        if not (mat > 0).any():  # nothing to place on a log colour scale
+            ax.set(title=LABELS[cond])
+            nothing_to_show(ax, f"no positive loss-sensitivity to show: every entry of the {LABELS[cond]} matrix is "
+                                "zero or undefined")
+            continue
         im = ax.imshow(mat, norm=norm, cmap="viridis")
         ax.set(title=f"{LABELS[cond]}: {100 * off_diagonal_share(mat):.0f} % off-diagonal",
-               xlabel="class j of training example x", ylabel="loss term L(y = i)",
                xticks=range(mat.shape[1]), yticks=range(mat.shape[0]))
         ax.grid(False)
-    fig.colorbar(im, ax=list(axes), label="mean |∂L(y=i)/∂x|₁ (log scale)", shrink=0.85)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes), label="mean |∂L(y=i)/∂x|₁ (log scale)", shrink=0.85)
     return fig
 
 

@@ -18,7 +18,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
 from ..models import build_model
-from ..plots import interactive
+from ..plots import interactive, legend, note_not_shown, nothing_to_show, value_ticks
 from ..stats import spearman
 from ..train import train_many
 from .common import Condition, learned, run_cached, train_config, validate_common
@@ -259,26 +259,49 @@ def plot_capacity(result: Result):
                     label=f"noise {lvl:g}")
         ax.set(xscale="log", xlabel="hidden units per layer (2 layers)", title=f"{kind}: noise in the "
                + ("inputs" if kind == "randX" else "labels"))
-        ax.set_xticks(list(t.columns), [str(w) for w in t.columns])
+        value_ticks(ax, t.columns)  # the widths themselves, no minor labels crowding a short log axis
     axes[0].set_ylabel("best validation accuracy (%)")
     axes[1].legend()
     return fig
 
 
 def plot_convergence(result: Result):
-    """Normalised epochs to 100 % training accuracy vs training-set size (Arpit et al. Fig. 6)."""
+    """Normalised epochs to 100 % training accuracy vs training-set size (Arpit et al. Fig. 6). A point is drawn
+    where every seed fitted; a condition that did not fit at the smallest size (the curves are normalised by it) is
+    named in the legend as not shown, sizes where it did not fit are named in its label, and a figure with no curve
+    says so in the axes."""
     import matplotlib.pyplot as plt
 
+    cfg = result.config
+    raw = convergence_table(result, normalize=False)
     t = convergence_table(result, normalize=True)
+    budget = f"within {cfg.convergence_epochs} epochs"
     fig, ax = plt.subplots()
+    ax.set(xlabel="training examples", ylabel="epochs to fit / epochs to fit at the smallest size",
+           title=f"time to convergence, width {cfg.convergence_width}")
+    sizes = ", ".join(str(int(n)) for n in raw.columns)
+    n0 = int(raw.columns[0])
+    if result.convergence.epochs_to_fit.isna().all():
+        nothing_to_show(ax, f"no run reached 100 % training accuracy {budget}: conditions {', '.join(t.index)} "
+                            f"at n = {sizes}, seeds {', '.join(map(str, cfg.seeds))}")
+        return fig
+    dropped = [name for name in t.index if np.isnan(raw.loc[name].iloc[0])]
+    if len(dropped) == len(t):
+        nothing_to_show(ax, f"no curve to draw: no condition reached 100 % training accuracy {budget} in every seed "
+                            f"at the smallest size n = {n0}, which the curves are normalised by "
+                            f"(not shown: {', '.join(dropped)})")
+        return fig
     cmap = plt.get_cmap("viridis")
     for i, (name, row) in enumerate(t.iterrows()):
+        if name in dropped:
+            continue
         style = dict(color="k", lw=2) if name == "real" else dict(color="C1", ls="--") if name == "randY 1" else \
             dict(color=cmap(i / max(1, len(t) - 1)))
-        ax.plot(row.index, row.values, marker="o", ms=3, label=name, **style)
-    ax.set(xlabel="training examples", ylabel="epochs to fit / epochs to fit at the smallest size",
-           title=f"time to convergence, width {result.config.convergence_width}")
-    ax.legend()
+        unfitted = [str(int(n)) for n, v in raw.loc[name].items() if np.isnan(v)]
+        label = name + (f" (not fitted at n = {', '.join(unfitted)})" if unfitted else "")
+        ax.plot(row.index, row.values, marker="o", ms=3, label=label, **style)
+    note_not_shown(ax, dropped, f"not fitted {budget} in every seed at n = {n0}")
+    legend(ax)
     return fig
 
 

@@ -19,7 +19,7 @@ from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
 from ..models import build_model
-from ..plots import interactive
+from ..plots import hide_empty_curves, interactive, legend, note_not_shown, nothing_to_show
 from ..stats import spearman
 from ..train import train_many
 from .common import Condition, learned, run_cached, train_config, validate_common
@@ -247,28 +247,50 @@ def plot_loss_curves(result: Result, ax=None, max_epoch: Optional[int] = None):
             ax.plot(curve.index, curve.values, color=style[0], ls=style[1], label=_label(name))
     ax.set(xlabel="epoch", ylabel="training loss (full set, frozen weights)", yscale="log",
            title="(a) learning curves")
-    ax.legend(ncol=2)
+    hide_empty_curves(ax, "no finite positive training loss", "no finite positive training loss to show")
+    legend(ax, ncol=2)
     return fig
 
 
-def _sweep_plot(result: Result, column: str, ylabel: str, title: str, ax=None, scale: float = 1.0):
+def _sweep_plot(result: Result, column: str, ylabel: str, title: str, ax=None, scale: float = 1.0,
+                missing: str = "no value", nothing: str = "no run has a value"):
+    """``column`` of the label-sweep conditions against p: mean ± std over seeds where every seed has a value, and
+    each seed's value. A condition where some seed has none (``missing`` says what that means) gets no mean and is
+    named in the legend, with how many seeds lack it; a figure with no value at all says ``nothing`` in the axes."""
     import matplotlib.pyplot as plt
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots()
     s = result.summary[result.summary.p.notna()]
+    ax.set(xlabel="label corruption p", ylabel=ylabel, title=title, xlim=(-0.05, 1.05))  # every p, drawn or not
+    counts = s.groupby("condition", sort=False)[column].agg(["count", "size"])
+    order = [c.name for c in conditions(result.config) if c.name in counts.index]
+    if counts["count"].sum() == 0:
+        nothing_to_show(ax, f"{nothing}: {', '.join(map(_label, order))}; seeds "
+                            f"{', '.join(map(str, result.config.seeds))}")
+        return fig
     g = s.groupby("p")[column]
-    ax.errorbar(g.mean().index, scale * g.mean().values, yerr=scale * g.std(ddof=0).values, marker="o", capsize=3,
-                color="C0", label=f"{result.config.model} {'×'.join(map(str, result.config.widths))}".strip())
+    complete = g.count() == g.size()  # a mean over only the seeds that have a value would hide the others
+    mean, std = g.mean().where(complete), g.std(ddof=0).where(complete)
+    ax.errorbar(mean.index, scale * mean.values, yerr=scale * std.values, marker="o", capsize=3, color="C0",
+                label=f"{result.config.model} {'×'.join(map(str, result.config.widths))}".strip())
     ax.scatter(s.p, scale * s[column], s=10, color="C0", alpha=0.35, label="single seeds")
-    ax.set(xlabel="label corruption p", ylabel=ylabel, title=title)
-    ax.legend()
+    none = [_label(c) for c in order if counts.loc[c, "count"] == 0]
+    some = [f"{_label(c)} in {counts.loc[c, 'size'] - counts.loc[c, 'count']} of {counts.loc[c, 'size']} seeds"
+            for c in order if 0 < counts.loc[c, "count"] < counts.loc[c, "size"]]
+    note_not_shown(ax, none, f"{missing} in any seed")
+    note_not_shown(ax, some, missing, what="no mean")
+    legend(ax)
     return fig
 
 
 def plot_epochs_to_fit(result: Result, ax=None):
-    """(b) Epochs until training accuracy ≥ fit_threshold vs p (Zhang et al. Fig. 1b)."""
-    return _sweep_plot(result, "epochs_to_fit", f"epochs to {100 * result.config.fit_threshold:g} % train accuracy",
-                       "(b) convergence slowdown", ax)
+    """(b) Epochs until training accuracy ≥ fit_threshold vs p (Zhang et al. Fig. 1b). Conditions that did not
+    fit in every seed within the epoch budget are named in the legend (never drawn as if they had fitted)."""
+    cfg = result.config
+    goal = f"{100 * cfg.fit_threshold:g} % training accuracy within {cfg.epochs} epochs"
+    return _sweep_plot(result, "epochs_to_fit", f"epochs to {100 * cfg.fit_threshold:g} % train accuracy",
+                       "(b) convergence slowdown", ax, missing=f"never reached {goal}",
+                       nothing=f"no run reached {goal}")
 
 
 def plot_test_error(result: Result, ax=None):
@@ -276,7 +298,7 @@ def plot_test_error(result: Result, ax=None):
     fig = _sweep_plot(result, "final_test_error", "test error (%)", "(c) generalization error growth", ax, scale=100)
     ax = fig.axes[0] if ax is None else ax
     ax.axhline(100 * (1 - 1 / D.num_classes(result.config.dataset)), color="gray", ls=":", label="chance")
-    ax.legend()
+    legend(ax)
     return fig
 
 

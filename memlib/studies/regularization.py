@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
-from ..plots import interactive
+from ..plots import interactive, legend, note_not_shown
 from ..train import LossFn, autocast, train_many
 from .common import run_cached, train_config, validate_common
 
@@ -456,9 +456,11 @@ def plot_tradeoff(result: Result, ax=None):
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4.5))
     t = by_setting(result)
     base = t.loc["none"]
+    skipped = []
     for reg in REGULARIZERS:
         r = t[t.regularizer == reg]
         if r.empty:
+            skipped.append(LABELS[reg])
             continue
         xs = [100 * base.randy_train_acc] + list(100 * r.randy_train_acc)
         ys = [100 * base.best_val_acc] + list(100 * r.best_val_acc)
@@ -467,7 +469,8 @@ def plot_tradeoff(result: Result, ax=None):
                label=LABELS["none"])
     ax.set(xlabel="final training accuracy on randY (%)", ylabel="best validation accuracy, real data (%)",
            title="regularizers: memorization vs generalization")
-    ax.legend(fontsize="small")
+    note_not_shown(ax, skipped, "not run: no strength given")
+    legend(ax, fontsize="small")
     return fig
 
 
