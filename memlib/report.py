@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import PACKAGE_DIR, build_dir
+from .runstate import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,9 @@ KEY_FIGURE_WIDTH = 640
 # ============================================================================ files
 
 def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename.
-
-    The temporary file is created with :func:`open` mode ``"x"``, so its mode is ``0o666 & ~umask`` like any
-    file the user makes (``tempfile.mkstemp`` would give 0600, which a web server could not serve)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` (UTF-8) atomically, readable by others (:func:`memlib.runstate.atomic_write_text`)."""
+    atomic_write_text(path, text)
+    return Path(path)
 
 
 def _href(target: Path, start: Path) -> str:
@@ -492,9 +481,10 @@ def _run_line(profile: str, run: dict) -> str:
     return " · ".join(items)
 
 
-_LEGEND = ("<b>current</b>: results from this commit and profile · <b>stale</b>: results from an earlier commit "
-           "or configuration, shown but not counted · <b>failed</b>: the notebook stopped with an error (its first "
-           "line is shown) · <b>missing</b>: never run in this profile.")
+_LEGEND = ("<b>current</b>: its last run succeeded with this code and the parameters this run asks for "
+           "(in this <code>make all</code>) · <b>stale</b>: from other code, another configuration or an earlier "
+           "run; shown but not counted · <b>failed</b>: the notebook stopped with an error (its first line is shown), "
+           "or the run was refused or interrupted · <b>missing</b>: never run in this profile.")
 
 
 def render_report(profile: str, entries: Sequence[dict], run: dict, out: Path) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from . import runstate
-from .config import NOTEBOOKS_DIR, PROFILES, load_profile
+from .config import NOTEBOOKS_DIR, PROFILES, ROOT, load_profile
 
 KERNEL = "memlib"
 #: Environment every study kernel starts with (in the kernelspec, so JupyterLab's kernels get it too, and in the
@@ -215,6 +215,10 @@ def execute(study: str, params: dict, profile: str, log_output: bool = False) ->
     os.environ["MEMLIB_HEADLESS"] = "1"  # inherited by the kernel: Explore cells render one static view
     for key, value in KERNEL_ENV.items():
         os.environ.setdefault(key, value)
+    # the kernel imports this checkout's memlib, the one whose code the run record fingerprints
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(ROOT) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, paths)])
     source = notebooks()[study]
     out_dir = runstate.study_folder(study if study != SCOREBOARD else REPORT, profile)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -44,8 +45,8 @@ def _title(notebook: Path) -> str:
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
             for line in "".join(cell["source"]).splitlines():
-                if line.startswith("#"):
-                    return line.lstrip("#").strip()
+                if line.startswith("#"):  # "# 01 · Randomization tests" → "Randomization tests"
+                    return re.sub(r"^\d+\s*·\s*", "", line.lstrip("#").strip())
     return ""
 
 

@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from memlib.studies import noise_vs_capacity as study
+from figure_text import legend_texts, nothing_messages
 
 WIDTHS = [8, 16, 32, 64]
 LEVELS = [0.4, 0.8]
@@ -118,20 +119,6 @@ def test_a_flat_noise_curve_does_not_grow_even_with_a_falling_real_curve():
 
 # ----------------------------------------------------------------------------- figures
 
-def _words(text):
-    return " ".join(text.split())
-
-
-def _nothing(ax):
-    from memlib.plots import NOTHING
-
-    return [_words(t.get_text()) for t in ax.texts if t.get_gid() == NOTHING]
-
-
-def _legend(ax):
-    return [_words(t.get_text()) for t in ax.get_legend().get_texts()]
-
-
 def _drawn(ax):
     """label → finite y values of every labelled line in ``ax``."""
     return {ln.get_label(): ln.get_ydata()[np.isfinite(ln.get_ydata())].tolist() for ln in ax.get_lines()
@@ -152,8 +139,9 @@ def close_figures():
 def test_convergence_figure_says_when_no_run_fitted(close_figures):
     r = make_result(ACC, {c: [np.nan] * 3 for c in EPOCHS})
     ax = study.plot_convergence(r).axes[0]
-    assert _nothing(ax) == ["no run reached 100 % training accuracy within 400 epochs: conditions real, randX 0.4, "
-                            "randX 0.8, randX 1, randY 1 at n = 100, 200, 400, seeds 0, 1"]
+    assert nothing_messages(ax) == [
+        "no run reached 100 % training accuracy within 400 epochs: conditions real, randX 0.4, "
+        "randX 0.8, randX 1, randY 1 at n = 100, 200, 400, seeds 0, 1"]
     assert _drawn(ax) == {} and ax.get_legend() is None
 
 
@@ -164,8 +152,8 @@ def test_convergence_figure_names_what_it_drops(close_figures):
     r.convergence.loc[(r.convergence.condition == "real") & (r.convergence.n == 400) & (r.convergence.seed == 1),
                       "epochs_to_fit"] = nan  # one seed of one size: no mean there
     ax = study.plot_convergence(r).axes[0]
-    assert _nothing(ax) == []
-    assert _legend(ax) == ["real (not fitted at n = 400)", "randX 0.4", "randX 1 (not fitted at n = 400)",
+    assert nothing_messages(ax) == []
+    assert legend_texts(ax) == ["real (not fitted at n = 400)", "randX 0.4", "randX 1 (not fitted at n = 400)",
                            "not shown (not fitted within 400 epochs in every seed at n = 100): randX 0.8, randY 1"]
     drawn = _drawn(ax)
     assert drawn["real (not fitted at n = 400)"] == [1.0, 1.1]  # 10, 11 epochs over 10: the n=400 point is gone
@@ -175,7 +163,7 @@ def test_convergence_figure_names_what_it_drops(close_figures):
 def test_convergence_figure_with_nothing_fitted_at_the_smallest_size(close_figures):
     r = make_result(ACC, {c: [np.nan, 30, 40] for c in EPOCHS})  # later sizes fitted, but the curves divide by n=100
     ax = study.plot_convergence(r).axes[0]
-    (msg,) = _nothing(ax)
+    (msg,) = nothing_messages(ax)
     assert msg.startswith("no curve to draw: no condition reached 100 % training accuracy within 400 epochs in "
                           "every seed at the smallest size n = 100")
     assert msg.endswith("(not shown: real, randX 0.4, randX 0.8, randX 1, randY 1)")

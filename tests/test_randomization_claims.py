@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from memlib.studies import randomization_tests as study
+from figure_text import legend_texts, nothing_messages
 
 
 def make_result(epochs: dict, test_acc: dict, train_acc: float = 1.0, seeds=(0, 1)):
@@ -116,20 +117,6 @@ def test_old_parameter_name_is_an_alias_with_a_message():
 
 # ----------------------------------------------------------------------------- figures
 
-def _words(text):
-    return " ".join(text.split())
-
-
-def _nothing(ax):
-    from memlib.plots import NOTHING
-
-    return [_words(t.get_text()) for t in ax.texts if t.get_gid() == NOTHING]
-
-
-def _legend(ax):
-    return [_words(t.get_text()) for t in ax.get_legend().get_texts()]
-
-
 @pytest.fixture
 def close_figures():
     import matplotlib
@@ -147,8 +134,8 @@ def test_epochs_to_fit_figure_names_conditions_that_did_not_fit(close_figures):
     s.loc[s.condition.isin(["p=0.8", "random_labels"]), "epochs_to_fit"] = np.nan
     s.loc[(s.condition == "p=0.6") & (s.seed == 1), "epochs_to_fit"] = np.nan
     ax = study.plot_epochs_to_fit(r).axes[0]
-    assert _nothing(ax) == []
-    legend = _legend(ax)
+    assert nothing_messages(ax) == []
+    legend = legend_texts(ax)
     assert "not shown (never reached 100 % training accuracy within 400 epochs in any seed): p=0.8, random labels" \
         in legend
     assert "no mean (never reached 100 % training accuracy within 400 epochs): p=0.6 in 1 of 2 seeds" in legend
@@ -163,14 +150,15 @@ def test_epochs_to_fit_figure_says_when_no_run_fitted(close_figures):
     r = make_result(EPOCHS, ACC)
     r.summary["epochs_to_fit"] = np.nan
     ax = study.plot_epochs_to_fit(r).axes[0]
-    assert _nothing(ax) == ["no run reached 100 % training accuracy within 400 epochs: true labels, p=0.2, p=0.4, "
-                            "p=0.6, p=0.8, random labels; seeds 0, 1"]
+    assert nothing_messages(ax) == [
+        "no run reached 100 % training accuracy within 400 epochs: true labels, p=0.2, p=0.4, "
+        "p=0.6, p=0.8, random labels; seeds 0, 1"]
     assert ax.get_legend() is None and not ax.containers
 
 
 def test_test_error_figure_is_unchanged_when_every_run_has_a_value(close_figures):
     ax = study.plot_test_error(make_result(EPOCHS, ACC)).axes[0]
-    assert _nothing(ax) == [] and not any(t.startswith(("not shown", "no mean")) for t in _legend(ax))
+    assert nothing_messages(ax) == [] and not any(t.startswith(("not shown", "no mean")) for t in legend_texts(ax))
 
 
 def test_loss_curves_name_diverged_conditions(close_figures):
@@ -179,8 +167,8 @@ def test_loss_curves_name_diverged_conditions(close_figures):
             for c in study.conditions(r.config) for e in range(4)]
     r.history = pd.DataFrame(rows)
     ax = study.plot_loss_curves(r).axes[0]
-    assert _legend(ax)[-1] == "not shown (no finite positive training loss): Gaussian"
+    assert legend_texts(ax)[-1] == "not shown (no finite positive training loss): Gaussian"
     r.history["train_loss"] = np.nan
     ax = study.plot_loss_curves(r).axes[0]
-    (msg,) = _nothing(ax)
+    (msg,) = nothing_messages(ax)
     assert msg.startswith("no finite positive training loss to show (true labels, corrupt p=0.2")
