@@ -312,8 +312,7 @@ def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None]
               "code": runstate.code_hash(notebooks()[study]), "run_id": runstate.run_id(), "started": runstate.now(),
               "notebook": output.name}
     if study != SCOREBOARD:
-        runstate.clear_outputs(folder)
-        runstate.write(study, profile, record)
+        runstate.write(study, profile, record)  # execute() removes the previous outputs before the kernel starts
     try:
         execute(study, params, profile, args.log_output)
         state, error = "ok", None
