@@ -289,18 +289,19 @@ def _render_html(output: Path) -> Path | None:
         return None
 
 
-def up_to_date(study: str, profile: str, key: str) -> bool:
-    """True when the study last succeeded with the same request key and all its outputs are still there."""
+def up_to_date(study: str, profile: str, key: str) -> dict | None:
+    """The study's run record when it last succeeded with the same request key and all its outputs are still
+    there, else None."""
     record = runstate.read(study, profile)
     if not record or record.get("state") != "ok" or record.get("key") != key:
-        return False
+        return None
     folder = runstate.study_folder(study, profile)
     try:
         metrics = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError):
-        return False
+        return None
     needed = [f"{study}.ipynb", f"{study}.html"] + [f"{f}.png" for f in metrics.get("figures", [])]
-    return all((folder / n).is_file() for n in needed)
+    return record if all((folder / n).is_file() for n in needed) else None
 
 
 def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None]:
@@ -394,12 +395,11 @@ def _refuse(study: str, profile: str, message: str, key: str | None, overrides: 
 
 def _run(names: list[str], overrides: dict, args) -> int:
     # Studies whose last run is up to date are skipped without importing torch (≈ 0.3 s each).
-    plan, skipped = [], []
+    plan = []
     for s in names:
         key = runstate.request_key(s, args.profile, args.device, overrides if s != SCOREBOARD else {}, notebooks()[s])
-        if s != SCOREBOARD and not args.force and up_to_date(s, args.profile, key):
-            skipped.append(s)
-            record = runstate.read(s, args.profile)
+        record = None if s == SCOREBOARD or args.force else up_to_date(s, args.profile, key)
+        if record:
             runstate.write(s, args.profile, dict(record, run_id=runstate.run_id(), skipped_at=runstate.now()))
             print(f"[memlib] {s}: up to date ({runstate.study_folder(s, args.profile)}; --force / FORCE=1 reruns it)",
                   flush=True)

@@ -20,9 +20,9 @@ import pandas as pd
 
 from . import runstate
 from .claims import full_text
+from .report import STATES
 
 REQUIRED = ("study", "profile", "config", "claims", "wall_time_s", "device", "versions", "git_commit")
-STATES = ("current", "stale", "failed", "missing")
 
 
 def _metrics(folder: Path) -> tuple[dict | None, str | None]:
@@ -78,7 +78,7 @@ def study_entries(profile: str, device: str | None = None, overrides: dict | Non
     """One entry per study notebook, in notebook order: ``study``, ``number``, ``title``, ``paper``, ``state``
     (:data:`STATES`), ``reason`` (why not current; "" when current), ``metrics`` (metrics.json or None), ``dir``,
     ``notebook`` / ``notebook_html`` (paths of the executed notebook and its HTML, None when absent), ``record``
-    (run.json), ``wall_time_s`` and ``cache_hit``.
+    (run.json).
 
     "What this run asks" is ``profile`` ← ``device`` ← ``overrides`` as the runner merges them; ``run_id`` (default
     ``$MEMLIB_RUN_ID``, set by ``make all``) marks results of an earlier ``make all`` as stale."""
@@ -133,8 +133,7 @@ def study_entries(profile: str, device: str | None = None, overrides: dict | Non
             study=study, number=notebook.stem[:2], title=_title(notebook),
             paper=(metrics or {}).get("paper") or getattr(module, "PAPER", None), state=state, reason="; ".join(reasons),
             metrics=metrics, dir=folder, notebook=ipynb if ipynb.exists() else None,
-            notebook_html=html if html.exists() else None, record=record,
-            wall_time_s=(metrics or {}).get("wall_time_s"), cache_hit=((metrics or {}).get("cache") or {}).get("hit")))
+            notebook_html=html if html.exists() else None, record=record))
     return entries
 
 
@@ -155,7 +154,7 @@ def summary_frame(entries: list[dict]) -> pd.DataFrame:
         claims = m.get("claims") or []
         rows.append(dict(study=f"{e['number']} {e['study']}", state=e["state"], reason=e["reason"],
                          reproduced=sum(bool(c["reproduced"]) for c in claims) if m else None,
-                         claims=len(claims) if m else None, wall_time_s=e["wall_time_s"], cache_hit=e["cache_hit"],
+                         claims=len(claims) if m else None, wall_time_s=m.get("wall_time_s"), cache_hit=(m.get("cache") or {}).get("hit"),
                          device=m.get("device"), git_commit=(m.get("git_commit") or "")[:12] or None))
     return full_text(pd.DataFrame(rows, columns=["study", "state", "reason", "reproduced", "claims", "wall_time_s",
                                                  "cache_hit", "device", "git_commit"]))
