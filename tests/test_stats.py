@@ -349,3 +349,59 @@ def test_cka_shape_errors_name_the_shapes():
         stats.linear_cka(np.ones((9, 3)), np.ones((10, 3)))
     with pytest.raises(ValueError, match=r"a=.*\(0, 3\)"):
         stats.linear_cka(np.ones((0, 3)), np.ones((0, 3)))
+
+
+# ----------------------------------------------------------------------------- RBF CKA
+
+def rbf_cka_sklearn(a, b, sigma_frac):
+    """Oracle: scikit-learn's rbf_kernel and KernelCenterer, σ = sigma_frac × median distance (scipy's pdist)."""
+    from scipy.spatial.distance import pdist
+    from sklearn.metrics.pairwise import rbf_kernel
+    from sklearn.preprocessing import KernelCenterer
+
+    grams = []
+    for x in (a, b):
+        sigma = sigma_frac * np.median(pdist(x))
+        grams.append(KernelCenterer().fit_transform(rbf_kernel(x, gamma=1.0 / (2 * sigma ** 2))))
+    ka, kb = grams
+    return float((ka * kb).sum() / (np.linalg.norm(ka) * np.linalg.norm(kb)))
+
+
+@pytest.mark.parametrize("sigma_frac", [0.2, 0.5, 2.0])
+def test_rbf_cka_equals_scikit_learn_kernels(sigma_frac):
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(30, 5)), rng.normal(size=(30, 8))
+    b[:, :5] += a  # related representations: CKA well inside (0, 1)
+    got = stats.rbf_cka(a, b, sigma_frac)
+    assert 0.05 < got < 0.99
+    assert got == pytest.approx(rbf_cka_sklearn(a, b, sigma_frac), rel=1e-9)
+
+
+def test_rbf_cka_closed_forms():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 4))
+    assert stats.rbf_cka(x, x) == pytest.approx(1.0, rel=1e-12)
+    # two distinct examples: HKH = (1 − k)/2 · [[1, −1], [−1, 1]] whatever k is, so any two representations give 1
+    assert stats.rbf_cka([[0.0, 0.0], [1.0, 2.0]], [[5.0], [-3.0]]) == pytest.approx(1.0, rel=1e-12)
+    # every example at one point: no median distance, undefined
+    assert np.isnan(stats.rbf_cka(np.ones((5, 3)), x[:5]))
+    assert np.isnan(stats.rbf_cka(x, np.where(np.eye(12, 4) > 0, np.nan, x)))
+
+
+def test_rbf_cka_invariances_and_linear_limit():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(25, 6)), rng.normal(size=(25, 3))
+    y[:, 0] += 2 * x[:, 0]
+    base = stats.rbf_cka(x, y)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    assert stats.rbf_cka(x @ q, y) == pytest.approx(base, rel=1e-9)
+    assert stats.rbf_cka(4.2 * x + 1.0, 0.02 * y) == pytest.approx(base, rel=1e-9)
+    # σ → ∞: exp(−d²/2σ²) ≈ 1 − d²/2σ², and H(−D²/2)H = H X Xᵀ H: linear CKA (Kornblith et al. §3)
+    assert stats.rbf_cka(x, y, sigma_frac=1e4) == pytest.approx(stats.linear_cka(x, y), rel=1e-5)
+    assert abs(stats.rbf_cka(x, y, sigma_frac=0.3) - stats.linear_cka(x, y)) > 1e-3  # a different measure at small σ
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), True])
+def test_rbf_cka_rejects_bad_bandwidth(bad):
+    with pytest.raises(ValueError, match="sigma_frac"):
+        stats.rbf_cka(np.eye(3), np.eye(3), sigma_frac=bad)

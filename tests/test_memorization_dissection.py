@@ -1,0 +1,102 @@
+"""Study 13 (memorization dissection): config checks, the per-example gradient cosine by hand, claim logic on
+hand-made results that must pass and must fail, and a tiny end-to-end run."""
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlib import stats
+from memlib.studies import memorization_dissection as S
+
+
+@pytest.mark.parametrize("field, value", [
+    ("noise", 0.0), ("noise", 1.5), ("similarity", "svcca"), ("seeds", (0,)), ("sigma_frac", 0.0),
+    ("model", "cnn1d"), ("n_test", 501), ("widths", ()),
+])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        S.Config(**{field: value})
+
+
+def test_gradient_cosine_by_hand():
+    # two models, two examples of 2 features: model 0 gradients (1, 0) and (1, 1); model 1 (0, 2) and (2, 2)
+    g = np.array([[[1.0, 0.0], [1.0, 1.0]], [[0.0, 2.0], [2.0, 2.0]]])
+    cos = S.cosine_per_example(g)
+    assert cos.shape == (2, 2, 2)
+    assert cos[0, 1] == pytest.approx([0.0, 1.0]) and cos[1, 0] == pytest.approx([0.0, 1.0])
+    assert cos[0, 0] == pytest.approx([1.0, 1.0])
+    g[1, 0] = 0.0  # a zero gradient: the cosine is undefined
+    cos = S.cosine_per_example(g)
+    assert np.isnan(cos[0, 1, 0]) and cos[0, 1, 1] == pytest.approx(1.0)
+
+
+def fake_result(sim_true, sim_random, grad_true, grad_random, test_acc=0.9, rand_train=1.0,
+                layers=("fc1", "fc2", "fc3")) -> S.Result:
+    """Two seeds per group → one true pair and one random pair per layer; ``sim_*`` one value per hidden layer
+    (logits get the last value)."""
+    cfg = S.Config(seeds=(0, 1))
+    models = pd.DataFrame(dict(model=range(4), group=["true", "true", "random", "random"], seed=[0, 1, 0, 1],
+                               train_acc=[1.0, 1.0, rand_train, rand_train], train_acc_clean=[1.0, 1.0, 0.1, 0.1],
+                               test_acc=[test_acc, test_acc, 0.1, 0.1]))
+    all_layers = list(layers) + ["logits"]
+    rows = []
+    for i, layer in enumerate(all_layers):
+        j = min(i, len(layers) - 1)
+        rows += [dict(layer=layer, depth=i + 1, group="true", model_a=0, model_b=1, similarity=sim_true[j]),
+                 dict(layer=layer, depth=i + 1, group="random", model_a=2, model_b=3, similarity=sim_random[j])]
+    grads = pd.DataFrame(dict(group=["true", "random"], model_a=[0, 2], model_b=[1, 3],
+                              grad_cosine=[grad_true, grad_random], n_defined=[10, 10]))
+    return S.Result(cfg, models, pd.DataFrame(), pd.DataFrame(rows), grads, {}, {"layers": all_layers})
+
+
+def by_id(result):
+    return {c.id: c for c in S.claims(result)}
+
+
+def test_claims_hold_on_a_result_made_to_hold():
+    c = by_id(fake_result([0.9, 0.9, 0.9], [0.8, 0.5, 0.2], 0.6, 0.05))
+    assert all(x.reproduced for x in c.values()), {k: x.measured for k, x in c.items()}
+    assert "ρ = 1" in c["gap_grows_with_depth"].measured
+
+
+def test_claims_fail_on_results_made_to_fail():
+    # random pairs as similar as true pairs at the last hidden layer; the gap shrinks with depth
+    c = by_id(fake_result([0.9, 0.9, 0.9], [0.2, 0.5, 0.9], 0.05, 0.6))
+    assert not any(x.reproduced for x in c.values())
+    assert c["gap_grows_with_depth"].measured.startswith("ρ = -1")
+    # everything separated, but the random-label networks did not fit their labels: nothing may pass
+    c = by_id(fake_result([0.9, 0.9, 0.9], [0.8, 0.5, 0.2], 0.6, 0.05, rand_train=0.5))
+    assert not any(x.reproduced for x in c.values()) and "fitted 0/2" in c["last_hidden_true_more_similar"].measured
+    # true-label networks at chance: they did not learn
+    c = by_id(fake_result([0.9, 0.9, 0.9], [0.8, 0.5, 0.2], 0.6, 0.05, test_acc=0.1))
+    assert not any(x.reproduced for x in c.values())
+    # two hidden layers: no depth trend can be judged (ρ undefined → not reproduced)
+    c = by_id(fake_result([0.9, 0.9], [0.8, 0.2], 0.6, 0.05, layers=("fc1", "fc2")))
+    assert not c["gap_grows_with_depth"].reproduced and "nan" in c["gap_grows_with_depth"].measured.lower()
+    # an undefined similarity (NaN) cannot pass
+    c = by_id(fake_result([0.9, 0.9, float("nan")], [0.8, 0.5, 0.2], 0.6, 0.05))
+    assert not c["last_hidden_true_more_similar"].reproduced
+
+
+def test_tiny_run_end_to_end(isolated_build):
+    cfg = S.Config(n_train=120, n_test=60, widths=(16, 16, 16), epochs=3, seeds=(0, 1))
+    r = S.run(cfg, progress=False, use_cache=False)
+    k = 4
+    assert r.meta["layers"] == ["fc1", "fc2", "fc3", "logits"]
+    sim = r.arrays["similarity"]
+    assert sim.shape == (4, k, k) and np.allclose(sim, sim.transpose(0, 2, 1), equal_nan=True)
+    assert np.allclose(np.diagonal(sim, axis1=1, axis2=2), 1.0)
+    assert len(r.pairs) == 4 * len(list(itertools.combinations(range(k), 2)))
+    assert set(r.pairs.group) == {"true", "random", "cross"}
+    assert r.arrays["grad_cosine"].shape == (k, k, 60) and r.arrays["input_gradients"].shape == (k, S.N_SHOWN, 1, 8, 8)
+    assert list(r.models.group) == ["true", "true", "random", "random"]
+    # random-label networks train on labels that differ from the true ones (each its own draw)
+    assert (r.models.train_acc_clean[:2] == r.models.train_acc[:2]).all()
+    assert len(S.claims(r)) == 3 and all(isinstance(c.reproduced, bool) for c in S.claims(r))
+    # the rbf measure is the one of memlib.stats: the same pair's value recomputed from the stored similarity
+    r2 = S.run(S.Config(**{**cfg.to_dict(), "similarity": "rbf_cka"}), progress=False, use_cache=False)
+    assert np.all((r2.pairs.similarity >= 0) & (r2.pairs.similarity <= 1 + 1e-9))
+    assert not np.allclose(r2.arrays["similarity"], sim)
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    assert S.measure(r2.config)(x, x @ np.diag([1, 2, 3])) == pytest.approx(stats.rbf_cka(x, x @ np.diag([1, 2, 3])))
