@@ -154,6 +154,50 @@ def input_grads_vs_loop(device, repeats, quick):
                  best_time(loop, 1), device, "1,000 examples, MLP 784-512-10", "a backward pass per example")
 
 
+def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
+    """Study 07's NMF at one checkpoint of one layer (defaults: 6 noise levels × 10 classes = 60 activation-like
+    matrices of 20 × 256, ranks 1…8, 100 iterations, float32): memlib's batched solver (all ranks and matrices at
+    once) vs a loop of scikit-learn ``NMF(solver="mu", init="custom", tol=0)`` calls from the same starting points
+    for the same iterations. Equal error is checked, not assumed: ``max_rel_error_diff`` is the largest relative
+    difference between the two errors over the problems scikit-learn solved."""
+    import warnings
+
+    import numpy as np
+    from sklearn.decomposition import NMF
+
+    from memlib.nmf import nmf_errors, rank_blocks, stacked_init
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.relu(torch.randn(n_matrices, n, d, generator=g))  # ReLU of noise: sparse like a layer's activations
+    A_dev = A.to(device)
+    ours = best_time(lambda: nmf_errors(A_dev, max_rank, n_iter), repeats)
+    errors = nmf_errors(A_dev, max_rank, n_iter).cpu().numpy()
+    W0, H0, _ = stacked_init(A, max_rank)
+    sub = min(n_matrices, 6 if quick else 12)
+
+    def sklearn_loop():
+        out = np.zeros((sub, max_rank))
+        for b in range(sub):
+            X = A[b].numpy()
+            for k, block in enumerate(rank_blocks(max_rank)):
+                model = NMF(n_components=k + 1, solver="mu", beta_loss="frobenius", init="custom", max_iter=n_iter,
+                            tol=0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # tol=0 never "converges": the fixed iteration count is the point
+                    W = model.fit_transform(X, W=W0[b][:, block].numpy().copy(), H=H0[b][block].numpy().copy())
+                out[b, k] = np.linalg.norm(X - W @ model.components_) / np.linalg.norm(X)
+        return out
+
+    reference = sklearn_loop()
+    baseline = best_time(sklearn_loop, 1) * n_matrices / sub
+    diff = float(np.max(np.abs(errors[:sub] - reference) / reference))
+    return entry("nmf_vs_sklearn", ours, baseline, device,
+                 f"{n_matrices} matrices {n}x{d} (ReLU noise), NMF ranks 1-{max_rank}, {n_iter} MU iterations, float32",
+                 "scikit-learn NMF(solver='mu', init='custom', tol=0) per matrix and rank, same start and iterations"
+                 + ("" if sub == n_matrices else f" (timed for {sub} matrices, scaled)"),
+                 max_rel_error_diff=diff, equal_error=diff <= 0.02)
+
+
 def bf16_vs_fp32(device, repeats, quick):
     """Trainer epochs in bf16 autocast vs fp32 (MLP 784-2048-2048-10, 10,000 examples, batch 256); skipped where
     the device has no native bf16 (:func:`memlib.train.fast_bf16`), where TrainConfig refuses bf16."""
@@ -478,6 +522,7 @@ def main(argv=None) -> int:
                                                               name="k20_width512_vs_sequential"),
         "stacked_vs_vmap": lambda: engines(device, r, args.quick),
         "input_grads_vs_loop": lambda: input_grads_vs_loop(device, r, args.quick),
+        "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "bf16_vs_fp32": lambda: bf16_vs_fp32(device, r, args.quick),
         "scaling": lambda: scaling(device, args.quick),
         "parallel_studies": lambda: parallel_studies(args.quick),  # CPU steps: run when device is cpu or --only

@@ -231,3 +231,12 @@ def test_bf16_step_on_this_machine_follows_the_capability(bench):
         pytest.skip("this CPU has native bf16: the step runs (and takes time)")
     assert bench.bf16_vs_fp32("cpu", 1, True)["skipped"].startswith(reason)
 
+
+
+# ----------------------------------------------------------------------------- study 07's NMF step
+
+def test_nmf_step_checks_equal_error_on_tiny_problems(bench):
+    e = bench.nmf_vs_sklearn("cpu", 1, True, n_matrices=3, n=6, d=10, max_rank=3, n_iter=20)
+    assert e["name"] == "nmf_vs_sklearn" and e["equal_error"] is True and e["max_rel_error_diff"] <= 0.02
+    assert e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"]) and "3 matrices 6x10" in e["what"]
+    json.dumps(e, allow_nan=False)
