@@ -35,17 +35,20 @@ Initialisation: NNDSVDa (Boutsidis & Gallopoulos 2008; scikit-learn ``init="nnds
 
 All ranks at once (:func:`nmf_errors`)
     The rank-1 … rank-K problems of one matrix are stacked side by side: W = [W₁ | W₂ | … | W_K] (n × S) and
-    H = [H₁; …; H_K] (S × d), S = K(K+1)/2, block k holding rank k's factors (k columns of W, k rows of H). With
-    M the S × S block-diagonal 0/1 mask of the blocks, one iteration is
+    H = [H₁; …; H_K] (S × d), S = K(K+1)/2, block k holding rank k's factors (k columns of W, k rows of H), the
+    blocks paired into G groups of equal width w (:func:`rank_groups`): ranks k and K+1−k side by side (w = K+1)
+    for an even K; for an odd K, rank K alone and ranks k and K−k (w = K). There is no padding (G·w = S). With
+    M_g the w × w block-diagonal 0/1 mask of group g's two blocks, one iteration is, group by group (one batched
+    matmul over all groups),
 
-        W ← W ⊙ (A Hᵀ) ⊘ [W ((H Hᵀ) ⊙ M)]ε        H ← H ⊙ (Wᵀ A) ⊘ [((Wᵀ W) ⊙ M) H]ε
+        W ← W ⊙ (A Hᵀ) ⊘ [W_g ((H_g H_gᵀ) ⊙ M_g)]ε        H ← H ⊙ (Wᵀ A) ⊘ [((W_gᵀ W_g) ⊙ M_g) H_g]ε
 
-    Block k of A Hᵀ is A H_kᵀ and block k of W((HHᵀ)⊙M) is W_k H_k H_kᵀ: the mask removes every product between
-    two ranks (exact zeros), so each block evolves exactly as its rank-k problem alone — and every product is one
-    matmul per matrix (4 large ones per iteration instead of 4·K small ones, and S = 36 columns for K = 8 where
-    zero-padding each rank to K would carry K² = 64). All B matrices of a call run as one batch.
-    tests/test_nmf.py checks each rank against scikit-learn's NMF from the same W₀, H₀, and against
-    :func:`nmf` at that rank alone.
+    Block k of A Hᵀ is A H_kᵀ and block k of W_g((H_g H_gᵀ)⊙M_g) is W_k H_k H_kᵀ: the mask removes every product
+    between two ranks (exact zeros), so each block evolves exactly as its rank-k problem alone — and every product is
+    one matmul (4 per iteration instead of 4·K small ones). The two rank-coupling products cost G·w²·d = S·w·d
+    instead of S²·d for one S × S mask over all ranks (K = 8: 324·d instead of 1,296·d multiply-adds), and A Hᵀ and
+    Wᵀ A, S·n·d each, need no mask. All B matrices of a call run as one batch. tests/test_nmf.py checks each rank
+    against scikit-learn's NMF from the same W₀, H₀, and against :func:`nmf` at that rank alone.
 
 Non-linearity (the paper's measure; its exact normalisation and ranks are reconstructed, papers.md §2)
     The normalised reconstruction error at rank k is e(k) = ‖A − W_k H_k‖_F / ‖A‖_F ∈ [0, 1] in practice (an
@@ -153,18 +156,25 @@ def _nndsvda(A: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _multiplicative_updates(A: torch.Tensor, W: torch.Tensor, H: torch.Tensor, n_iter: int,
                             mask: torch.Tensor | None = None):
-    """``n_iter`` Frobenius MU steps on ``A`` ``(..., n, d)``, ``W`` ``(..., n, S)``, ``H`` ``(..., S, d)`` (updated
-    in place and returned); ``mask`` ``(S, S)``: the block-diagonal mask of stacked ranks (module docstring), or
-    None for one problem. A zero denominator's entry is set to 0 (the same result as scikit-learn's ε)."""
+    """``n_iter`` Frobenius MU steps on ``A`` ``(..., n, d)``, ``W`` ``(..., n, G·w)``, ``H`` ``(..., G·w, d)``
+    (updated in place and returned); ``mask`` ``(G, w, w)``: the groups' block-diagonal masks of stacked ranks
+    (module docstring), or None for one problem (G = 1, no mask). A zero denominator's entry is set to 0 (the same
+    result as scikit-learn's ε)."""
+    G, w = (1, W.shape[-1]) if mask is None else mask.shape[:2]
+    lead, n, d = A.shape[:-2], A.shape[-2], A.shape[-1]
+    Wg = W.view(*lead, n, G, w).transpose(-3, -2)  # (..., G, n, w): views of W and H, group by group
+    Hg = H.view(*lead, G, w, d)
     for _ in range(n_iter):
-        gram = H @ H.transpose(-1, -2)
+        gram = Hg @ Hg.transpose(-1, -2)  # (..., G, w, w)
         if mask is not None:
             gram.mul_(mask)
-        W.mul_((A @ H.transpose(-1, -2)).div_(W @ gram)).nan_to_num_(nan=0.0, posinf=0.0)
-        gram = W.transpose(-1, -2) @ W
+        denom = (Wg @ gram).transpose(-3, -2).reshape(W.shape)
+        W.mul_((A @ H.transpose(-1, -2)).div_(denom)).nan_to_num_(nan=0.0, posinf=0.0)
+        gram = Wg.transpose(-1, -2) @ Wg
         if mask is not None:
             gram.mul_(mask)
-        H.mul_((W.transpose(-1, -2) @ A).div_(gram @ H)).nan_to_num_(nan=0.0, posinf=0.0)
+        denom = (gram @ Hg).view(H.shape)
+        H.mul_((W.transpose(-1, -2) @ A).div_(denom)).nan_to_num_(nan=0.0, posinf=0.0)
     return W, H
 
 
@@ -176,10 +186,24 @@ def relative_error(A: torch.Tensor, W: torch.Tensor, H: torch.Tensor) -> torch.T
     return torch.where(norm > 0, err / torch.where(norm > 0, norm, 1.0), float("nan"))
 
 
+def rank_groups(max_rank: int) -> list[tuple[int, ...]]:
+    """The ranks 1 … ``max_rank`` = K in groups of equal total width (module docstring), in layout order: for an
+    even K the pairs (k, K+1−k); for an odd K, (K,) then the pairs (k, K−k). E.g. K = 4: [(1, 4), (2, 3)];
+    K = 5: [(5,), (1, 4), (2, 3)]."""
+    K = max_rank
+    if K % 2 == 0:
+        return [(k, K + 1 - k) for k in range(1, K // 2 + 1)]
+    return [(K,)] + [(k, K - k) for k in range(1, (K - 1) // 2 + 1)]
+
+
 def rank_blocks(max_rank: int) -> list[slice]:
-    """The columns of W (rows of H) that hold rank k in the stacked layout, for k = 1 … ``max_rank``."""
-    starts = [k * (k - 1) // 2 for k in range(1, max_rank + 1)]
-    return [slice(s, s + k) for k, s in zip(range(1, max_rank + 1), starts)]
+    """The columns of W (rows of H) that hold rank k in the stacked layout, for k = 1 … ``max_rank`` (entry k − 1)."""
+    blocks, start = {}, 0
+    for group in rank_groups(max_rank):
+        for k in group:
+            blocks[k] = slice(start, start + k)
+            start += k
+    return [blocks[k] for k in range(1, max_rank + 1)]
 
 
 # ----------------------------------------------------------------------------- public entry points
@@ -204,21 +228,24 @@ def nmf(A: torch.Tensor, rank: int, n_iter: int = N_ITER, W0: torch.Tensor | Non
             _require(bool((t >= 0).all()) and bool(torch.isfinite(t).all()), name, "<tensor with a negative or "
                      "non-finite entry>", "use a finite non-negative initialisation")
         W0, H0 = W0.to(A.dtype), H0.to(A.dtype)
-    W, H = _multiplicative_updates(A, W0.clone(), H0.clone(), n_iter)
+    W, H = _multiplicative_updates(A, W0.contiguous().clone(), H0.contiguous().clone(), n_iter)
     return Factorization(W, H, relative_error(A, W, H))
 
 
 def stacked_init(A: torch.Tensor, max_rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The starting point of :func:`nmf_errors`: ``W₀`` ``(..., n, S)``, ``H₀`` ``(..., S, d)`` and the mask
-    ``(S, S)``, S = K(K+1)/2, block k (:func:`rank_blocks`) holding rank k's NNDSVDa initialisation — the first k
-    columns / rows of rank K's."""
+    """The starting point of :func:`nmf_errors`: ``W₀`` ``(..., n, S)``, ``H₀`` ``(..., S, d)`` and the groups'
+    masks ``(G, w, w)``, S = K(K+1)/2 = G·w, block k (:func:`rank_blocks`) holding rank k's NNDSVDa initialisation —
+    the first k columns / rows of rank K's."""
     A = _check_matrix(A)
     K = _check_rank("max_rank", max_rank, A)
     W, H = _nndsvda(A, K)
-    blocks = rank_blocks(K)
-    cols = torch.cat([torch.arange(b.stop - b.start) for b in blocks]).to(A.device)
-    block_of = torch.cat([torch.full((b.stop - b.start,), k) for k, b in enumerate(blocks)]).to(A.device)
-    mask = (block_of[:, None] == block_of[None, :]).to(A.dtype)
+    groups = rank_groups(K)
+    cols = torch.cat([torch.arange(k) for group in groups for k in group]).to(A.device)
+    masks = []
+    for group in groups:
+        block_of = torch.cat([torch.full((k,), i) for i, k in enumerate(group)])
+        masks.append(block_of[:, None] == block_of[None, :])
+    mask = torch.stack(masks).to(device=A.device, dtype=A.dtype)
     return W[..., cols].contiguous(), H[..., cols, :].contiguous(), mask
 
 

@@ -79,6 +79,29 @@ def test_stacked_ranks_equal_each_rank_alone():
     torch.testing.assert_close(errors, alone, rtol=1e-10, atol=1e-12)
 
 
+def test_rank_layout_by_hand():
+    """Groups of equal width with no padding: pairs (k, K+1−k) for an even K; K alone, then (k, K−k) for an odd K."""
+    assert N.rank_groups(1) == [(1,)] and N.rank_groups(2) == [(1, 2)]
+    assert N.rank_groups(4) == [(1, 4), (2, 3)]
+    assert N.rank_groups(5) == [(5,), (1, 4), (2, 3)]
+    assert N.rank_blocks(4) == [slice(0, 1), slice(5, 7), slice(7, 10), slice(1, 5)]
+    for K in range(1, 10):
+        blocks = N.rank_blocks(K)
+        assert [b.stop - b.start for b in blocks] == list(range(1, K + 1))
+        assert sorted(i for b in blocks for i in range(b.start, b.stop)) == list(range(K * (K + 1) // 2))
+        assert len({sum(g) for g in N.rank_groups(K)}) == 1  # every group has the same width
+    W0, H0, mask = N.stacked_init(relu_matrices(1, 9, 12, seed=3)[0], 5)
+    assert mask.shape == (3, 5, 5) and W0.shape == (9, 15) and H0.shape == (15, 12)
+    assert mask[1].tolist() == [[1, 0, 0, 0, 0]] + [[0, 1, 1, 1, 1]] * 4  # ranks 1 and 4 side by side
+
+
+def test_a_transposed_custom_start_is_accepted():
+    A = relu_matrices(1, 6, 9, seed=4)[0]
+    W0, H0 = N.nndsvda(A, 3)
+    f = N.nmf(A, 3, 20, W0=W0.T.contiguous().T, H0=H0.T.contiguous().T)  # non-contiguous starts
+    torch.testing.assert_close(f.error, N.nmf(A, 3, 20).error)
+
+
 def test_prefix_property_of_the_initialisation():
     """Rank k's NNDSVDa start is the first k columns (rows) of rank K's: what lets every rank share one SVD."""
     A = relu_matrices(1, 8, 11, seed=4)[0]

@@ -1,0 +1,594 @@
+"""Study 07 — non-linearity of ReLU layers by NMF (Collins, Bigdeli & Süsstrunk 2018).
+
+Networks are trained with label noise p ∈ {0, noise_levels…, 1} — the image models (an MLP and a small CNN by
+default) on the image set and a 1-D CNN on the audio set. At checkpoints, for every hidden layer and every class,
+the activation matrix A of a fixed batch of same-class training examples is factorized by NMF at ranks 1 … K
+(:mod:`memlib.nmf`, all ranks, classes and noise levels of a layer in one batch); the layer's non-linearity is the
+area under the normalised error curve, averaged over classes. Claims: the deepest hidden layer's non-linearity
+rises with label noise, more than the first hidden layer's, and its minimum over training is an early-stopping
+point (no validation set needed) close to the best validation accuracy.
+
+Protocol choices that the paper (abstract-level evidence, papers.md §2) does not fix are ours, named here and in the
+notebook: label noise is randY (exactly round(p·n) labels replaced by uniform classes, Arpit et al.); the batch of a
+class is ``n_per_class`` *training* examples of that clean class, drawn once per seed (stream ``"nmf-batch"``) and
+shared by every noise level (all levels see the same inputs, only their labels differ); all units of a layer are
+columns of A (conv maps flattened, channels first; no column limit — the NMF cost grows with the layer's width);
+NMF by ``nmf_iter`` multiplicative updates from NNDSVDa; checkpoints log-spaced (dense early, where validation
+accuracy peaks); SGD with momentum and a per-epoch learning-rate decay, so that every network fits its random labels;
+the early-stopping signal is the checkpoint (epoch 0 excluded) where the deepest hidden layer's non-linearity is
+lowest.
+
+Two data knobs: ``dataset`` is the image set, ``audio_dataset`` the audio set (``audio``, embedded; ``fsdd`` from
+``MEMLIB_DATA``) — an audio set passed as ``dataset`` is refused with a message naming ``audio_dataset``, and the
+other way round.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .. import data as D
+from ..activations import collect_many, layer_names
+from ..claims import Claim, fmt
+from ..config import StrictConfig, get_device, require, stream
+from ..models import MODEL_INPUTS, build_model
+from ..nmf import nmf_errors, nonlinearity
+from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
+from ..stats import spearman
+from ..train import train_many
+from .common import learned, run_cached, train_config, validate_common
+
+STUDY = "nmf_nonlinearity"
+PAPER = "Collins, Bigdeli & Süsstrunk — Detecting Memorization in ReLU Networks (arXiv 1810.03372, 2018)"
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+AUDIO_DATASETS = ("audio", "fsdd")
+IMAGE_MODELS = tuple(m for m in MODEL_INPUTS if "image" in MODEL_INPUTS[m])
+AUDIO_MODELS = tuple(m for m in MODEL_INPUTS if "sequence" in MODEL_INPUTS[m])
+#: The narrowest hidden layer of memlib's conv models has 32 units (32 channels × ≥ 1 position): ranks above it
+#: would exceed some activation matrix's size.
+MAX_RANK_LIMIT = 32
+#: Spearman ρ between the noise level (0, noise_levels…, 1) and the final non-linearity of the deepest hidden layer
+#: that counts as "rises with label noise" (STUDIES.md §07). Fixed before any result was looked at.
+RHO_THRESHOLD = 0.8
+#: The early-stopping epoch must have validation accuracy within this of the best epoch's (2 points, STUDIES.md).
+STOP_GAP = 0.02
+#: The fully noisy (p = 1) network must fit its random labels to at least this training accuracy before the noise
+#: claims can say yes: otherwise p = 1 is not a memorizing network. Fixed before any result was looked at.
+MEMORIZED_ACC = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(StrictConfig):
+    """Parameters of study 07; see the notebook for what each means."""
+
+    dataset: str = "digits"
+    image_models: tuple[str, ...] = ("mlp", "cnn")
+    audio_dataset: str = "audio"
+    audio_model: str = "cnn1d"
+    n_train: int = 500
+    audio_n_train: int = 500
+    n_test: Optional[int] = None
+    widths: tuple[int, ...] = (256, 256)
+    noise_levels: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 0.03
+    lr_decay: float = 0.97
+    momentum: float = 0.9
+    n_per_class: int = 20
+    max_rank: int = 8
+    nmf_iter: int = 100
+    n_checkpoints: int = 9
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        require(self.dataset in IMAGE_DATASETS, "dataset", self.dataset,
+                f"{self.dataset!r} is an audio set: pass it as audio_dataset={self.dataset!r} (dataset is the image "
+                f"set, one of {list(IMAGE_DATASETS)})" if self.dataset in AUDIO_DATASETS else
+                f"dataset is the image set: choose one of {list(IMAGE_DATASETS)} (the audio set is audio_dataset)")
+        require(self.audio_dataset in AUDIO_DATASETS, "audio_dataset", self.audio_dataset,
+                f"{self.audio_dataset!r} is an image set: pass it as dataset={self.audio_dataset!r} (audio_dataset is "
+                f"the audio set, one of {list(AUDIO_DATASETS)})" if self.audio_dataset in IMAGE_DATASETS else
+                f"choose one of {list(AUDIO_DATASETS)} (embedded synthetic clips, or FSDD from MEMLIB_DATA)")
+        validate_common(self, min_train=20)
+        require(len(self.image_models) >= 1 and len(set(self.image_models)) == len(self.image_models)
+                and all(m in IMAGE_MODELS for m in self.image_models), "image_models", self.image_models,
+                f"use a non-empty list of distinct image models from {list(IMAGE_MODELS)}")
+        require(self.audio_model in AUDIO_MODELS, "audio_model", self.audio_model,
+                f"choose one of {list(AUDIO_MODELS)} (models that take log-mel sequences)")
+        require(self.audio_n_train >= 20, "audio_n_train", self.audio_n_train, "use at least 20 examples")
+        D.check_sizes(self.audio_dataset, self.audio_n_train, self.n_test)
+        require(len(self.widths) >= 2, "widths", self.widths,
+                "use at least two hidden layers, so that the first and the deepest hidden layer differ")
+        require(2 <= self.n_per_class and self.n_per_class * D.num_classes(self.dataset) <= min(self.n_train,
+                self.audio_n_train), "n_per_class", self.n_per_class,
+                f"use 2 … {min(self.n_train, self.audio_n_train) // D.num_classes(self.dataset)} examples per class "
+                "(every class needs that many training examples)")
+        require(1 <= self.max_rank <= min(self.n_per_class, MAX_RANK_LIMIT, *self.widths), "max_rank", self.max_rank,
+                f"use ranks 1 … K with 1 ≤ K ≤ min(n_per_class={self.n_per_class}, the narrowest layer "
+                f"{min(MAX_RANK_LIMIT, *self.widths)}): a rank above the activation matrix's size is undefined")
+        require(self.nmf_iter >= 1, "nmf_iter", self.nmf_iter,
+                "use a positive number of multiplicative updates (scikit-learn's default max_iter: 200)")
+        require(2 <= self.n_checkpoints <= self.epochs + 1, "n_checkpoints", self.n_checkpoints,
+                f"use 2 … epochs + 1 = {self.epochs + 1} checkpoints (epoch 0 and the last epoch are always two)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One trained family: ``key`` (``"image_mlp"``, … — in claim ids), ``modality``, ``dataset``, ``model``."""
+
+    key: str
+    modality: str
+    dataset: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} on {self.dataset}"
+
+
+def architectures(cfg: Config) -> list[Architecture]:
+    """The image models on ``dataset``, then the audio model on ``audio_dataset`` (the order of the arrays)."""
+    out = [Architecture(f"image_{m}", "image", cfg.dataset, m) for m in cfg.image_models]
+    return out + [Architecture(f"audio_{cfg.audio_model}", "audio", cfg.audio_dataset, cfg.audio_model)]
+
+
+def levels(cfg: Config) -> list[float]:
+    """Noise levels trained: 0, the partial levels, 1."""
+    return [0.0, *cfg.noise_levels, 1.0]
+
+
+def checkpoints(cfg: Config) -> list[int]:
+    """Epochs at which NMF is computed: epoch 0 and ``n_checkpoints − 1`` epochs spaced evenly on a log scale from 1
+    to the last epoch, rounded (duplicates after rounding are dropped, so there may be fewer). Dense early, where
+    validation accuracy peaks with label noise and an early-stopping signal needs resolution; sparse late, where
+    the networks only finish memorizing — NMF at every epoch would cost most of the run."""
+    geo = np.rint(np.geomspace(1, cfg.epochs, cfg.n_checkpoints - 1)).astype(int)
+    return sorted({0, *geo.tolist(), cfg.epochs})
+
+
+@dataclasses.dataclass
+class Result:
+    """Tables: ``history`` — one row per (seed, arch, level, epoch): ``train_acc`` (on the noisy labels trained on),
+    ``test_acc`` (validation accuracy, clean test split), losses; ``nonlinearity`` — one row per (seed, arch, level,
+    checkpoint ``epoch``, ``layer``): ``nl`` (mean over classes of the per-class non-linearity; NaN if any class's
+    activation matrix is all zero — a dead layer has no value), ``nl_sd`` (s.d. over classes), ``depth`` (1 = first
+    hidden layer), ``role`` (``first``, ``middle``, ``deepest``); ``summary`` — one row per (seed, arch, level): final
+    train/validation accuracy, best validation accuracy and its epoch, final non-linearity of the first and the
+    deepest hidden layer, the signal's ``stop_epoch`` and ``val_at_stop``; ``layers`` — one row per (arch, layer):
+    ``depth``, ``units`` (columns of its activation matrix), ``role``.
+
+    ``arrays`` (leading seed axis S in ``config.seeds`` order; A architectures in :func:`architectures` order, T
+    checkpoints, P levels in :func:`levels` order, L = the most hidden layers of any architecture, C classes, K
+    ranks): ``nmf_error`` ``(S, A, T, P, L, C, K)`` float32 — ‖A − W_k H_k‖_F / ‖A‖_F, layer l of an architecture
+    at index l − 1 (input → output), NaN beyond its last layer or for an all-zero activation matrix;
+    ``checkpoints`` ``(T,)``; ``levels`` ``(P,)``; ``batch_index`` ``(S, A, C, n_per_class)`` — the training-set
+    row of each row of A; ``image_train_index`` ``(S, n_train)``, ``image_test_index`` ``(S, n_test)``,
+    ``audio_train_index`` ``(S, audio_n_train)``, ``audio_test_index`` ``(S, n_test)`` — each row's index in its
+    source split."""
+
+    config: Config
+    history: pd.DataFrame
+    nonlinearity: pd.DataFrame
+    summary: pd.DataFrame
+    layers: pd.DataFrame
+    arrays: dict
+    meta: dict
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+def class_batches(y_clean: torch.Tensor, num_classes: int, n_per_class: int, seed: int) -> np.ndarray:
+    """``(classes, n_per_class)`` training-set rows: for each clean class, the first ``n_per_class`` of its
+    examples in a random order drawn from the seed's ``"nmf-batch"`` stream. Raises ValueError naming the class
+    that has too few examples."""
+    order = torch.randperm(len(y_clean), generator=stream(seed, "nmf-batch"))
+    rows = []
+    for c in range(num_classes):
+        mine = order[y_clean[order] == c]
+        if len(mine) < n_per_class:
+            raise ValueError(f"n_per_class={n_per_class} is not allowed for this training set: class {c} has only "
+                             f"{len(mine)} examples; use a smaller n_per_class or a larger training set")
+        rows.append(mine[:n_per_class].numpy())
+    return np.stack(rows)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one (seed, architecture) training run gives: its per-epoch ``history`` (all levels), its hidden
+    ``layers`` (input → output) with their ``units``, and ``errors`` ``(T, P, layers, C, K)``."""
+
+    history: pd.DataFrame
+    layers: list[str]
+    units: dict
+    errors: np.ndarray
+
+
+def _train_arch(cfg: Config, arch: Architecture, base: D.Dataset, seed: int, batch: np.ndarray,
+                progress: bool) -> _Run:
+    """Train every noise level of ``arch`` together (``train_many``; one seed for all: the same initialisation and
+    mini-batch order, only the labels differ) and, at each checkpoint, factorize every layer's activations of
+    ``batch`` for all levels and classes at once (:func:`memlib.nmf.nmf_errors`)."""
+    lv, cps = levels(cfg), checkpoints(cfg)
+    device = get_device(cfg.device)
+    build = lambda: build_model(arch.model, base.input_shape, base.num_classes, cfg.widths)  # noqa: E731
+    names = layer_names(build())
+    C, n = batch.shape
+    x_batch = base.x_train[torch.as_tensor(batch.reshape(-1))].to(device)
+    errors = np.full((len(cps), len(lv), len(names), C, cfg.max_rank), np.nan, dtype=np.float32)
+    units = {}
+
+    def on_epoch(epoch, ens, models):
+        if epoch in cps:
+            acts = collect_many(ens, x_batch)  # {layer: (models, C·n, units)}
+            for j, name in enumerate(names):
+                a = acts[name]
+                units[name] = int(a.shape[-1])
+                e = nmf_errors(a.reshape(a.shape[0], C, n, a.shape[-1]), cfg.max_rank, cfg.nmf_iter)
+                errors[cps.index(epoch), models, j] = e.cpu().numpy()
+        return {}
+
+    datasets = [D.corrupt(base, "randY", p, seed=seed) for p in lv]
+    mh = train_many(build, datasets, train_config(cfg), [seed] * len(lv), progress=progress,
+                    desc=f"{arch.label}, {len(lv)} noise levels, seed {seed}", on_epoch=on_epoch)
+    hist = mh.df.assign(level=[lv[m] for m in mh.df.model]).drop(columns=["model"])
+    return _Run(hist, names, units, errors)
+
+
+def _compute(cfg: Config, progress: bool):
+    """Per seed: load and standardize the image and the audio set, draw each class's batch, train each
+    architecture's noise levels together with NMF at the checkpoints."""
+    archs, lv, cps = architectures(cfg), levels(cfg), checkpoints(cfg)
+    n_cls = D.num_classes(cfg.dataset)
+    history, nl_rows, layer_rows = [], [], {}
+    errors, batches = {s: [] for s in cfg.seeds}, {s: [] for s in cfg.seeds}
+    arrays = {k: [] for k in ("image_train_index", "image_test_index", "audio_train_index",
+                              "audio_test_index")}
+    n_layers = 0
+    runs = [(seed, arch) for seed in cfg.seeds for arch in archs]
+    bases: dict = {}
+    for seed, arch in tqdm(runs, desc="NMF non-linearity (seed, architecture)", disable=not progress):
+        if (seed, arch.modality) not in bases:
+            n_train = cfg.n_train if arch.modality == "image" else cfg.audio_n_train
+            base = D.standardize(D.load(arch.dataset, n_train, cfg.n_test, seed=seed))
+            bases[seed, arch.modality] = base
+            arrays[f"{arch.modality}_train_index"].append(base.train_index.numpy())
+            arrays[f"{arch.modality}_test_index"].append(base.test_index.numpy())
+        base = bases[seed, arch.modality]
+        batch = class_batches(base.y_train_clean, n_cls, cfg.n_per_class, seed)
+        batches[seed].append(batch)
+        run = _train_arch(cfg, arch, base, seed, batch, progress)
+        history.append(run.history.assign(seed=seed, arch=arch.key))
+        errors[seed].append(run.errors)
+        n_layers = max(n_layers, len(run.layers))
+        class_nl = nonlinearity(torch.from_numpy(run.errors)).numpy()  # (T, P, layers, C)
+        for j, name in enumerate(run.layers):
+            role = "first" if j == 0 else "deepest" if j == len(run.layers) - 1 else "middle"
+            layer_rows[arch.key, name] = dict(arch=arch.key, layer=name, depth=j + 1, units=run.units[name], role=role)
+            for t, epoch in enumerate(cps):
+                for i, p in enumerate(lv):
+                    v = class_nl[t, i, j]
+                    nl_rows.append(dict(seed=seed, arch=arch.key, level=p, epoch=epoch, layer=name, depth=j + 1,
+                                        role=role, nl=float(np.mean(v)), nl_sd=float(np.std(v))))
+    padded = np.full((len(cfg.seeds), len(archs), len(cps), len(lv), n_layers, n_cls, cfg.max_rank), np.nan,
+                     dtype=np.float32)
+    for si, s in enumerate(cfg.seeds):
+        for a, e in enumerate(errors[s]):
+            padded[si, a, :, :, :e.shape[2]] = e
+    arrays = {k: np.stack(v) for k, v in arrays.items()}
+    arrays.update(nmf_error=padded, batch_index=np.stack([np.stack(batches[s]) for s in cfg.seeds]),
+                  checkpoints=np.asarray(cps), levels=np.asarray(lv))
+    hist = pd.concat(history, ignore_index=True)
+    nl = pd.DataFrame(nl_rows)
+    return ({"history": hist, "nonlinearity": nl, "summary": _summary(cfg, hist, nl),
+             "layers": pd.DataFrame(list(layer_rows.values()))}, arrays, {})
+
+
+def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
+    """Train every architecture at every noise level, with NMF at the checkpoints (cached by config + source)."""
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+    return Result(config=cfg, history=tables["history"], nonlinearity=tables["nonlinearity"],
+                  summary=tables["summary"], layers=tables["layers"], arrays=arrays, meta=meta)
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def stop_epoch(nl_curve: pd.Series) -> float:
+    """The early-stopping signal (defined before any result was seen; a reconstruction of the paper's idea that the
+    point where deep-layer non-linearity starts rising is a stopping point): the checkpoint epoch, epoch 0 (the
+    untrained network) excluded, at which the deepest hidden layer's non-linearity ``nl_curve`` (indexed by epoch)
+    is lowest; the earliest on ties. NaN when no checkpoint after epoch 0 has a value."""
+    c = nl_curve[nl_curve.index > 0].dropna()
+    return float(c.idxmin()) if len(c) else float("nan")
+
+
+def _summary(cfg: Config, hist: pd.DataFrame, nl: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (seed, arch, level), h in hist.groupby(["seed", "arch", "level"], sort=False):
+        h = h.set_index("epoch")
+        mine = nl[(nl.seed == seed) & (nl.arch == arch) & (nl.level == level)]
+        final = mine[mine.epoch == mine.epoch.max()].set_index("role").nl
+        deep = mine[mine.role == "deepest"].set_index("epoch").nl
+        stop = stop_epoch(deep)
+        rows.append(dict(seed=seed, arch=arch, level=level, final_train_acc=h.train_acc.iloc[-1],
+                         final_val_acc=h.test_acc.iloc[-1], best_val_acc=h.test_acc.max(),
+                         best_val_epoch=int(h.test_acc.idxmax()), nl_first=final.get("first", np.nan),
+                         nl_deepest=final.get("deepest", np.nan), stop_epoch=stop,
+                         val_at_stop=h.test_acc.get(stop, np.nan) if np.isfinite(stop) else np.nan))
+    return pd.DataFrame(rows)
+
+
+def arch_by_key(result: Result, key: str) -> Architecture:
+    """The architecture named ``key`` (``"image_mlp"``, …); ValueError naming the known ones."""
+    archs = {a.key: a for a in architectures(result.config)}
+    if key not in archs:
+        raise ValueError(f"arch={key!r} is not known in this result; choose one of {list(archs)}")
+    return archs[key]
+
+
+def arch_layers(result: Result, arch: str) -> list[str]:
+    """Hidden layers of ``arch`` (input → output)."""
+    arch_by_key(result, arch)
+    return result.layers[result.layers.arch == arch].sort_values("depth").layer.tolist()
+
+
+def _check_layer(result: Result, arch: str, layer: str) -> None:
+    names = arch_layers(result, arch)
+    if layer not in names:
+        raise ValueError(f"layer={layer!r} is not a hidden layer of {arch}; its layers are {names}")
+
+
+def nl_curve(result: Result, arch: str, layer: str, level: float) -> pd.Series:
+    """Non-linearity of ``layer`` of ``arch`` at ``level`` over the checkpoints (mean over seeds), indexed by epoch."""
+    _check_layer(result, arch, layer)
+    nl = result.nonlinearity
+    mine = nl[(nl.arch == arch) & (nl.layer == layer) & np.isclose(nl.level, level)]
+    return mine.groupby("epoch").nl.mean()
+
+
+def curves(result: Result, arch: str, level: float) -> pd.DataFrame:
+    """Per-epoch training and validation accuracy of ``arch`` at ``level`` (mean over seeds)."""
+    arch_by_key(result, arch)
+    h = result.history
+    return h[(h.arch == arch) & np.isclose(h.level, level)].groupby("epoch")[["train_acc", "test_acc"]].mean()
+
+
+def by_level(result: Result, arch: str, seed: Optional[int] = None) -> pd.DataFrame:
+    """The summary of ``arch`` per noise level: mean over seeds (or one ``seed``), indexed by level."""
+    arch_by_key(result, arch)
+    s = result.summary[result.summary.arch == arch]
+    if seed is not None:
+        s = s[s.seed == seed]
+    cols = ["final_train_acc", "final_val_acc", "best_val_acc", "nl_first", "nl_deepest"]
+    return s.groupby("level")[cols].mean()
+
+
+def early_stopping(result: Result, arch: str, level: float, seed: Optional[int] = None) -> dict:
+    """The signal's stopping epoch on the (seed-mean, or one ``seed``'s) deepest-layer curve of ``arch`` at
+    ``level``, validation accuracy there, the best validation accuracy over all epochs and the gap between them."""
+    deepest = arch_layers(result, arch)[-1]
+    nl, h = result.nonlinearity, result.history
+    sel_nl = (nl.arch == arch) & (nl.layer == deepest) & np.isclose(nl.level, level)
+    sel_h = (h.arch == arch) & np.isclose(h.level, level)
+    if seed is not None:
+        sel_nl, sel_h = sel_nl & (nl.seed == seed), sel_h & (h.seed == seed)
+    val = h[sel_h].groupby("epoch").test_acc.mean()
+    stop = stop_epoch(nl[sel_nl].groupby("epoch").nl.mean())
+    at_stop = float(val.get(stop, np.nan)) if np.isfinite(stop) else float("nan")
+    best = float(val.max())
+    return dict(stop=stop, val_at_stop=at_stop, best=best, best_epoch=int(val.idxmax()), gap=best - at_stop)
+
+
+def _worked(result: Result, arch: Architecture) -> tuple[bool, bool, str]:
+    """(clean network learned, p = 1 network memorized, a note saying what failed)."""
+    t = by_level(result, arch.key)
+    clean_val, full_train = float(t.loc[0.0, "final_val_acc"]), float(t.loc[1.0, "final_train_acc"])
+    ok_clean = learned(clean_val, D.num_classes(arch.dataset))
+    ok_full = bool(full_train >= MEMORIZED_ACC)
+    note = ("" if ok_clean else f"; clean network not learned (validation accuracy {100 * clean_val:.1f} %)") + (
+        "" if ok_full else f"; p = 1 network did not memorize (train accuracy {100 * full_train:.1f} % < "
+                           f"{100 * MEMORIZED_ACC:g} %)")
+    return ok_clean, ok_full, note
+
+
+def _seed_note(result: Result, held) -> str:
+    seeds = result.config.seeds
+    if len(seeds) < 2:
+        return ""
+    n = sum(bool(held(s)) for s in seeds)
+    return f"; held in {n}/{len(seeds)} seeds"
+
+
+def _rises_claim(result: Result, arch: Architecture) -> Claim:
+    ok_clean, ok_full, note = _worked(result, arch)
+    lv = levels(result.config)
+    rho_of = lambda seed=None: spearman(lv, by_level(result, arch.key, seed).nl_deepest.reindex(lv))  # noqa: E731
+    t = by_level(result, arch.key).reindex(lv)
+    rho = rho_of()
+    deepest = arch_layers(result, arch.key)[-1]
+    return Claim(f"nl_rises_with_noise_{arch.key}",
+                 f"{arch.label} ({arch.modality}): the deepest hidden layer's ({deepest}) final non-linearity rises "
+                 f"with the label-noise level {', '.join(f'{p:g}' for p in lv)} (Spearman ρ ≥ {RHO_THRESHOLD})",
+                 "deep-layer NMF non-linearity grows with label noise",
+                 f"ρ = {fmt(rho)}; non-linearity " + " → ".join(fmt(v, 3) for v in t.nl_deepest)
+                 + _seed_note(result, lambda s: rho_of(s) >= RHO_THRESHOLD) + note,
+                 bool(ok_clean and ok_full and rho >= RHO_THRESHOLD))
+
+
+def _deeper_claim(result: Result, arch: Architecture) -> Claim:
+    ok_clean, ok_full, note = _worked(result, arch)
+    names = arch_layers(result, arch.key)
+
+    def rises(seed=None):
+        t = by_level(result, arch.key, seed)
+        return (float(t.loc[1.0, "nl_deepest"] - t.loc[0.0, "nl_deepest"]),
+                float(t.loc[1.0, "nl_first"] - t.loc[0.0, "nl_first"]))
+
+    deep, first = rises()
+    return Claim(f"rise_deeper_than_first_{arch.key}",
+                 f"{arch.label} ({arch.modality}): the rise of non-linearity from p = 0 to p = 1 is larger in the "
+                 f"deepest hidden layer ({names[-1]}) than in the first ({names[0]})",
+                 "memorization shows in deep layers; early layers similar across noise levels",
+                 f"rise {names[-1]} {fmt(deep)} vs {names[0]} {fmt(first)}"
+                 + _seed_note(result, lambda s: rises(s)[0] > rises(s)[1]) + note,
+                 bool(ok_clean and ok_full and deep > first))
+
+
+def _stop_claim(result: Result, arch: Architecture) -> Claim:
+    ok_clean, _, note = _worked(result, arch)
+    note = note.split("; p = 1")[0]  # early stopping needs only the clean network to have learned
+    partial = result.config.noise_levels
+    r = {p: early_stopping(result, arch.key, p) for p in partial}
+    held = lambda seed: all(early_stopping(result, arch.key, p, seed)["gap"] <= STOP_GAP + 1e-12  # noqa: E731
+                            for p in partial)
+    parts = [f"p {p:g}: stop {r[p]['stop']:.0f} ({100 * r[p]['val_at_stop']:.1f} %) vs best {r[p]['best_epoch']} "
+             f"({100 * r[p]['best']:.1f} %)" for p in partial]
+    ok = all(v["gap"] <= STOP_GAP + 1e-12 for v in r.values())  # NaN gap: not ≤, no
+    return Claim(f"early_stop_{arch.key}",
+                 f"{arch.label} ({arch.modality}): at every partial noise level, validation accuracy at the epoch "
+                 f"where the deepest hidden layer's non-linearity is lowest (checkpoints after epoch 0) is within "
+                 f"{100 * STOP_GAP:g} points of the best epoch's",
+                 "usable as an early-stopping signal without a validation set",
+                 "; ".join(parts) + _seed_note(result, held) + note, bool(ok_clean and ok))
+
+
+def claims(result: Result) -> list[Claim]:
+    """Per architecture (images and audio alike): non-linearity rises with noise (ρ ≥ 0.8), more in the deepest
+    hidden layer than in the first, and its minimum is an early-stopping epoch within 2 points of the best. The
+    noise claims need the clean network to have learned and the p = 1 network to have fitted its labels
+    (≥ MEMORIZED_ACC); the stopping claim needs the clean network to have learned."""
+    out = []
+    for arch in architectures(result.config):
+        out += [_rises_claim(result, arch), _deeper_claim(result, arch), _stop_claim(result, arch)]
+    return out
+
+
+def headline(result: Result) -> dict:
+    """Per architecture and level (mean over seeds): accuracies, final first/deepest non-linearity, early stop."""
+    out = {}
+    for arch in architectures(result.config):
+        t = by_level(result, arch.key)
+        out[arch.key] = {"label": arch.label, "modality": arch.modality,
+                         "levels": {f"{p:g}": {k: float(v) for k, v in row.items()} for p, row in t.iterrows()},
+                         "early_stopping": {f"{p:g}": early_stopping(result, arch.key, p)
+                                            for p in result.config.noise_levels}}
+    return out
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _level_colors(lv):
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("viridis")
+    return {p: cmap(0.9 * i / max(1, len(lv) - 1)) for i, p in enumerate(lv)}
+
+
+def plot_layers_by_noise(result: Result, axes=None):
+    """Final non-linearity of each hidden layer (input → output) for each noise level; one panel per architecture."""
+    import matplotlib.pyplot as plt
+
+    archs, lv = architectures(result.config), levels(result.config)
+    fig, axes = (np.ravel(axes)[0].figure, np.ravel(axes)) if axes is not None else plt.subplots(
+        1, len(archs), figsize=(3.6 * len(archs), 3.3), squeeze=False)
+    axes, colors = np.ravel(axes), _level_colors(lv)
+    last = result.nonlinearity.epoch.max()
+    for ax, arch in zip(axes, archs):
+        names = arch_layers(result, arch.key)
+        for p in lv:
+            ys = [nl_curve(result, arch.key, name, p).get(last, np.nan) for name in names]
+            ax.plot(range(len(names)), ys, marker="o", color=colors[p], label=f"p = {p:g}")
+        ax.set_xticks(range(len(names)), names)
+        ax.set(xlabel="hidden layer (input → output)", ylabel="non-linearity (area under NMF error)",
+               title=f"{arch.label}, epoch {last}")
+        hide_empty_curves(ax, "no value (all-zero activations)", "no non-linearity value to show")
+        legend(ax, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_over_epochs(result: Result, axes=None):
+    """Per architecture (rows): the deepest hidden layer's non-linearity over training (left) and validation accuracy
+    (right) for each noise level, with the epoch the signal stops at marked on both (partial levels)."""
+    import matplotlib.pyplot as plt
+
+    archs, lv = architectures(result.config), levels(result.config)
+    fig, axes = (np.ravel(axes)[0].figure, np.asarray(axes)) if axes is not None else plt.subplots(
+        len(archs), 2, figsize=(9.5, 3.0 * len(archs)), squeeze=False)
+    colors = _level_colors(lv)
+    for row, arch in zip(axes, archs):
+        deepest = arch_layers(result, arch.key)[-1]
+        for p in lv:
+            nl = nl_curve(result, arch.key, deepest, p)
+            val = curves(result, arch.key, p).test_acc
+            row[0].plot(nl.index, nl.values, marker="o", ms=3, color=colors[p], label=f"p = {p:g}")
+            row[1].plot(val.index, 100 * val.values, color=colors[p], label=f"p = {p:g}")
+            if p in result.config.noise_levels:
+                stop = early_stopping(result, arch.key, p)
+                if np.isfinite(stop["stop"]):
+                    row[0].plot([stop["stop"]], [nl.get(stop["stop"])], marker="v", ms=9, color=colors[p], ls="none")
+                    row[1].plot([stop["stop"]], [100 * stop["val_at_stop"]], marker="v", ms=9, color=colors[p],
+                                ls="none")
+        row[0].set(xlabel="epoch", ylabel=f"non-linearity of {deepest}", title=f"{arch.label}: deepest hidden layer")
+        row[1].set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"{arch.label}: validation accuracy")
+        if not hide_empty_curves(row[0], "no value (all-zero activations)", "no non-linearity value to show"):
+            row[0].plot([], [], marker="v", ls="none", color="0.3", label="signal's stop (0 < p < 1)")
+        legend(row[0], fontsize=7)
+        legend(row[1], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_curves(result: Result, axes=None):
+    """The normalised NMF error e(k) over rank k of the deepest hidden layer at the last epoch (mean over classes and
+    seeds) for each noise level — the curves whose area is the non-linearity; one panel per architecture."""
+    import matplotlib.pyplot as plt
+
+    archs, lv = architectures(result.config), levels(result.config)
+    fig, axes = (np.ravel(axes)[0].figure, np.ravel(axes)) if axes is not None else plt.subplots(
+        1, len(archs), figsize=(3.6 * len(archs), 3.2), squeeze=False)
+    axes, colors = np.ravel(axes), _level_colors(lv)
+    err = result.arrays["nmf_error"]  # (S, A, T, P, L, C, K)
+    ks = np.arange(1, err.shape[-1] + 1)
+    for a, (ax, arch) in enumerate(zip(axes, archs)):
+        j = len(arch_layers(result, arch.key)) - 1
+        e = err[:, a, -1, :, j]  # (S, P, C, K)
+        if not np.isfinite(e).any():
+            nothing_to_show(ax, f"{arch.label}: no finite NMF error (all-zero activations)")
+            continue
+        for i, p in enumerate(lv):
+            ax.plot(ks, e[:, i].mean(axis=(0, 1)), marker="o", ms=3, color=colors[p], label=f"p = {p:g}")
+        ax.set_xticks(ks)
+        ax.set(xlabel="NMF rank k", ylabel="‖A − WH‖ / ‖A‖", ylim=(0, None),
+               title=f"{arch.label}: {arch_layers(result, arch.key)[-1]}")
+        legend(ax, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def explore(result: Result):
+    """Interactive view: one layer's non-linearity over training for every noise level (ipywidgets)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    options = [f"{a.key} / {name}" for a in architectures(result.config) for name in arch_layers(result, a.key)]
+    colors = _level_colors(levels(result.config))
+
+    def show(layer):
+        arch, name = layer.split(" / ")
+        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+        for p in levels(result.config):
+            c = nl_curve(result, arch, name, p)
+            ax.plot(c.index, c.values, marker="o", ms=3, color=colors[p], label=f"p = {p:g}")
+        ax.set(xlabel="epoch", ylabel="non-linearity", title=f"{arch_by_key(result, arch).label}: {name}")
+        hide_empty_curves(ax, "no value (all-zero activations)", "no non-linearity value to show")
+        legend(ax, fontsize=7)
+        plt.show()
+
+    return interactive(show, layer=widgets.Dropdown(options=options, value=options[-1]))
