@@ -31,6 +31,7 @@ from memlib.studies import nmf_nonlinearity as S
     (dict(max_rank=21), "max_rank"),
     (dict(n_per_class=40, max_rank=33), "max_rank"),
     (dict(nmf_iter=0), "nmf_iter"),
+    (dict(max_units=4), "max_units"),
     (dict(n_checkpoints=1), "n_checkpoints"),
     (dict(epochs=5, n_checkpoints=7), "n_checkpoints"),
     (dict(noise_levels=(0.0, 0.5)), "noise_levels"),
@@ -81,6 +82,16 @@ def test_class_batches_take_each_clean_class_and_name_a_short_one():
     np.testing.assert_array_equal(rows, S.class_batches(y, 3, 3, seed=0))  # deterministic for a seed
     with pytest.raises(ValueError, match="class 2 has only 3"):
         S.class_batches(y, 3, 4, seed=0)
+
+
+def test_unit_subset_is_seeded_sorted_and_only_for_wide_layers():
+    assert S.unit_subset(100, None, 0, "image_cnn/conv1") is None
+    assert S.unit_subset(100, 100, 0, "image_cnn/conv1") is None
+    cols = S.unit_subset(100, 30, 0, "image_cnn/conv1")
+    assert len(cols) == 30 and len(set(cols.tolist())) == 30 and (cols[1:] > cols[:-1]).all() and cols.max() < 100
+    torch.testing.assert_close(cols, S.unit_subset(100, 30, 0, "image_cnn/conv1"))  # deterministic
+    assert not torch.equal(cols, S.unit_subset(100, 30, 1, "image_cnn/conv1"))     # another seed, another subset
+    assert not torch.equal(cols, S.unit_subset(100, 30, 0, "image_cnn/conv2"))     # another layer, another subset
 
 
 def test_stop_epoch_by_hand():
@@ -211,6 +222,7 @@ def test_tiny_run_end_to_end(isolated_build):
     assert a["batch_index"].shape == (1, 3, 10, 4) and a["image_train_index"].shape == (1, 100)
     assert a["audio_test_index"].shape == (1, 30)
     assert res.layers.set_index(["arch", "layer"]).loc[("image_mlp", "fc2"), "units"] == 16
+    assert (res.layers.nmf_units == res.layers.units.clip(upper=2048)).all()
     # the table's non-linearity is the mean over classes of the mean over ranks of the stored errors
     row = res.nonlinearity.query("arch == 'image_cnn' and layer == 'fc1' and level == 1.0 and epoch == 3").iloc[0]
     assert row.nl == pytest.approx(float(a["nmf_error"][0, 1, 2, 3, 2].mean()), rel=1e-6)
@@ -251,3 +263,28 @@ def test_stored_errors_match_sklearn_on_the_same_activations():
             ref = np.linalg.norm(X - W @ m.components_) / np.linalg.norm(X)
             for level in range(4):
                 assert run.errors[0, level, 1, c, k - 1] == pytest.approx(ref, rel=1e-4)
+
+
+def test_a_wide_layer_is_factorized_on_its_seeded_unit_subset():
+    """With max_units below a layer's width, the stored errors are those of the subset's columns: recomputed here
+    from the same model's activations restricted to :func:`unit_subset`'s columns."""
+    from memlib import data as D
+    from memlib.activations import collect
+    from memlib.models import build_model
+    from memlib.nmf import nmf_errors
+    from memlib.train import build_seeded
+
+    cfg = S.Config(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=1,
+                   n_checkpoints=2, n_per_class=4, max_rank=3, nmf_iter=15, max_units=10, seeds=(0,))
+    base = D.standardize(D.load("digits", 100, 30, seed=0))
+    batch = S.class_batches(base.y_train_clean, 10, 4, seed=0)
+    arch = S.architectures(cfg)[0]
+    run = S._train_arch(cfg, arch, base, 0, batch, progress=False)
+    assert run.units == {"fc1": 16, "fc2": 16}
+    model = build_seeded(lambda: build_model("mlp", base.input_shape, 10, [16, 16]), 0)
+    acts = collect(model, base.x_train[torch.as_tensor(batch.reshape(-1))])["fc2"]
+    cols = S.unit_subset(16, 10, 0, f"{arch.key}/fc2")
+    expected = nmf_errors(acts[:, cols].reshape(10, 4, 10), 3, 15)
+    np.testing.assert_allclose(run.errors[0, 0, 1], expected.numpy(), rtol=1e-4)
+    full = nmf_errors(acts.reshape(10, 4, 16), 3, 15)
+    assert not np.allclose(run.errors[0, 0, 1], full.numpy(), rtol=1e-4)  # the subset is what was factorized

@@ -11,8 +11,9 @@ point (no validation set needed) close to the best validation accuracy.
 Protocol choices that the paper (abstract-level evidence, papers.md §2) does not fix are ours, named here and in the
 notebook: label noise is randY (exactly round(p·n) labels replaced by uniform classes, Arpit et al.); the batch of a
 class is ``n_per_class`` *training* examples of that clean class, drawn once per seed (stream ``"nmf-batch"``) and
-shared by every noise level (all levels see the same inputs, only their labels differ); all units of a layer are
-columns of A (conv maps flattened, channels first; no column limit — the NMF cost grows with the layer's width);
+shared by every noise level (all levels see the same inputs, only their labels differ); the units of a layer are
+the columns of A (conv maps flattened, channels first), a seeded random subset of ``max_units`` of them in a wider
+layer (stream ``"nmf-units/<arch>/<layer>"``; none of the default profile's layers is wider than 2,048);
 NMF by ``nmf_iter`` multiplicative updates from NNDSVDa; checkpoints log-spaced (dense early, where validation
 accuracy peaks); SGD with momentum and a per-epoch learning-rate decay, so that every network fits its random labels;
 the early-stopping signal is the checkpoint (epoch 0 excluded) where the deepest hidden layer's non-linearity is
@@ -83,6 +84,7 @@ class Config(StrictConfig):
     n_per_class: int = 20
     max_rank: int = 8
     nmf_iter: int = 100
+    max_units: Optional[int] = 2048
     n_checkpoints: int = 9
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
@@ -113,6 +115,9 @@ class Config(StrictConfig):
         require(1 <= self.max_rank <= min(self.n_per_class, MAX_RANK_LIMIT, *self.widths), "max_rank", self.max_rank,
                 f"use ranks 1 … K with 1 ≤ K ≤ min(n_per_class={self.n_per_class}, the narrowest layer "
                 f"{min(MAX_RANK_LIMIT, *self.widths)}): a rank above the activation matrix's size is undefined")
+        require(self.max_units is None or self.max_units >= self.max_rank, "max_units", self.max_units,
+                f"use None (every unit of a layer is a column) or at least max_rank={self.max_rank} columns (a rank "
+                "above the activation matrix's size is undefined)")
         require(self.nmf_iter >= 1, "nmf_iter", self.nmf_iter,
                 "use a positive number of multiplicative updates (scikit-learn's default max_iter: 200)")
         require(2 <= self.n_checkpoints <= self.epochs + 1, "n_checkpoints", self.n_checkpoints,
@@ -162,7 +167,8 @@ class Result:
     hidden layer), ``role`` (``first``, ``middle``, ``deepest``); ``summary`` — one row per (seed, arch, level): final
     train/validation accuracy, best validation accuracy and its epoch, final non-linearity of the first and the
     deepest hidden layer, the signal's ``stop_epoch`` and ``val_at_stop``; ``layers`` — one row per (arch, layer):
-    ``depth``, ``units`` (columns of its activation matrix), ``role``.
+    ``depth``, ``units`` (the layer's width), ``nmf_units`` (columns of its activation matrix: at most
+    ``max_units``), ``role``.
 
     ``arrays`` (leading seed axis S in ``config.seeds`` order; A architectures in :func:`architectures` order, T
     checkpoints, P levels in :func:`levels` order, L = the most hidden layers of any architecture, C classes, K
@@ -210,11 +216,23 @@ class _Run:
     errors: np.ndarray
 
 
+def unit_subset(units: int, max_units: Optional[int], seed: int, layer: str) -> Optional[torch.Tensor]:
+    """The columns kept of a layer with ``units`` units: None (all) when ``max_units`` is None or not exceeded,
+    else ``max_units`` distinct unit indices in increasing order, drawn from the seed's ``"nmf-units/<layer>"``
+    stream — one subset per seed and layer, the same at every checkpoint and noise level. The normalised error of
+    a column subset estimates the whole layer's (a rank-k factorization of A restricted to those columns is one of
+    the subset); it bounds the NMF cost of a wide convolutional layer (32 channels × 28 × 28 = 25,088 units on MNIST)."""
+    if max_units is None or units <= max_units:
+        return None
+    return torch.randperm(units, generator=stream(seed, f"nmf-units/{layer}"))[:max_units].sort().values
+
+
 def _train_arch(cfg: Config, arch: Architecture, base: D.Dataset, seed: int, batch: np.ndarray,
                 progress: bool) -> _Run:
     """Train every noise level of ``arch`` together (``train_many``; one seed for all: the same initialisation and
     mini-batch order, only the labels differ) and, at each checkpoint, factorize every layer's activations of
-    ``batch`` for all levels and classes at once (:func:`memlib.nmf.nmf_errors`)."""
+    ``batch`` for all levels and classes at once (:func:`memlib.nmf.nmf_errors`), on at most ``max_units``
+    columns per layer (:func:`unit_subset`)."""
     lv, cps = levels(cfg), checkpoints(cfg)
     device = get_device(cfg.device)
     build = lambda: build_model(arch.model, base.input_shape, base.num_classes, cfg.widths)  # noqa: E731
@@ -222,14 +240,18 @@ def _train_arch(cfg: Config, arch: Architecture, base: D.Dataset, seed: int, bat
     C, n = batch.shape
     x_batch = base.x_train[torch.as_tensor(batch.reshape(-1))].to(device)
     errors = np.full((len(cps), len(lv), len(names), C, cfg.max_rank), np.nan, dtype=np.float32)
-    units = {}
+    units, columns = {}, {}
 
     def on_epoch(epoch, ens, models):
         if epoch in cps:
             acts = collect_many(ens, x_batch)  # {layer: (models, C·n, units)}
             for j, name in enumerate(names):
                 a = acts[name]
-                units[name] = int(a.shape[-1])
+                if name not in columns:
+                    units[name] = int(a.shape[-1])
+                    columns[name] = unit_subset(units[name], cfg.max_units, seed, f"{arch.key}/{name}")
+                if columns[name] is not None:
+                    a = a[..., columns[name].to(a.device)]
                 e = nmf_errors(a.reshape(a.shape[0], C, n, a.shape[-1]), cfg.max_rank, cfg.nmf_iter)
                 errors[cps.index(epoch), models, j] = e.cpu().numpy()
         return {}
@@ -270,7 +292,9 @@ def _compute(cfg: Config, progress: bool):
         class_nl = nonlinearity(torch.from_numpy(run.errors)).numpy()  # (T, P, layers, C)
         for j, name in enumerate(run.layers):
             role = "first" if j == 0 else "deepest" if j == len(run.layers) - 1 else "middle"
-            layer_rows[arch.key, name] = dict(arch=arch.key, layer=name, depth=j + 1, units=run.units[name], role=role)
+            u = run.units[name]
+            layer_rows[arch.key, name] = dict(arch=arch.key, layer=name, depth=j + 1, units=u,
+                                              nmf_units=u if cfg.max_units is None else min(u, cfg.max_units), role=role)
             for t, epoch in enumerate(cps):
                 for i, p in enumerate(lv):
                     v = class_nl[t, i, j]
