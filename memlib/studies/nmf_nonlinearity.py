@@ -409,16 +409,16 @@ def early_stopping(result: Result, arch: str, level: float, seed: Optional[int] 
     return dict(stop=stop, val_at_stop=at_stop, best=best, best_epoch=int(val.idxmax()), gap=best - at_stop)
 
 
-def _worked(result: Result, arch: Architecture) -> tuple[bool, bool, str]:
-    """(clean network learned, p = 1 network memorized, a note saying what failed)."""
+def _worked(result: Result, arch: Architecture) -> tuple[bool, bool, str, str]:
+    """(clean network learned, p = 1 network memorized, a note for each that says what failed or is empty)."""
     t = by_level(result, arch.key)
     clean_val, full_train = float(t.loc[0.0, "final_val_acc"]), float(t.loc[1.0, "final_train_acc"])
     ok_clean = learned(clean_val, D.num_classes(arch.dataset))
     ok_full = bool(full_train >= MEMORIZED_ACC)
-    note = ("" if ok_clean else f"; clean network not learned (validation accuracy {100 * clean_val:.1f} %)") + (
-        "" if ok_full else f"; p = 1 network did not memorize (train accuracy {100 * full_train:.1f} % < "
-                           f"{100 * MEMORIZED_ACC:g} %)")
-    return ok_clean, ok_full, note
+    clean_note = "" if ok_clean else f"; clean network not learned (validation accuracy {100 * clean_val:.1f} %)"
+    full_note = "" if ok_full else (f"; p = 1 network did not memorize (train accuracy {100 * full_train:.1f} % < "
+                                    f"{100 * MEMORIZED_ACC:g} %)")
+    return ok_clean, ok_full, clean_note, full_note
 
 
 def _seed_note(result: Result, held) -> str:
@@ -430,7 +430,8 @@ def _seed_note(result: Result, held) -> str:
 
 
 def _rises_claim(result: Result, arch: Architecture) -> Claim:
-    ok_clean, ok_full, note = _worked(result, arch)
+    ok_clean, ok_full, clean_note, full_note = _worked(result, arch)
+    note = clean_note + full_note
     lv = levels(result.config)
     rho_of = lambda seed=None: spearman(lv, by_level(result, arch.key, seed).nl_deepest.reindex(lv))  # noqa: E731
     t = by_level(result, arch.key).reindex(lv)
@@ -446,7 +447,8 @@ def _rises_claim(result: Result, arch: Architecture) -> Claim:
 
 
 def _deeper_claim(result: Result, arch: Architecture) -> Claim:
-    ok_clean, ok_full, note = _worked(result, arch)
+    ok_clean, ok_full, clean_note, full_note = _worked(result, arch)
+    note = clean_note + full_note
     names = arch_layers(result, arch.key)
 
     def rises(seed=None):
@@ -465,8 +467,7 @@ def _deeper_claim(result: Result, arch: Architecture) -> Claim:
 
 
 def _stop_claim(result: Result, arch: Architecture) -> Claim:
-    ok_clean, _, note = _worked(result, arch)
-    note = note.split("; p = 1")[0]  # early stopping needs only the clean network to have learned
+    ok_clean, _, note, _ = _worked(result, arch)  # early stopping needs only the clean network to have learned
     partial = result.config.noise_levels
     r = {p: early_stopping(result, arch.key, p) for p in partial}
     held = lambda seed: all(early_stopping(result, arch.key, p, seed)["gap"] <= STOP_GAP + 1e-12  # noqa: E731
