@@ -44,10 +44,11 @@ All ranks at once (:func:`nmf_errors`)
         W ← W ⊙ (A Hᵀ) ⊘ [W_g ((H_g H_gᵀ) ⊙ M_g)]ε        H ← H ⊙ (Wᵀ A) ⊘ [((W_gᵀ W_g) ⊙ M_g) H_g]ε
 
     Block k of A Hᵀ is A H_kᵀ and block k of W_g((H_g H_gᵀ)⊙M_g) is W_k H_k H_kᵀ: the mask removes every product
-    between two ranks (exact zeros), so each block evolves exactly as its rank-k problem alone — and every product is
-    one matmul (4 per iteration instead of 4·K small ones). The two rank-coupling products cost G·w²·d = S·w·d
-    instead of S²·d for one S × S mask over all ranks (K = 8: 324·d instead of 1,296·d multiply-adds), and A Hᵀ and
-    Wᵀ A, S·n·d each, need no mask. All B matrices of a call run as one batch. tests/test_nmf.py checks each rank
+    between two ranks (exact zeros), so each block evolves as its rank-k problem alone (to float rounding: a batched
+    matmul may sum in another order) — and every product is one batched matmul (six per iteration instead of 6·K
+    small ones). The two d-wide rank-coupling products cost G·w²·d = S·w·d instead of S²·d for one S × S mask over
+    all ranks (K = 8: 324·d instead of 1,296·d multiply-adds); the two n-wide ones are taken with S × S
+    block-diagonal grams (n·S², small because n is), and A Hᵀ and Wᵀ A, S·n·d each, need no mask. All B matrices of a call run as one batch. tests/test_nmf.py checks each rank
     against scikit-learn's NMF from the same W₀, H₀, and against :func:`nmf` at that rank alone.
 
 Non-linearity (the paper's measure; its exact normalisation and ranks are reconstructed, papers.md §2)
@@ -157,24 +158,42 @@ def _nndsvda(A: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _multiplicative_updates(A: torch.Tensor, W: torch.Tensor, H: torch.Tensor, n_iter: int,
                             mask: torch.Tensor | None = None):
     """``n_iter`` Frobenius MU steps on ``A`` ``(..., n, d)``, ``W`` ``(..., n, G·w)``, ``H`` ``(..., G·w, d)``
-    (updated in place and returned); ``mask`` ``(G, w, w)``: the groups' block-diagonal masks of stacked ranks
-    (module docstring), or None for one problem (G = 1, no mask). A zero denominator's entry is set to 0 (the same
-    result as scikit-learn's ε)."""
-    G, w = (1, W.shape[-1]) if mask is None else mask.shape[:2]
-    lead, n, d = A.shape[:-2], A.shape[-2], A.shape[-1]
-    Wg = W.view(*lead, n, G, w).transpose(-3, -2)  # (..., G, n, w): views of W and H, group by group
-    Hg = H.view(*lead, G, w, d)
+    (contiguous; updated in place and returned); ``mask`` ``(G, w, w)``: the groups' block-diagonal masks of stacked
+    ranks (module docstring), or None for one problem (G = 1, no mask). A zero denominator's entry is set to 0 (the
+    same result as scikit-learn's ε).
+
+    Layout, for speed on small matrices (tests/test_nmf.py checks the result, benchmarks/bench.py the speed): every
+    product is one ``bmm`` into a buffer allocated once. The W-side products use W as it is stored (n × S): the
+    groups' H-grams are written into the diagonal blocks of an S × S matrix that is zero elsewhere (one
+    W·blockdiag product instead of G strided ones), and WᵀW is taken whole (S × S, cheap: n is small) and its
+    diagonal blocks read back for the H-side product, which stays group by group (G·w²·d, not S²·d)."""
+    n, d, S = A.shape[-2], A.shape[-1], W.shape[-1]
+    G, w = (1, S) if mask is None else mask.shape[:2]
+    A3, W3, H3 = A.reshape(-1, n, d), W.view(-1, n, S), H.view(-1, S, d)
+    b = A3.shape[0]
+    Hg = H3.view(b * G, w, d)  # group g of matrix i is Hg[i·G + g] (a view)
+
+    def blocks(t: torch.Tensor) -> torch.Tensor:  # the G diagonal w × w blocks of (b, S, S): a (b, G, w, w) view
+        return t.view(b, G, w, G, w).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)
+
+    gram_h, gram_w, gram_wg = A.new_empty(b * G, w, w), A.new_empty(b, S, S), A.new_empty(b, G, w, w)
+    block_h = A.new_zeros(b, S, S)  # blockdiag of the groups' (H_g H_gᵀ) ⊙ M_g; stays 0 outside the blocks
+    num_w, den_w, num_h, den_h = A.new_empty(b, n, S), A.new_empty(b, n, S), A.new_empty(b, S, d), A.new_empty(b, S, d)
     for _ in range(n_iter):
-        gram = Hg @ Hg.transpose(-1, -2)  # (..., G, w, w)
+        torch.bmm(Hg, Hg.transpose(1, 2), out=gram_h)
+        blocks(block_h).copy_(gram_h.view(b, G, w, w))
         if mask is not None:
-            gram.mul_(mask)
-        denom = (Wg @ gram).transpose(-3, -2).reshape(W.shape)
-        W.mul_((A @ H.transpose(-1, -2)).div_(denom)).nan_to_num_(nan=0.0, posinf=0.0)
-        gram = Wg.transpose(-1, -2) @ Wg
+            blocks(block_h).mul_(mask)
+        torch.bmm(W3, block_h, out=den_w)
+        torch.bmm(A3, H3.transpose(1, 2), out=num_w)
+        W3.mul_(num_w.div_(den_w)).nan_to_num_(nan=0.0, posinf=0.0)
+        torch.bmm(W3.transpose(1, 2), W3, out=gram_w)
+        gram_wg.copy_(blocks(gram_w))
         if mask is not None:
-            gram.mul_(mask)
-        denom = (gram @ Hg).view(H.shape)
-        H.mul_((W.transpose(-1, -2) @ A).div_(denom)).nan_to_num_(nan=0.0, posinf=0.0)
+            gram_wg.mul_(mask)
+        torch.bmm(gram_wg.view(b * G, w, w), Hg, out=den_h.view(b * G, w, d))
+        torch.bmm(W3.transpose(1, 2), A3, out=num_h)
+        H3.mul_(num_h.div_(den_h)).nan_to_num_(nan=0.0, posinf=0.0)
     return W, H
 
 
