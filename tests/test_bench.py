@@ -240,3 +240,13 @@ def test_nmf_step_checks_equal_error_on_tiny_problems(bench):
     assert e["name"] == "nmf_vs_sklearn" and e["equal_error"] is True and e["max_rel_error_diff"] <= 0.02
     assert e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"]) and "3 matrices 6x10" in e["what"]
     json.dumps(e, allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- study 09's batched softmax regression
+
+def test_permutation_step_checks_equal_results_on_a_tiny_problem(bench):
+    e = bench.permutation_vs_sklearn("cpu", 1, True, n=80, d=6, k=3, n_perm=4)
+    assert e["name"] == "permutation_vs_sklearn" and e["equal_accuracy"] is True and e["all_converged"] is True
+    assert e["max_acc_diff"] < 1.5 / 80 and e["n_acc_differ"] == 0 and e["max_coef_diff"] < 0.01
+    assert e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"]) and "80 x 6" in e["what"]
+    json.dumps(e, allow_nan=False)
