@@ -1,0 +1,143 @@
+"""Study 10 (mixup under label noise): config checks, best/last error by hand, the Table 2 layout, claim logic on
+hand-made results that must pass and must fail, and a tiny end-to-end run."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlib.studies import mixup as S
+
+
+@pytest.mark.parametrize("field, value", [
+    ("noise_levels", (0.2, 1.5)), ("noise_levels", (0.0, 0.5)), ("noise_levels", (0.5,)),
+    ("noise_levels", (0.8, 0.2)), ("methods", ("erm", "mixup", "cutmix")), ("methods", ("erm_dropout", "mixup")),
+    ("methods", ("erm",)), ("mixup_alphas", (0.0,)), ("mixup_alphas", (-1.0, 8.0)), ("mixup_alphas", ()),
+    ("mixup_dropout_alpha", 0.0), ("dropout", 0.0), ("dropout", 1.0), ("mixup_dropout", 1.2),
+    ("milestones", ()), ("milestones", (100,)), ("milestones", (75, 50)), ("gamma", 1.0), ("seeds", ()),
+    ("model", "cnn1d"), ("n_test", 501),
+])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        S.Config(**{field: value})
+
+
+def test_methods_in_table_order():
+    keys = [m.key for m in S.methods(S.Config())]
+    assert keys == ["erm", "erm_dropout", "mixup_1", "mixup_8", "mixup_32", "mixup_dropout"]
+    m = S.methods(S.Config(methods=("mixup", "erm"), mixup_alphas=(2.0,)))
+    assert [(x.key, x.alpha, x.dropout) for x in m] == [("erm", 0.0, 0.0), ("mixup_2", 2.0, 0.0)]
+    md = S.methods(S.Config())[-1]
+    assert (md.alpha, md.dropout) == (8.0, 0.3) and md.name == "mixup + dropout (α = 8, p = 0.3)"
+
+
+def test_best_and_last_error_by_hand():
+    # one run: epoch 0 (before training, excluded) has the lowest error; epochs 2 and 3 tie at the minimum
+    h = pd.DataFrame(dict(method="erm", level=0.5, seed=0, epoch=[0, 1, 2, 3, 4],
+                          test_error=[0.01, 0.40, 0.20, 0.20, 0.35], train_acc=[0.1, 0.5, 0.7, 0.9, 1.0],
+                          acc_changed=[0.1, 0.2, 0.4, 0.8, 1.0], acc_clean=[0.1, 0.6, 0.8, 0.95, 1.0]))
+    r = S.summarize(h).iloc[0]
+    assert r.best_error == pytest.approx(0.20) and r.best_epoch == 2
+    assert r.last_error == pytest.approx(0.35) and r.gap == pytest.approx(0.15)
+    assert (r.acc_changed, r.acc_clean, r.train_acc) == (1.0, 1.0, 1.0)
+
+
+LEVELS = (0.2, 0.5, 0.8)
+
+
+def fake_result(erm_best=(7.0, 8.0, 34.0), erm_last=(12.0, 36.0, 66.0), erm_changed=1.0, mix_last=(5.0, 13.0, 50.0),
+                mix_changed=(0.25, 0.25, 0.4), other_last=60.0, best_acc=0.9, seeds=(0, 1)) -> S.Result:
+    """Runs of every method, level and seed with the given errors (%, per level) and accuracies on changed labels;
+    mixup α = 8 gets ``mix_last``, α = 1 and 32 are worse (``other_last``)."""
+    cfg = S.Config(seeds=seeds)
+    rows = []
+    for m in S.methods(cfg):
+        for i, lvl in enumerate(LEVELS):
+            for s in seeds:
+                if m.key == "erm":
+                    best, last, ch = erm_best[i], erm_last[i], erm_changed
+                elif m.key == "mixup_8":
+                    best, last, ch = mix_last[i] - 1.0, mix_last[i], mix_changed[i]
+                else:
+                    best, last, ch = other_last - 2.0, other_last, 0.3
+                rows.append(dict(method=m.key, level=lvl, seed=s, best_error=best / 100, best_epoch=10,
+                                 last_error=last / 100, gap=(last - best) / 100, best_test_acc=best_acc,
+                                 train_acc=0.9, acc_changed=ch, acc_clean=0.99, n_changed=100))
+    # the history holds only what the claims read from it: ERM's accuracy on changed labels before the first drop
+    hist = pd.DataFrame([dict(method="erm", level=lvl, seed=s, epoch=e, acc_changed=0.7 if e == 50 else 0.2)
+                         for lvl in LEVELS for s in seeds for e in (49, 50, 51)])
+    return S.Result(cfg, hist, pd.DataFrame(rows), {}, {"methods": [m.key for m in S.methods(cfg)]})
+
+
+def by_id(result):
+    return {c.id: c for c in S.claims(result)}
+
+
+def test_table2_layout_has_the_papers_numbers_beside_ours():
+    t = S.table2(fake_result())
+    assert len(t) == 6 * 3 and list(t.noise[:6]) == ["20 %"] * 6
+    row = t[(t.key == "erm") & (t.level == 0.5)].iloc[0]
+    assert (row.ours_best, row.ours_last, row.paper_best, row.paper_last) == pytest.approx((8.0, 36.0, 18.8, 44.6))
+    # the paper's mixup row is α = 8 at 20 % and α = 32 at 50 and 80 %; other α have no paper number
+    assert t[(t.key == "mixup_8") & (t.level == 0.2)].paper_last.item() == 6.4
+    assert np.isnan(t[(t.key == "mixup_8") & (t.level == 0.5)].paper_last.item())
+    assert t[(t.key == "mixup_32") & (t.level == 0.8)].paper_best.item() == 25.3
+    # our Table 2 mixup row: the α with the lowest mean last error at each level
+    assert S.table2_mixup_alpha(fake_result()) == {0.2: "mixup_8", 0.5: "mixup_8", 0.8: "mixup_8"}
+    assert set(t[t.key.str.startswith("mixup_") & t.table2_row].key) == {"mixup_8", "mixup_dropout"}
+
+
+def test_claims_hold_on_a_result_made_to_hold():
+    c = by_id(fake_result())
+    assert all(x.reproduced for x in c.values()), {k: x.measured for k, x in c.items()}
+    assert "gap 5 points" in c["erm_last_exceeds_best"].measured
+    assert "70 → 100 %" in c["erm_last_exceeds_best"].measured  # fitted before the drop (epoch 50) → at the end
+    assert "held in 6/6" in c["mixup_last_below_erm"].measured
+
+
+def test_claims_fail_on_results_made_to_fail():
+    # the ERM gap shrinks from 50 to 80 %
+    c = by_id(fake_result(erm_last=(12.0, 36.0, 40.0)))
+    assert not c["erm_last_exceeds_best"].reproduced and "does not grow" in c["erm_last_exceeds_best"].measured
+    # a gap below GAP_POINTS at 20 % (growing all the same)
+    assert not by_id(fake_result(erm_last=(8.0, 36.0, 66.0)))["erm_last_exceeds_best"].reproduced
+    # mixup's last error above ERM's at 80 % (every α)
+    c = by_id(fake_result(mix_last=(5.0, 13.0, 70.0), other_last=70.0))
+    assert not c["mixup_last_below_erm"].reproduced and c["erm_last_exceeds_best"].reproduced
+    # mixup memorizes the changed labels almost as well as ERM at 50 %
+    c = by_id(fake_result(mix_changed=(0.25, 0.95, 0.4)))
+    assert not c["mixup_fits_fewer_corrupted"].reproduced and c["mixup_last_below_erm"].reproduced
+    # ERM did not memorize its noisy labels: the experiment did not work, nothing may pass
+    c = by_id(fake_result(erm_changed=0.5))
+    assert not any(x.reproduced for x in c.values()) and "memorized its changed labels in 0/6" in \
+        c["erm_last_exceeds_best"].measured
+    # no network learned (best test accuracy at chance)
+    c = by_id(fake_result(best_acc=0.1))
+    assert not any(x.reproduced for x in c.values())
+
+
+def test_tiny_run_end_to_end(isolated_build):
+    cfg = S.Config(n_train=120, n_test=60, widths=(16,), noise_levels=(0.3, 0.7), methods=("erm", "mixup"),
+                   mixup_alphas=(1.0, 4.0), epochs=4, milestones=(2,), batch_size=30, seeds=(0, 1))
+    r = S.run(cfg, progress=False, use_cache=False)
+    a = r.arrays
+    assert r.meta["methods"] == ["erm", "mixup_1", "mixup_4"]
+    assert a["test_error"].shape == a["acc_changed"].shape == (3, 2, 2, 5)
+    assert a["changed"].shape == a["y_train"].shape == (2, 2, 120)
+    # changed = the labels that differ from the clean ones (not the re-drawn mask: some re-draws kept their class)
+    assert (a["changed"] == (a["y_train"] != a["y_train_clean"][None, None])).all()
+    assert a["changed"][1].sum() > a["changed"][0].sum()
+    # accuracy on changed and on clean examples recombine into the accuracy on the whole (noisy) training set
+    h = r.history.merge(r.runs[["method", "level", "seed", "n_changed"]], on=["method", "level", "seed"])
+    whole = (h.acc_changed * h.n_changed + h.acc_clean * (120 - h.n_changed)) / 120
+    assert np.allclose(whole, h.train_acc, atol=1e-6)
+    # every method starts from the same weights for a seed: epoch 0 is the same network, evaluated unmixed
+    e0 = a["test_error"][..., 0]
+    assert np.allclose(e0, e0[:1]) and not np.allclose(e0[:, :, 0], e0[:, :, 1])
+    # the learning rate drops at the milestone
+    assert sorted(r.history.lr.dropna().unique()) == pytest.approx([0.01, 0.1])
+    assert len(S.table2(r)) == 3 * 2 and len(S.claims(r)) == 3
+    assert all(isinstance(c.reproduced, bool) for c in S.claims(r))
+    # the same config again, without the cache: the same numbers
+    r2 = S.run(cfg, progress=False, use_cache=False)
+    assert r2.history.equals(r.history)
+    with pytest.raises(ValueError, match="method"):
+        S.method_by_key(r, "cutmix")
