@@ -153,11 +153,13 @@ class TrainConfig(StrictConfig):
 
 @dataclasses.dataclass
 class History:
-    """Per-epoch metrics (``df``), optional per-example correctness ``correct[epoch, example]``, the model."""
+    """Per-epoch metrics (``df``), with ``record_correct`` the per-example correctness ``correct[epoch, example]`` on
+    the training set and ``test_correct[epoch, example]`` on the test set (else None), the model."""
 
     df: pd.DataFrame
     correct: Optional[np.ndarray]
     model: nn.Module
+    test_correct: Optional[np.ndarray] = None
 
     def epochs_to_reach(self, train_acc: float) -> float:
         """First epoch whose full-train accuracy is ≥ ``train_acc``; NaN if never reached."""
@@ -211,11 +213,11 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
     x, y = ds.x_train, ds.y_train
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     order, hook_rng = stream(cfg.seed, "order", device), stream(cfg.seed, "loss", device)
-    rows, correct = [], []
+    rows, correct, test_correct = [], [], []
 
     def record(epoch: int, lr: float, running_loss: float) -> float:
         tr_loss, tr_acc, tr_correct = evaluate(model, x, y, cfg.eval_batch_size, cfg.precision)
-        te_loss, te_acc, _ = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
+        te_loss, te_acc, te_correct = evaluate(model, ds.x_test, ds.y_test, cfg.eval_batch_size, cfg.precision)
         row = dict(epoch=epoch, lr=lr, batch_loss=running_loss, train_loss=tr_loss, train_acc=tr_acc,
                    test_loss=te_loss, test_acc=te_acc)
         if on_epoch is not None:
@@ -223,6 +225,7 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
         rows.append(row)
         if cfg.record_correct:
             correct.append(tr_correct.cpu().numpy())
+            test_correct.append(te_correct.cpu().numpy())
         return tr_acc
 
     with local_seed(stream_seed(cfg.seed, "dropout"), device):
@@ -252,19 +255,22 @@ def train(build: Callable[[], nn.Module], ds: Dataset, cfg: TrainConfig, progres
             acc = record(epoch, lr, float(total) / len(y))
             bar.set_postfix(train_acc=f"{acc:.3f}", test_acc=f"{rows[-1]['test_acc']:.3f}")
         bar.close()
-    return History(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, model=model)
+    return History(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, model=model,
+                   test_correct=np.stack(test_correct) if test_correct else None)
 
 
 # ----------------------------------------------------------------------------- K models at once
 
 @dataclasses.dataclass
 class ManyHistory:
-    """Per-epoch metrics of K models (``df`` has a ``model`` index and its ``seed``), optional
-    ``correct[epoch, model, example]`` (rows after a model stopped repeat its last state), the ensemble."""
+    """Per-epoch metrics of K models (``df`` has a ``model`` index and its ``seed``), with ``record_correct`` the
+    per-example correctness ``correct[epoch, model, example]`` on the training set and ``test_correct[epoch, model,
+    example]`` on the test set (rows after a model stopped repeat its last state; else None), the ensemble."""
 
     df: pd.DataFrame
     correct: Optional[np.ndarray]
     ensemble: nn.Module
+    test_correct: Optional[np.ndarray] = None
 
     def epochs_to_reach(self, train_acc: float) -> np.ndarray:
         """Per model: first epoch with full-train accuracy ≥ ``train_acc`` (NaN if never)."""
@@ -419,14 +425,16 @@ def train_many(build: Callable[[], nn.Module] | list[Callable[[], nn.Module]], d
     hook_rng = stream(seeds[0], "loss", device)
     rows: list[dict] = []
     correct: list[np.ndarray] = []
+    test_correct: list[np.ndarray] = []
     last_correct = np.zeros((k, run.y.t.shape[-1]), dtype=bool)  # a stopped model's rows repeat its last state
+    last_test_correct = np.zeros((k, run.y_test.t.shape[-1]), dtype=bool)
 
     def record(epoch: int, lr: float, batch_loss: torch.Tensor) -> torch.Tensor:
         """Evaluate the models in the batch and append their rows; return which of them keep training."""
         tr_loss, tr_acc, tr_correct = evaluate_many(ens, run.x.t, run.y.t, run.x.shared, cfg.eval_batch_size,
                                                     cfg.precision)
-        te_loss, te_acc, _ = evaluate_many(ens, run.x_test.t, run.y_test.t, run.x_test.shared, cfg.eval_batch_size,
-                                           cfg.precision)
+        te_loss, te_acc, te_correct = evaluate_many(ens, run.x_test.t, run.y_test.t, run.x_test.shared,
+                                                    cfg.eval_batch_size, cfg.precision)
         models = run.ids.tolist()
         cols = dict(batch_loss=batch_loss, train_loss=tr_loss, train_acc=tr_acc, test_loss=te_loss, test_acc=te_acc)
         cols = {name: v.cpu().numpy() for name, v in cols.items()}
@@ -440,6 +448,8 @@ def train_many(build: Callable[[], nn.Module] | list[Callable[[], nn.Module]], d
         if cfg.record_correct:
             last_correct[run.ids.numpy()] = tr_correct.cpu().numpy()
             correct.append(last_correct.copy())
+            last_test_correct[run.ids.numpy()] = te_correct.cpu().numpy()
+            test_correct.append(last_test_correct.copy())
         if cfg.stop_at_train_acc is None:
             return torch.ones(len(models), dtype=torch.bool)
         return (tr_acc < cfg.stop_at_train_acc).cpu()
@@ -468,4 +478,5 @@ def train_many(build: Callable[[], nn.Module] | list[Callable[[], nn.Module]], d
         bar.close()
     run = retire(torch.zeros(len(run.ids), dtype=torch.bool))  # every model's final weights into ``final``
     ens.restore(final)
-    return ManyHistory(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, ensemble=ens)
+    return ManyHistory(df=pd.DataFrame(rows), correct=np.stack(correct) if correct else None, ensemble=ens,
+                       test_correct=np.stack(test_correct) if test_correct else None)

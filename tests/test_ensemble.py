@@ -63,6 +63,14 @@ def test_per_model_corruption_and_early_stop(ds):
     assert lengths.nunique() > 1  # models stopped at different epochs
     assert_same_as_separate(mh, mlp(ds, (64,)), datasets, cfg, seeds)
     assert mh.correct.shape == (mh.df.epoch.max() + 1, 3, 240)
+    assert mh.test_correct.shape == (mh.df.epoch.max() + 1, 3, len(ds.y_test))
+    mh.ensemble.eval()
+    with torch.no_grad():  # last row: every model's final weights (a stopped model's rows repeat its last state)
+        pred = mh.ensemble(datasets[0].x_test, shared=True).argmax(2).numpy()
+    np.testing.assert_array_equal(mh.test_correct[-1], pred == ds.y_test.numpy()[None])
+    for k in range(3):
+        rows = mh.df[mh.df.model == k].sort_values("epoch")
+        np.testing.assert_allclose(mh.test_correct[:len(rows), k].mean(1), rows.test_acc, atol=1e-6)
     e = mh.epochs_to_reach(1.0)
     assert e[0] == lengths[0] - 1
 

@@ -53,6 +53,16 @@ def test_history_is_full_set_frozen_evaluation(ds):
     assert last.train_loss == pytest.approx(log_loss(ds.y_train.numpy(), prob, labels=list(range(10))), rel=1e-4)
     assert h.correct[-1].mean() == pytest.approx(last.train_acc)
     assert last.train_acc > 0.9  # it learns
+    with torch.no_grad():  # the test set's per-example correctness, against the final model's own predictions
+        test_pred = h.model(ds.x_test).argmax(1).numpy()
+    assert h.test_correct.shape == (5, len(ds.y_test))
+    np.testing.assert_array_equal(h.test_correct[-1], test_pred == ds.y_test.numpy())
+    np.testing.assert_allclose(h.test_correct.mean(1), h.df.test_acc, atol=1e-6)
+
+
+def test_correctness_not_recorded_by_default(ds):
+    h = train(builder(ds), ds, TrainConfig(epochs=1), progress=False)
+    assert h.correct is None and h.test_correct is None
 
 
 def test_evaluate_in_chunks_equals_one_batch(ds):

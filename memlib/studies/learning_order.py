@@ -11,8 +11,8 @@ on one fixed training subset, the networks differing only in their seed (initial
   drawn once from the ``"corrupt"`` stream of ``seed`` and shared by every network (``control_labels="shared"``), or
   each network its own labelling (``"per_network"``).
 
-After every epoch each network's correctness on every training example is recorded (``TrainConfig.record_correct``,
-against the labels it was trained on) and, for A and B, on every test example (an ``on_epoch`` hook).
+After every epoch each network's correctness on every training example (against the labels it was trained on) and
+every test example is recorded (``TrainConfig.record_correct``: ``correct`` and ``test_correct`` of train_many).
 
 The measurements (pure functions below; the per-example mean and the binomial reference come from
 :mod:`memlib.stats`)::
@@ -276,39 +276,12 @@ def control_datasets(cfg: Config, base: D.Dataset) -> list[D.Dataset]:
     return [D.corrupt(base, "random_labels", 1.0, seed=s) for s in cfg.seeds_a]
 
 
-@dataclasses.dataclass
-class CorrectnessRecorder:
-    """An ``on_epoch`` hook for :func:`memlib.train.train_many`: after every evaluation, every network's correctness
-    on a fixed test set (``x`` ``(n, ...)``, ``y`` ``(n,)``, on the training device) is appended to ``epochs`` as a
-    bool ``(K, n)`` array. Adds no column to the history."""
-
-    x: object
-    y: object
-    n_models: int
-    batch_size: int = 4096
-    precision: str = "fp32"
-    epochs: list = dataclasses.field(default_factory=list)
-
-    def __call__(self, epoch: int, ensemble, models: list[int]) -> dict:
-        from ..train import evaluate_many
-
-        if len(models) != self.n_models:
-            raise RuntimeError(f"CorrectnessRecorder expects all {self.n_models} models in training, got {len(models)}")
-        _, _, right = evaluate_many(ensemble, self.x, self.y, shared=True, batch_size=self.batch_size,
-                                      precision=self.precision)
-        self.epochs.append(right.cpu().numpy().astype(bool))
-        return {}
-
-
 def _compute(cfg: Config, progress: bool):
-    from ..config import get_device
     from ..models import build_model
     from ..train import train_many
 
     base = prepare(cfg)
-    device = get_device(cfg.device)
     tcfg = train_config(cfg, record_correct=True, eval_batch_size=EVAL_BATCH)
-    x_test, y_test = base.x_test.to(device), base.y_test.to(device)
     n = cfg.n_networks
     arrays = {"train_index": base.train_index.numpy(), "test_index": base.test_index.numpy(),
               "y_train": base.y_train.numpy(), "seeds_a": np.array(cfg.seeds_a), "seeds_b": np.array(cfg.seeds_b)}
@@ -319,11 +292,10 @@ def _compute(cfg: Config, progress: bool):
 
     for ens, name, widths, seeds in (("a", cfg.model, cfg.widths, cfg.seeds_a),
                                      ("b", cfg.model_b, cfg.widths_b, cfg.seeds_b)):
-        hook = CorrectnessRecorder(x_test, y_test, n, tcfg.eval_batch_size, tcfg.precision)
-        mh = train_many(builder(name, widths), base, tcfg, seeds, progress=progress, on_epoch=hook,
+        mh = train_many(builder(name, widths), base, tcfg, seeds, progress=progress,
                         desc=f"{ens.upper()}: {n} × {name}, true labels")
         arrays[f"correct_{ens}"] = mh.correct.astype(bool)
-        arrays[f"test_correct_{ens}"] = np.stack(hook.epochs)
+        arrays[f"test_correct_{ens}"] = mh.test_correct.astype(bool)
         histories.append(mh.df.assign(ensemble=ens))
     control = control_datasets(cfg, base)
     mh = train_many(builder(cfg.model, cfg.widths), control, train_config(cfg, epochs=cfg.control_epochs, record_correct=True,
