@@ -63,15 +63,19 @@ def collect(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, layers: I
 
 
 def collect_many(ensemble: nn.Module, x: torch.Tensor, batch_size: int = 1024, layers: Iterable[str] | None = None,
-                 flatten: bool = True, with_logits: bool = False) -> dict[str, torch.Tensor]:
-    """Hidden states of the K models of ``ensemble`` (:mod:`memlib.ensemble`) on shared inputs ``x``
-    ``(N, ...)``: ``{layer: (K, N, d)}``; the same options and guarantees as :func:`collect`."""
+                 flatten: bool = True, with_logits: bool = False, shared: bool = True) -> dict[str, torch.Tensor]:
+    """Hidden states of the K models of ``ensemble`` (:mod:`memlib.ensemble`) on shared inputs ``x`` ``(N, ...)``,
+    or with ``shared=False`` on inputs of their own, ``x`` ``(K, N, ...)`` (model k sees ``x[k]``):
+    ``{layer: (K, N, d)}``; the same options and guarantees as :func:`collect`."""
     if not isinstance(ensemble, _ENSEMBLES):
         raise TypeError(f"collect_many takes a K-model ensemble (memlib.ensemble.build_ensemble: StackedMLP or "
                         f"VmapEnsemble); got {type(ensemble).__name__}: use collect(model, x) for one model")
+    if not shared and (not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] != ensemble.k):
+        raise ValueError(f"x=<{type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}> is not allowed with "
+                         f"shared=False; use inputs ({ensemble.k}, N, ...), one set per model")
     names = layer_names(ensemble)
     return _capture(ensemble, x, batch_size, _select(names, layers), flatten, with_logits, batch_dim=1,
-                    call=lambda xb: ensemble(xb, shared=True, return_hidden=True))
+                    call=lambda xb: ensemble(xb, shared=shared, return_hidden=True), example_dim=0 if shared else 1)
 
 
 def _unsupported(model, fn: str) -> str:
@@ -104,7 +108,7 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def _capture(module: nn.Module, x: torch.Tensor, batch_size: int, names: list[str], flatten: bool,
-             with_logits: bool, batch_dim: int, call: Callable) -> dict[str, torch.Tensor]:
+             with_logits: bool, batch_dim: int, call: Callable, example_dim: int = 0) -> dict[str, torch.Tensor]:
     if not isinstance(x, torch.Tensor) or x.dim() < 1:
         raise TypeError(f"x must be a tensor of examples (N, ...); got {type(x).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -112,8 +116,9 @@ def _capture(module: nn.Module, x: torch.Tensor, batch_size: int, names: list[st
     keys = names + (["logits"] if with_logits else [])
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     with _eval_mode(module), torch.no_grad():
-        for start in range(0, max(len(x), 1), batch_size):  # an empty x still runs once, for the shapes
-            logits, hidden = call(x[start:start + batch_size])
+        n = x.shape[example_dim]
+        for start in range(0, max(n, 1), batch_size):  # an empty x still runs once, for the shapes
+            logits, hidden = call(x.narrow(example_dim, start, min(batch_size, n - start)))
             for k in keys:
                 h = logits if k == "logits" else hidden[k]
                 parts[k].append(h.flatten(batch_dim + 1) if flatten else h)

@@ -143,6 +143,22 @@ def test_k_models_equal_each_model_alone(case, engine):
         torch.testing.assert_close(per_model[key], hidden[key], atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("case, engine", [("mlp", "stacked"), ("mlp", "vmap"), ("cnn8", "vmap")])
+def test_k_models_on_inputs_of_their_own(case, engine):
+    """shared=False: model k's states on x[k] equal that model alone on x[k], whatever the batch size."""
+    name, shape, kw, _, names = CASES[case]
+    models = [seeded(name, shape, s, **kw) for s in (3, 4)]
+    ens = build_ensemble(models, engine)
+    x = torch.stack([inputs(shape, n=13), inputs(shape, n=13) + 1.0])
+    got = collect_many(ens, x, batch_size=4, with_logits=True, shared=False)
+    for k, m in enumerate(models):
+        alone = collect(m, x[k], with_logits=True)
+        for key in names + ["logits"]:
+            torch.testing.assert_close(got[key][k], alone[key], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="shared=False"):
+        collect_many(ens, x[0], shared=False)  # (N, ...) is not one set per model
+
+
 @pytest.mark.parametrize("case", ["mlp", "cnn8", "cnn1d"])
 def test_result_does_not_depend_on_batch_size(case):
     name, shape, kw, _, _ = CASES[case]

@@ -145,14 +145,14 @@ def _compute(cfg: Config, progress: bool):
                     shared_structure_copies(ds.x_train[shared_index], cfg.perturbation, cfg.perturb_size, g_shared)]
              for name, ds in nets.items()}
     sizes = [cfg.n_train, len(base.y_test), cfg.n_shared]
-    probe = torch.cat([torch.cat(parts[name]) for name in NETWORKS]).to(device)
+    probe = torch.stack([torch.cat(parts[name]) for name in NETWORKS]).to(device)  # (2, N_all, ...): each its own
     record = set(cfg.record_epochs)
     feats: dict[int, torch.Tensor] = {}
 
     def on_epoch(epoch, ens, models):
         if epoch in record:
             last = layer_names(ens)[-1]
-            feats[epoch] = collect_many(ens, probe, layers=[last])[last].float().cpu()  # (2, N_all, d)
+            feats[epoch] = collect_many(ens, probe, layers=[last], shared=False)[last].float().cpu()  # (2, N_all, d)
         return {}
 
     mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths),
@@ -167,10 +167,9 @@ def _compute(cfg: Config, progress: bool):
     observed, null = np.zeros((2, e, 2)), np.zeros((2, e, 2, b))
     train_acc, converged = np.zeros((2, e, 1 + b)), np.zeros((2, e, 1 + b), dtype=bool)
     fit_rows = []
-    n_all = sum(sizes)
     jobs = [(i, j) for i in range(2) for j in range(e)]
     for i, j in tqdm(jobs, desc=f"{len(jobs)} batched fits of {1 + b} classifiers", leave=False, disable=not progress):
-        h = feats[int(epochs[j])][i, i * n_all:(i + 1) * n_all]  # network i's features of its own inputs
+        h = feats[int(epochs[j])][i]  # network i's features of its own inputs
         tr, te, sh = standardize_features(*torch.split(h, sizes))
         t0 = time.perf_counter()
         fit = fit_softmax(tr.to(device), labels.to(device), num_classes=base.num_classes, C=cfg.logreg_C,
