@@ -1,4 +1,6 @@
-"""Models: MLPs of any widths, Zhang et al.'s small AlexNet, a small image CNN and a 1-D CNN.
+"""Models: MLPs of any widths, Zhang et al.'s small AlexNet, a small image CNN, a 1-D CNN, and a
+character-level LSTM language model (:class:`CharLSTM`, for the exposure study; it predicts the next
+character, so it is not in :data:`MODELS`, the classifier registry).
 
 Parameter counts on 28×28×3 inputs match Zhang et al. 2017, Table 1 (MLP 1×512: 1,209,866;
 MLP 3×512: 1,735,178; small AlexNet: 1,387,786) — see tests/test_models.py.
@@ -192,6 +194,50 @@ class CNN1d(nn.Module):
     def layer_names(self) -> list[str]:
         """Names of the hidden states, input → output."""
         return _layer_names((self.features, self.classifier))
+
+
+class CharLSTM(nn.Module):
+    """A character-level language model: embedding → ``layers``-layer LSTM (``hidden`` units) → linear
+    logits over the vocabulary, as in Carlini et al. 2019 (their PTB model: 2 layers of 200 units).
+
+    ``forward(ids, state=None)`` takes ids ``(B, T)`` (int64) and returns next-character logits
+    ``(B, T, vocab)``: position ``t`` predicts ``ids[:, t + 1]``. ``state`` is the LSTM's ``(h, c)``, each
+    ``(layers, B, hidden)`` (zeros when None); with ``return_state=True`` the pair ``(logits, state)`` comes
+    back, so a sequence can be scored in pieces (prefix once, then continuations from its state).
+    ``lstm`` replaces the recurrent module by another with the same constructor, call and state-dict layout
+    (the exposure study passes Opacus's ``DPLSTM`` for per-example gradients)."""
+
+    def __init__(self, vocab_size: int, embed: int = 32, hidden: int = 128, layers: int = 1,
+                 dropout: float = 0.0, lstm: type[nn.Module] = nn.LSTM):
+        super().__init__()
+        for name, value, low in (("vocab_size", vocab_size, 2), ("embed", embed, 1), ("hidden", hidden, 1),
+                                 ("layers", layers, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}={value!r} is not allowed; use an integer >= {low}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r} is not allowed; use a number in [0, 1)")
+        self.vocab_size, self.hidden, self.layers = vocab_size, hidden, layers
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.lstm = lstm(embed, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def initial_state(self, batch: int, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zero state ``(h, c)`` for ``batch`` sequences."""
+        if device is None:
+            device = self.out.weight.device
+        z = torch.zeros(self.layers, batch, self.hidden, device=device, dtype=dtype)
+        return z, z.clone()
+
+    def forward(self, ids: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None,
+                return_state: bool = False):
+        if ids.dim() != 2:
+            raise ValueError(f"ids of shape {tuple(ids.shape)} are not allowed; use (batch, time) int64 ids")
+        if state is None:
+            state = self.initial_state(ids.shape[0], ids.device)
+        h, state = self.lstm(self.embed(ids), state)
+        logits = self.out(self.drop(h))
+        return (logits, state) if return_state else logits
 
 
 def build_model(name: str, input_shape, num_classes: int = 10, widths=(512,), dropout: float = 0.0) -> nn.Module:

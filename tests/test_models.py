@@ -74,3 +74,62 @@ def test_mlp_stays_a_sequential_with_the_same_layers():
     m = build_model("mlp", (1, 8, 8), 10, [16], dropout=0.5)
     assert isinstance(m, torch.nn.Sequential)
     assert [type(l).__name__ for l in m] == ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+
+
+# --- CharLSTM (exposure study) ---------------------------------------------------------------------
+
+def _manual_lstm_logits(model, ids):
+    """Oracle: the LSTM equations written out (gates i, f, g, o in PyTorch's order), layer by layer."""
+    x = model.embed.weight[ids]                      # (B, T, E)
+    B, T, _ = x.shape
+    for layer in range(model.layers):
+        w_ih = getattr(model.lstm, f"weight_ih_l{layer}")
+        w_hh = getattr(model.lstm, f"weight_hh_l{layer}")
+        b = getattr(model.lstm, f"bias_ih_l{layer}") + getattr(model.lstm, f"bias_hh_l{layer}")
+        h = torch.zeros(B, model.hidden)
+        c = torch.zeros(B, model.hidden)
+        outs = []
+        for t in range(T):
+            i, f, g, o = (x[:, t] @ w_ih.T + h @ w_hh.T + b).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(h)
+        x = torch.stack(outs, 1)
+    return x @ model.out.weight.T + model.out.bias
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_char_lstm_matches_the_written_out_equations(layers):
+    from memlib.models import CharLSTM
+
+    torch.manual_seed(0)
+    model = CharLSTM(11, embed=5, hidden=7, layers=layers).eval()
+    ids = torch.randint(0, 11, (3, 6))
+    with torch.no_grad():
+        logits = model(ids)
+        assert logits.shape == (3, 6, 11)
+        torch.testing.assert_close(logits, _manual_lstm_logits(model, ids), atol=1e-5, rtol=1e-5)
+
+
+def test_char_lstm_scores_a_sequence_in_pieces_from_the_carried_state():
+    from memlib.models import CharLSTM
+
+    torch.manual_seed(1)
+    model = CharLSTM(9, embed=4, hidden=6, layers=2).eval()
+    ids = torch.randint(0, 9, (2, 8))
+    with torch.no_grad():
+        whole = model(ids)
+        first, state = model(ids[:, :5], return_state=True)
+        rest = model(ids[:, 5:], state)
+    assert state[0].shape == (2, 2, 6) and state[1].shape == (2, 2, 6)
+    torch.testing.assert_close(torch.cat([first, rest], 1), whole, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"vocab_size": 1}, "vocab_size"), ({"hidden": 0}, "hidden"),
+                                          ({"layers": 0}, "layers"), ({"dropout": 1.0}, "dropout")])
+def test_char_lstm_rejects_bad_sizes(kwargs, name):
+    from memlib.models import CharLSTM
+
+    args = {"vocab_size": 10} | kwargs
+    with pytest.raises(ValueError, match=name):
+        CharLSTM(**args)
