@@ -260,6 +260,48 @@ def permutation_vs_sklearn(device, repeats, quick, n=1000, d=128, k=10, n_perm=1
                  all_converged=bool(fit.converged.all()))
 
 
+def exposure_trie_vs_brute(device, repeats, quick, d=None, batch_sizes=(1024, 4096, 16384, 65536), d_extra=6,
+                           hidden=128):
+    """Study 11's exact exposure: the log-perplexity of all 10^d digit secrets after the context "\\nthe random number
+    is " (d = 5; quick: 4) under a randomly initialised ``CharLSTM(94, embed=32, hidden=128, layers=1)`` — the work
+    per candidate does not depend on the weights, so no training is needed. memlib's digit trie (each prefix's state
+    computed once, ≈ 10^d / 9 single-step LSTM evaluations) vs ``brute_force_log_perplexities``, the plain way (every
+    candidate's digits through the LSTM from the shared context state, d − 1 steps each). Each is timed at every
+    batch size of ``batch_sizes`` and keeps its best (recorded as ``memlib_batch_size`` / ``baseline_batch_size``).
+    Equal results are checked, not assumed: ``max_abs_diff`` is the largest difference in bits between the two
+    arrays, ``equal_results`` that it is ≤ 1e-3 bits. ``trie_d{d_extra}_s``: the trie alone over 10^d_extra (the
+    study's default d = 6), at its best batch size."""
+    import numpy as np
+
+    from memlib.exposure import brute_force_log_perplexities, trie_log_perplexities
+    from memlib.models import CharLSTM
+    from memlib.text import pydoc_vocab
+
+    d = d if d is not None else (4 if quick else 5)
+    vocab = pydoc_vocab()
+    context, digits = vocab.encode("\nthe random number is "), vocab.encode("0123456789")
+    torch.manual_seed(0)
+    model = CharLSTM(vocab.size, embed=32, hidden=hidden, layers=1).to(device).eval()
+
+    def fastest(fn):
+        times = {b: best_time(lambda: fn(b), repeats) for b in batch_sizes}
+        b = min(times, key=times.get)
+        return times[b], b
+
+    trie = lambda b, dd=d: trie_log_perplexities(model, context, digits, dd, batch_size=b)  # noqa: E731
+    brute = lambda b: brute_force_log_perplexities(model, context, digits, d, batch_size=b)  # noqa: E731
+    t_trie, b_trie = fastest(trie)
+    t_brute, b_brute = fastest(brute)
+    diff = float(np.max(np.abs(trie(b_trie) - brute(b_brute))))
+    t_extra = best_time(lambda: trie(b_trie, d_extra), 1)
+    return entry("exposure_trie_vs_brute", t_trie, t_brute, device,
+                 f"log-perplexity of all 10^{d} digit secrets, CharLSTM 94-32-{hidden} (1 layer, random weights), "
+                 f"digit trie, batch {b_trie}",
+                 f"brute_force_log_perplexities (every candidate from the shared context state), batch {b_brute}",
+                 d=d, memlib_batch_size=b_trie, baseline_batch_size=b_brute, batch_sizes_tried=list(batch_sizes),
+                 max_abs_diff=diff, equal_results=diff <= 1e-3, **{f"trie_d{d_extra}_s": t_extra})
+
+
 def bf16_vs_fp32(device, repeats, quick):
     """Trainer epochs in bf16 autocast vs fp32 (MLP 784-2048-2048-10, 10,000 examples, batch 256); skipped where
     the device has no native bf16 (:func:`memlib.train.fast_bf16`), where TrainConfig refuses bf16."""
@@ -586,6 +628,7 @@ def main(argv=None) -> int:
         "input_grads_vs_loop": lambda: input_grads_vs_loop(device, r, args.quick),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
+        "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),
         "bf16_vs_fp32": lambda: bf16_vs_fp32(device, r, args.quick),
         "scaling": lambda: scaling(device, args.quick),
         "parallel_studies": lambda: parallel_studies(args.quick),  # CPU steps: run when device is cpu or --only

@@ -250,3 +250,14 @@ def test_permutation_step_checks_equal_results_on_a_tiny_problem(bench):
     assert e["max_acc_diff"] < 1.5 / 80 and e["n_acc_differ"] == 0 and e["max_coef_diff"] < 0.01
     assert e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"]) and "80 x 6" in e["what"]
     json.dumps(e, allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- study 11's digit trie
+
+def test_exposure_step_checks_equal_results_on_a_tiny_problem(bench):
+    e = bench.exposure_trie_vs_brute("cpu", 1, True, d=2, batch_sizes=(7, 64), d_extra=3, hidden=16)
+    assert e["name"] == "exposure_trie_vs_brute" and e["equal_results"] is True and e["max_abs_diff"] <= 1e-3
+    assert e["d"] == 2 and e["memlib_batch_size"] in (7, 64) and e["baseline_batch_size"] in (7, 64)
+    assert e["trie_d3_s"] > 0 and e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"])
+    assert "10^2 digit secrets" in e["what"]
+    json.dumps(e, allow_nan=False)
