@@ -1,0 +1,577 @@
+"""Study 11 — exposure of secrets in a character language model (Carlini, Liu, Erlingsson, Kos, Song, "The Secret
+Sharer", USENIX Security 2019), with DP-SGD as the defense.
+
+Canaries. A canary is "the random number is " followed by ``digits`` random digits (the "canary" stream of the
+seed). For every insertion count n of ``insertions`` (0 = never inserted), ``canaries_per_count`` canaries are
+drawn; a count-0 canary is a *control*: the model never saw it, so its rank among all 10^d fillings is uniform
+and P(exposure ≥ e) = 2^−e. Each inserted canary becomes one line ("the random number is 281265\\n") placed n
+times right after randomly chosen line breaks of the training text (the "insert" stream). No canary's digits
+occur in the corpus (checked; a draw that does is redrawn), and no two canaries are equal. The validation text
+is the corpus's last ``valid_fraction``, cut off before any insertion: it never contains a canary.
+
+Model and training. A character-level LSTM (:class:`memlib.models.CharLSTM`) trained with Adam on windows of
+``seq_len`` characters (:func:`memlib.lm.train_lm`); every canary, whatever its count, is in the same training
+text, so one model measures all insertion counts at once (as TensorFlow Privacy's secret sharer does). The
+private models are the same model trained with DP-SGD (:class:`memlib.lm.Privacy`) for ``dp_epochs`` epochs at
+each noise multiplier of ``noise_multipliers``, with their own expected batch size ``dp_batch_size`` and learning
+rate ``dp_lr`` (DP-SGD needs larger batches: the noise on the averaged gradient shrinks as 1/batch); ε comes from Opacus's RDP accountant for ``delta``. A window is
+one DP "example": a canary inserted n times is in up to n windows, so its protection is group privacy for n
+examples (ε grows about n-fold) — the experiment shows what the mechanism does in practice.
+
+Exposure (:mod:`memlib.exposure`). Scored from the context "\\nthe random number is ", over the digits:
+rank = |{r′ : Px(r′) ≤ Px(canary)}| among all 10^d fillings, exposure = log₂ 10^d − log₂ rank — exactly, by the
+digit trie, after every epoch and at ``eval_points`` of the first epoch (``exact_rank``); and by extrapolation
+(a skew-normal fitted to ``n_samples`` sampled fillings, the canaries excluded) for every final model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..claims import Claim, fmt
+from ..config import StrictConfig, get_device, require, stream, stream_seed
+from ..stats import spearman
+from .common import run_cached
+
+STUDY = "exposure"
+PAPER = ("Carlini, Liu, Erlingsson, Kos, Song — The Secret Sharer: Evaluating and Testing Unintended Memorization "
+         "in Neural Networks (USENIX Security 2019, arXiv 1802.08232)")
+#: The canary's fixed words and the scoring context (a canary line follows a line break).
+PREFIX = "the random number is "
+CONTEXT = "\n" + PREFIX
+#: The most candidates the exact rank scores per evaluation, by device kind (10^7 ≈ 1.1·10^6 LSTM steps on CPU).
+MAX_EXACT_CANDIDATES = {"cpu": 10**7, "cuda": 10**10}
+# Claim thresholds, fixed before any result was looked at (STUDIES.md §11).
+#: "Exposure grows with insertions": Spearman ρ(insertions, exposure) ≥ RHO_THRESHOLD over the inserted counts.
+RHO_THRESHOLD = 0.8
+#: A never-inserted canary reaches exposure e with probability 2^−e; MEASURABLE_BITS = log₂ 1000 ≈ 9.97 bits is
+#: reached by chance with probability 1/1000 — above it, memorization is measurable; below it, a canary looks
+#: like one the model never saw.
+MEASURABLE_BITS = math.log2(1000)
+#: "Peaks": the first evaluation within PEAK_TOLERANCE bits of the canary's largest exposure over training.
+PEAK_TOLERANCE = 1.0
+#: Extrapolated and exact exposure "agree": |difference| ≤ AGREE_BITS for every canary whose exact rank is > 1.
+AGREE_BITS = 1.0
+#: A model learned the language: its validation loss is at least LEARN_MARGIN of the way from the unigram
+#: baseline down to the non-private model's loss at the same epoch.
+LEARN_MARGIN = 0.25
+#: The non-private model learned the language: validation loss ≥ LEARN_BITS bits/char below the unigram baseline.
+LEARN_BITS = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(StrictConfig):
+    """Parameters of study 11; see the notebook for what each means."""
+
+    corpus_path: Optional[str] = None
+    n_chars: Optional[int] = 120000
+    valid_fraction: float = 0.1
+    digits: int = 6
+    insertions: tuple[int, ...] = (0, 1, 2, 4, 8, 16)
+    canaries_per_count: int = 1
+    exact_rank: bool = True
+    n_samples: int = 5000
+    embed: int = 32
+    hidden: int = 128
+    layers: int = 1
+    epochs: int = 10
+    batch_size: int = 8
+    seq_len: int = 100
+    lr: float = 0.003
+    clip_norm: float = 5.0
+    eval_points: tuple[float, ...] = (0.25, 0.5, 0.75)
+    noise_multipliers: tuple[float, ...] = (0.3, 1.0)
+    dp_epochs: int = 8
+    dp_batch_size: int = 64
+    dp_lr: float = 0.01
+    max_grad_norm: float = 1.0
+    delta: float = 1e-5
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        from ..lm import LMTrainConfig
+
+        require(isinstance(self.digits, int) and self.digits >= 1, "digits", self.digits,
+                "use a positive number of digits (the paper: 9)")
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        limit = MAX_EXACT_CANDIDATES[kind]
+        require(not self.exact_rank or 10 ** self.digits <= limit, "digits", self.digits,
+                f"it is too large for the exact rank on {kind} (10^{self.digits} candidates per evaluation; at most "
+                f"10^{round(math.log10(limit))} there): use digits ≤ {round(math.log10(limit))}, a GPU "
+                "(device cuda), or exact_rank False (exposure by skew-normal extrapolation only)")
+        require(len(self.insertions) >= 1 and all(isinstance(n, int) and n >= 0 for n in self.insertions)
+                and len(set(self.insertions)) == len(self.insertions), "insertions", self.insertions,
+                "use distinct insertion counts ≥ 0 (0 = a never-inserted control canary)")
+        require(0 in self.insertions, "insertions", self.insertions,
+                "include 0: the never-inserted control canary the claims compare with")
+        require(self.canaries_per_count >= 1, "canaries_per_count", self.canaries_per_count, "use a positive integer")
+        require(all(s > 0 for s in self.noise_multipliers) and len(set(self.noise_multipliers)) ==
+                len(self.noise_multipliers), "noise_multipliers", self.noise_multipliers,
+                "use distinct positive noise multipliers σ (an empty list trains no private model)")
+        require(1 <= self.dp_epochs <= self.epochs, "dp_epochs", self.dp_epochs,
+                f"use 1 … epochs = {self.epochs}: private models are compared with the non-private one at equal epochs")
+        require(self.dp_batch_size >= 1, "dp_batch_size", self.dp_batch_size,
+                "use a positive expected batch size (DP-SGD's Poisson sampling rate is dp_batch_size / windows)")
+        require(self.dp_lr > 0, "dp_lr", self.dp_lr, "use a positive learning rate")
+        require(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "use a positive clipping norm")
+        require(0 < self.delta < 1, "delta", self.delta, "use a probability in (0, 1)")
+        require(self.n_samples >= 100, "n_samples", self.n_samples,
+                "use at least 100 sampled candidates for the skew-normal fit (the paper's estimates use thousands)")
+        require(0 < self.valid_fraction < 0.5, "valid_fraction", self.valid_fraction, "use a fraction in (0, 0.5)")
+        require(self.n_chars is None or self.n_chars >= 20 * self.seq_len, "n_chars", self.n_chars,
+                f"use None (the whole corpus) or at least 20 windows' worth (20 × seq_len = {20 * self.seq_len})")
+        require(self.seed >= 0, "seed", self.seed, "use a non-negative integer")
+        require(self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto", "device",
+                self.device, "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+        from ..models import CharLSTM
+
+        CharLSTM(2, self.embed, self.hidden, self.layers)  # the model's own size checks
+        LMTrainConfig(epochs=self.epochs, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
+                      clip_norm=self.clip_norm, eval_points=self.eval_points, device=self.device, seed=self.seed)
+        text = load_corpus(self.corpus_path)  # a missing, empty or non-UTF-8 file fails here, before any work
+        n = len(text) if self.n_chars is None else min(self.n_chars, len(text))
+        require(n >= 20 * self.seq_len, "corpus_path", self.corpus_path,
+                f"the corpus has {len(text)} characters; use a text of at least 20 × seq_len = {20 * self.seq_len}")
+
+
+def load_corpus(path: Optional[str]) -> str:
+    """The corpus text: the embedded ``pydoc_data.topics`` corpus (:func:`memlib.text.pydoc_corpus`) for None, else
+    the UTF-8 file at ``path``; a missing, unreadable, non-UTF-8 or empty file is a ValueError naming it."""
+    from ..text import pydoc_corpus
+
+    if path is None:
+        return pydoc_corpus()
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"corpus_path={path!r} is not allowed: no such file; give a UTF-8 text file, or None for "
+                         "the embedded pydoc corpus")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"corpus_path={path!r} is not allowed: it is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         "convert it to UTF-8 first") from e
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ValueError(f"corpus_path={path!r} is not allowed: the file is empty; give a file with text")
+    return text
+
+
+# ----------------------------------------------------------------------------- canaries
+
+def draw_canaries(rng: np.random.Generator, n: int, digits: int, corpus: str) -> list[str]:
+    """``n`` distinct ``digits``-digit strings, none of which occurs in ``corpus`` (a draw that does is redrawn)."""
+    out: list[str] = []
+    for _ in range(1000 * n):
+        if len(out) == n:
+            break
+        s = "".join(str(int(v)) for v in rng.integers(0, 10, digits))
+        if s not in out and s not in corpus:
+            out.append(s)
+    if len(out) < n:
+        raise ValueError(f"digits={digits} leaves too few digit strings absent from the corpus; use more digits")
+    return out
+
+
+def insert_lines(text: str, lines: list[str], rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
+    """``(new_text, points, which)``: ``text`` with each of ``lines`` (ending in a line break) placed right after a
+    distinct randomly chosen line break of ``text``; ``points`` are the insertion offsets in the original ``text``
+    (ascending) and ``which[i]`` the index in ``lines`` of the line placed at ``points[i]``. Raises ValueError when
+    ``text`` has fewer line breaks than ``lines``."""
+    breaks = np.flatnonzero(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) == ord("\n")) + 1
+    if len(breaks) < len(lines):
+        raise ValueError(f"the training text has {len(breaks)} line breaks for {len(lines)} canary lines; use a longer "
+                         "corpus (n_chars) or fewer insertions")
+    points = np.sort(rng.choice(breaks, size=len(lines), replace=False))
+    order = rng.permutation(len(lines))
+    parts, last = [], 0
+    for point, k in zip(points, order):
+        parts += [text[last:point], lines[k]]
+        last = int(point)
+    parts.append(text[last:])
+    return "".join(parts), points, order
+
+
+@dataclasses.dataclass
+class Result:
+    """``canaries``: one row per canary (``canary`` id, ``secret`` digits, ``index`` = its candidate number,
+    ``insertions``); ``history``: one row per model and evaluation (``model`` name, ``epoch`` — fractional inside the
+    first epoch — ``step``, ``train_loss`` and ``valid_loss`` in bits/char, ``epsilon`` for private models);
+    ``exposures``: one row per model, evaluation and canary (``rank``, exact ``exposure``, ``px`` = log-perplexity of
+    the digits in bits; NaN ranks without ``exact_rank``); ``final``: one row per model and canary at the end of its
+    training (exact ``rank``/``exposure``, ``skewnorm`` = extrapolated exposure, ``sampled`` = TF Privacy's sampling
+    estimate, ``px``); ``models``: one row per model (``model``, ``noise_multiplier`` (NaN: non-private), ``epochs``,
+    ``epsilon``, ``delta``, final ``valid_loss``, the non-private ``valid_loss`` at the same epoch
+    ``reference_loss``, ``unigram_loss``).
+
+    ``arrays``: ``sample_index`` ``(n_samples,)`` the sampled candidates (canaries excluded); ``sample_px``
+    ``(models, n_samples)`` their log-perplexities under each final model (rows in ``models`` order);
+    ``skewnorm_params`` ``(models, 3)`` the fitted (a, loc, scale); ``canary_index`` ``(canaries,)``;
+    ``insertion_points`` ``(inserted lines,)`` offsets in the training text before insertion, with
+    ``insertion_canary`` the canary id of the line placed there."""
+
+    config: Config
+    canaries: pd.DataFrame
+    history: pd.DataFrame
+    exposures: pd.DataFrame
+    final: pd.DataFrame
+    models: pd.DataFrame
+    arrays: dict
+    meta: dict
+
+
+def model_names(cfg: Config) -> list[str]:
+    """``non-private`` and ``DP σ=…`` per noise multiplier, in the order of ``Result.models``."""
+    return ["non-private"] + [f"DP σ={s:g}" for s in cfg.noise_multipliers]
+
+
+def _compute(cfg: Config, progress: bool):
+    import torch
+
+    from .. import exposure as X
+    from ..lm import LMTrainConfig, Privacy, train_lm, unigram_bits
+    from ..models import CharLSTM
+    from ..text import CharVocab
+
+    corpus = load_corpus(cfg.corpus_path)
+    text = corpus if cfg.n_chars is None else corpus[: cfg.n_chars]
+    n_valid = int(round(cfg.valid_fraction * len(text)))
+    train_text, valid_text = text[: len(text) - n_valid], text[len(text) - n_valid:]
+    rng = np.random.default_rng(stream_seed(cfg.seed, "canary"))
+    counts = [n for n in cfg.insertions for _ in range(cfg.canaries_per_count)]
+    secrets = draw_canaries(rng, len(counts), cfg.digits, corpus)
+    lines = [f"{PREFIX}{s}\n" for s, n in zip(secrets, counts) for _ in range(n)]
+    line_canary = np.array([k for k, n in enumerate(counts) for _ in range(n)], dtype=np.int64)
+    train_with, points, which = insert_lines(train_text, lines, np.random.default_rng(stream_seed(cfg.seed, "insert")))
+    vocab = CharVocab.from_text(train_with + valid_text + CONTEXT + "0123456789")
+    train_ids, valid_ids = vocab.encode(train_with), vocab.encode(valid_text)
+    device = get_device(cfg.device)
+    context = vocab.encode(CONTEXT).to(device)
+    alphabet = vocab.encode("0123456789").to(device)
+    canary_index = np.array([int(s) for s in secrets], dtype=np.int64)
+    space = 10 ** cfg.digits
+
+    def measure(model) -> dict:
+        if not cfg.exact_rank:
+            return {}
+        r, px = X.trie_canary_ranks(model, context, alphabet, cfg.digits, torch.as_tensor(canary_index))
+        return {**{f"rank_{k}": int(v) for k, v in enumerate(r)}, **{f"px_{k}": float(v) for k, v in enumerate(px)}}
+
+    build = lambda: CharLSTM(vocab.size, cfg.embed, cfg.hidden, cfg.layers)  # noqa: E731
+    names = model_names(cfg)
+    runs = []
+    base_cfg = LMTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=cfg.lr,
+                             clip_norm=cfg.clip_norm, eval_points=cfg.eval_points, device=cfg.device, seed=cfg.seed)
+    runs.append((names[0], float("nan"), train_lm(build, train_ids, valid_ids, base_cfg, progress=progress,
+                                                  desc="non-private LSTM", on_eval=measure)))
+    for name, sigma in zip(names[1:], cfg.noise_multipliers):
+        dp_cfg = dataclasses.replace(base_cfg, epochs=cfg.dp_epochs, eval_points=(), batch_size=cfg.dp_batch_size,
+                                     lr=cfg.dp_lr)
+        hist = train_lm(build, train_ids, valid_ids, dp_cfg, private=Privacy(sigma, cfg.max_grad_norm, cfg.delta),
+                        progress=progress, desc=f"DP-SGD σ={sigma:g}", on_eval=measure)
+        runs.append((name, sigma, hist))
+
+    sample_rng = stream(cfg.seed, "samples", device)
+    sample_index = X.sample_candidates(sample_rng, cfg.digits, 10, cfg.n_samples,
+                                       exclude=torch.as_tensor(canary_index)).cpu().numpy()
+    unigram = unigram_bits(train_ids, valid_ids, vocab.size)
+    history, exposures, final, models, sample_px, fits = [], [], [], [], [], []
+    ref = runs[0][2].df.set_index("epoch")
+    for name, sigma, hist in runs:
+        df = hist.df
+        history.append(df[[c for c in ("epoch", "step", "train_loss", "valid_loss", "epsilon") if c in df]]
+                       .assign(model=name))
+        for _, row in df.iterrows():
+            for k, n in enumerate(counts):
+                rank = row.get(f"rank_{k}", float("nan"))
+                exposures.append(dict(model=name, epoch=row.epoch, step=int(row.step), canary=k, insertions=n,
+                                      rank=rank, exposure=X.exposure(int(rank), space) if np.isfinite(rank) else
+                                      float("nan"), px=row.get(f"px_{k}", float("nan"))))
+        model = hist.model
+        spx = X.brute_force_log_perplexities(model, context, alphabet, cfg.digits, torch.as_tensor(sample_index))
+        fit = X.skewnorm_fit(spx)
+        canary_px = X.brute_force_log_perplexities(model, context, alphabet, cfg.digits, torch.as_tensor(canary_index))
+        skew = np.atleast_1d(X.skewnorm_exposure(fit, canary_px))
+        sampled = np.atleast_1d(X.sampled_exposure(spx, canary_px))
+        last = df.iloc[-1]
+        for k, n in enumerate(counts):
+            rank = last.get(f"rank_{k}", float("nan"))
+            final.append(dict(model=name, canary=k, insertions=n, rank=rank,
+                              exposure=X.exposure(int(rank), space) if np.isfinite(rank) else float("nan"),
+                              skewnorm=float(skew[k]), sampled=float(sampled[k]), px=float(canary_px[k])))
+        epochs = float(last.epoch)
+        models.append(dict(model=name, noise_multiplier=sigma, epochs=epochs, epsilon=hist.epsilon if hist.epsilon
+                           is not None else float("nan"), delta=cfg.delta if hist.epsilon is not None else float("nan"),
+                           valid_loss=float(last.valid_loss), reference_loss=float(ref.loc[epochs, "valid_loss"]),
+                           unigram_loss=unigram))
+        sample_px.append(spx)
+        fits.append(fit.params)
+    canaries = pd.DataFrame(dict(canary=np.arange(len(counts)), secret=secrets, index=canary_index,
+                                 insertions=counts))
+    arrays = dict(sample_index=sample_index, sample_px=np.stack(sample_px), skewnorm_params=np.array(fits),
+                  canary_index=canary_index, insertion_points=points.astype(np.int64),
+                  insertion_canary=line_canary[which])
+    tables = {"canaries": canaries, "history": pd.concat(history, ignore_index=True),
+              "exposures": pd.DataFrame(exposures), "final": pd.DataFrame(final), "models": pd.DataFrame(models)}
+    meta = {"vocab_size": vocab.size, "train_chars": len(train_with), "valid_chars": len(valid_text),
+            "space_bits": math.log2(space)}
+    return tables, arrays, meta
+
+
+def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
+    """Insert the canaries, train the non-private and the private models, measure exposure (cached)."""
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+    return Result(config=cfg, arrays=arrays, meta=meta, **tables)
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def curve(result: Result, model: str = "non-private") -> pd.DataFrame:
+    """Exposure over training of ``model``: rows = evaluations (``epoch``), columns = canaries (``n=…`` by insertion
+    count, numbered when a count has several), with ``train_loss`` and ``valid_loss``."""
+    e = result.exposures[result.exposures.model == model]
+    label = canary_labels(result)
+    t = e.pivot_table(index="epoch", columns="canary", values="exposure", dropna=False)
+    t.columns = [label[c] for c in t.columns]
+    h = result.history[result.history.model == model].set_index("epoch")[["train_loss", "valid_loss"]]
+    return t.join(h)
+
+
+def canary_labels(result: Result) -> dict[int, str]:
+    """``{canary id: "n=4"}`` (``"n=4 #2"`` when a count has several canaries; ``"control"`` for n = 0)."""
+    c = result.canaries
+    out = {}
+    for n, group in c.groupby("insertions", sort=True):
+        for j, k in enumerate(group.canary):
+            base = "control" if n == 0 else f"n={n}"
+            out[int(k)] = base if len(group) == 1 else f"{base} #{j + 1}"
+    return out
+
+
+def by_insertions(result: Result, model: str = "non-private", column: str = "exposure") -> pd.Series:
+    """Mean final ``column`` (exposure, skewnorm, …) of ``model`` per insertion count."""
+    f = result.final[result.final.model == model]
+    return f.groupby("insertions")[column].mean()
+
+
+def _peak_and_minimum(result: Result) -> tuple[float, float, float, str]:
+    """For the non-private model's most-inserted canary (mean over its canaries): the epoch of its peak (first
+    evaluation within PEAK_TOLERANCE of its largest exposure), the epoch of the validation-loss minimum, the largest
+    exposure, and the canary label."""
+    c = curve(result)
+    n_max = int(result.canaries.insertions.max())
+    cols = [lab for k, lab in canary_labels(result).items()
+            if int(result.canaries.set_index("canary").insertions[k]) == n_max]
+    e = c[cols].mean(axis=1)
+    if e.isna().all():
+        return float("nan"), float(c.valid_loss.idxmin()), float("nan"), f"n={n_max}"
+    peak = float(e[e >= e.max() - PEAK_TOLERANCE].index[0])
+    return peak, float(c.valid_loss.idxmin()), float(e.max()), f"n={n_max}"
+
+
+def claims(result: Result) -> list[Claim]:
+    """STUDIES.md §11, thresholds fixed before any result was seen (see the module constants). Without the exact
+    rank (``exact_rank=False``) the claims that need it say no, with the reason."""
+    cfg = result.config
+    exact = cfg.exact_rank
+    no_exact = "; not measured: exact_rank is False" if not exact else ""
+    m = result.models.set_index("model")
+    np_row = m.loc["non-private"]
+    learned_np = bool(np_row.valid_loss <= np_row.unigram_loss - LEARN_BITS)
+    note_np = "" if learned_np else (f"; the model did not learn: valid loss {fmt(np_row.valid_loss)} vs unigram "
+                                     f"{fmt(np_row.unigram_loss)} bits/char")
+    out = []
+
+    # 1. exposure grows with insertions
+    g = by_insertions(result)
+    inserted = g[g.index > 0]
+    rho = spearman(inserted.index.to_numpy(float), inserted.to_numpy()) if len(inserted) >= 3 else float("nan")
+    out.append(Claim(
+        "exposure_grows_with_insertions",
+        f"The exact exposure of the final non-private model grows with the number of insertions (Spearman ρ ≥ "
+        f"{RHO_THRESHOLD} over the inserted counts, ≥ 3 of them)",
+        "exposure increases with insertions; rank 1 at moderate counts",
+        f"ρ = {fmt(rho)}; " + ", ".join(f"n={n}: {fmt(v)}" for n, v in inserted.items())
+        + f" bits (max {fmt(result.meta['space_bits'])}){note_np}{no_exact}",
+        bool(exact and learned_np and rho >= RHO_THRESHOLD)))
+
+    # 2. the control stays low
+    e = result.exposures
+    ctrl = e[(e.model == "non-private") & (e.insertions == 0)].exposure
+    out.append(Claim(
+        "control_stays_low",
+        f"The never-inserted control canary's exposure stays below log₂ 1000 = {MEASURABLE_BITS:.2f} bits at every "
+        "evaluation of the non-private model (a canary the model never saw reaches it with probability 1/1000)",
+        "exposure ≈ 0 for 0 insertions",
+        f"max {fmt(ctrl.max())} bits over {ctrl.notna().sum()} evaluations (final {fmt(ctrl.iloc[-1] if len(ctrl) else float('nan'))})"
+        f"{no_exact}",
+        bool(exact and ctrl.notna().any() and ctrl.max() < MEASURABLE_BITS)))
+
+    # 3. memorization early and not overfitting
+    peak, vmin, top, label = _peak_and_minimum(result)
+    c = curve(result)
+    first = c[(c.index > 0) & (c.index <= 1)]
+    cols = [lab for lab in c.columns if lab.split(" ")[0] == label]
+    rise = float(first[cols].mean(axis=1).max()) if len(first) and cols else float("nan")
+    last_epoch = float(c.index.max())
+    out.append(Claim(
+        "early_and_before_overfitting",
+        f"The most-inserted canary ({label}) becomes measurable within the first epoch (exposure ≥ "
+        f"{MEASURABLE_BITS:.2f} bits at an evaluation in epoch (0, 1]), and its exposure peaks (first evaluation "
+        f"within {PEAK_TOLERANCE:g} bit of its maximum) before the validation loss reaches its minimum",
+        "memorization starts in the first epoch and peaks before overfitting begins",
+        f"first-epoch max {fmt(rise)} bits; peak {fmt(top)} bits at epoch {fmt(peak)}; validation-loss minimum at "
+        f"epoch {fmt(vmin)} of {fmt(last_epoch)}" + (" (still falling at the end)" if vmin == last_epoch else "")
+        + note_np + no_exact,
+        bool(exact and learned_np and rise >= MEASURABLE_BITS and peak < vmin)))
+
+    # 4. extrapolation vs exact
+    f = result.final
+    both = f[f["rank"] > 1] if exact else f.iloc[0:0]
+    diff = (both.skewnorm - both.exposure).abs()
+    out.append(Claim(
+        "extrapolation_matches_exact",
+        f"Skew-normal extrapolation ({cfg.n_samples} sampled candidates) and the exact exposure agree within "
+        f"{AGREE_BITS:g} bit for every canary of every final model whose exact rank is > 1 (at rank 1 the exact "
+        "value is only a lower bound)",
+        "the skew-normal fits 'nearly perfectly'",
+        (f"max |Δ| {fmt(diff.max())} bits, median {fmt(diff.median())}, over {len(both)} canaries "
+         f"({int((diff <= AGREE_BITS).sum())} within {AGREE_BITS:g}); {int((f['rank'] == 1).sum())} at rank 1 left out"
+         if len(both) else "no canary with an exact rank > 1" + no_exact),
+        bool(exact and len(both) >= 3 and diff.max() <= AGREE_BITS)))
+
+    # 5. DP-SGD
+    private = m[m.noise_multiplier.notna()]
+    parts, ok = [], bool(exact and len(private))
+    for name, row in private.iterrows():
+        fe = f[(f.model == name) & (f.insertions > 0)].exposure.max()
+        ref = e[(e.model == "non-private") & (e.epoch == row.epochs) & (e.insertions > 0)].exposure.max()
+        learned = row.valid_loss <= row.unigram_loss - LEARN_MARGIN * (row.unigram_loss - row.reference_loss)
+        ok = bool(ok and learned and fe < MEASURABLE_BITS and ref >= MEASURABLE_BITS)
+        parts.append(f"{name} (ε = {fmt(row.epsilon)} at δ = {row.delta:g}): max inserted {fmt(fe)} bits vs "
+                     f"non-private {fmt(ref)} at epoch {fmt(row.epochs)}; valid loss {fmt(row.valid_loss)} vs "
+                     f"{fmt(row.reference_loss)} (unigram {fmt(row.unigram_loss)})" + ("" if learned else " — did not learn"))
+    out.append(Claim(
+        "dp_sgd_removes_exposure",
+        f"Every DP-SGD model keeps every inserted canary below {MEASURABLE_BITS:.2f} bits (like a never-inserted one) "
+        "where the non-private model at the same epoch exceeds it, while still learning the language (validation loss "
+        f"≥ {LEARN_MARGIN:g} of the way from the unigram baseline to the non-private model's)",
+        "DP-SGD removes measurable memorization, even without a meaningful guarantee",
+        ("; ".join(parts) if parts else "no private model (noise_multipliers is empty)") + no_exact, ok))
+    return out
+
+
+def headline(result: Result) -> dict:
+    """Final exposures per model and canary, ε per private model, and the losses."""
+    labels = canary_labels(result)
+    f = result.final
+    return {"space_bits": result.meta["space_bits"],
+            "final": {name: {labels[int(r.canary)]: {"exposure": float(r.exposure), "skewnorm": float(r.skewnorm),
+                                                     "rank": float(r["rank"])} for _, r in g.iterrows()}
+                      for name, g in f.groupby("model", sort=False)},
+            "models": result.models.set_index("model")[["epsilon", "valid_loss", "reference_loss", "unigram_loss"]]
+            .to_dict(orient="index")}
+
+
+# ----------------------------------------------------------------------------- figures
+
+def plot_exposure_vs_insertions(result: Result, ax=None):
+    """Final exposure (exact: dots and lines; skew-normal extrapolation: open markers) against the number of
+    insertions, for the non-private model and each DP-SGD model."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import legend
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.8))
+    names = list(result.models.model)
+    counts = sorted(result.canaries.insertions.unique())
+    pos = {n: i for i, n in enumerate(counts)}
+    for i, name in enumerate(names):
+        f = result.final[result.final.model == name]
+        x = f.insertions.map(pos) + (i - (len(names) - 1) / 2) * 0.08
+        color = f"C{i}"
+        g = f.groupby("insertions").exposure.mean()
+        ax.plot([pos[n] for n in g.index], g.to_numpy(), "-o", color=color, label=f"{name} (exact)")
+        ax.scatter(x, f.skewnorm.clip(upper=2 * result.meta["space_bits"]), marker="s", facecolors="none",
+                   edgecolors=color, s=30, label=f"{name} (skew-normal)")
+    ax.axhline(result.meta["space_bits"], color="0.3", ls=":", lw=1)
+    ax.text(0, result.meta["space_bits"], " rank 1 (log₂|R|)", va="bottom", fontsize=7, color="0.3")
+    ax.axhline(MEASURABLE_BITS, color="0.5", ls="--", lw=1)
+    ax.text(0, MEASURABLE_BITS, " chance level 1/1000", va="bottom", fontsize=7, color="0.5")
+    ax.set_xticks(range(len(counts)), ["0 (control)" if n == 0 else str(n) for n in counts])
+    ax.set(xlabel="insertions of the canary", ylabel="exposure (bits)", title="Exposure vs insertions")
+    legend(ax, fontsize=7)
+    return fig
+
+
+def plot_exposure_over_training(result: Result, model: str = "non-private", ax=None):
+    """Exact exposure of every canary after every evaluation (left axis) with training and validation loss
+    (right axis, bits/char); dashed: the validation-loss minimum."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.8))
+    c = curve(result, model)
+    labels = [lab for lab in c.columns if lab not in ("train_loss", "valid_loss")]
+    for i, lab in enumerate(labels):
+        ax.plot(c.index, c[lab], "-o", ms=3, color=f"C{i}", label=lab)
+    ax.axhline(MEASURABLE_BITS, color="0.5", ls="--", lw=1)
+    ax.set(xlabel="epoch", ylabel="exposure (bits)", ylim=(0, result.meta["space_bits"] * 1.05),
+           title=f"Exposure over training ({model})")
+    ax2 = ax.twinx()
+    ax2.plot(c.index, c.train_loss, color="0.4", lw=1.2, ls="-", label="train loss")
+    ax2.plot(c.index, c.valid_loss, color="k", lw=1.5, ls="-.", label="valid loss")
+    ax2.axvline(c.valid_loss.idxmin(), color="k", ls=":", lw=1)
+    ax2.set_ylabel("loss (bits/char)")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
+    return fig
+
+
+def plot_skewnorm_fit(result: Result, model: str = "non-private", ax=None):
+    """Histogram of the sampled candidates' log-perplexities under ``model``, the fitted skew-normal density, and
+    every canary's log-perplexity marked."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 3.6))
+    names = list(result.models.model)
+    i = names.index(model)
+    px = result.arrays["sample_px"][i]
+    a, loc, scale = result.arrays["skewnorm_params"][i]
+    f = result.final[result.final.model == model]
+    lo = min(px.min(), f.px.min()) - 1
+    hi = px.max() + 1
+    ax.hist(px, bins=60, density=True, color="0.75", label=f"{len(px)} sampled candidates")
+    grid = np.linspace(lo, hi, 400)
+    ax.plot(grid, stats.skewnorm.pdf(grid, a, loc, scale), color="C0", label=f"skew-normal fit (a = {a:.2f})")
+    labels = canary_labels(result)
+    for j, (_, r) in enumerate(f.iterrows()):
+        ax.axvline(r.px, color=f"C{j + 1}", lw=1.2, label=f"{labels[int(r.canary)]}: {fmt(r.exposure)} exact / "
+                   f"{fmt(r.skewnorm)} extrap.")
+    ax.set(xlabel="log-perplexity of the digits (bits)", ylabel="density", xlim=(lo, hi),
+           title=f"Candidate log-perplexities ({model})")
+    ax.legend(fontsize=6.5, loc="upper left")
+    return fig
+
+
+def explore(result: Result):
+    """Interactive view: the skew-normal fit and the exposure curve of one model (ipywidgets)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from ..plots import interactive
+
+    def show(model):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+        plot_skewnorm_fit(result, model, ax=axes[0])
+        plot_exposure_over_training(result, model, ax=axes[1])
+        plt.show()
+
+    names = list(result.models.model)
+    return interactive(show, model=widgets.Dropdown(options=names, value=names[0]))

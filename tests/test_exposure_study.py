@@ -1,0 +1,175 @@
+"""Study 11 (exposure): canaries, insertion, corpus loading, bad input before any work, and claims on hand-made
+results that must say yes — and no when one definition fails."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memlib.studies import exposure as study
+
+
+# ----------------------------------------------------------------------------- canaries and insertion
+
+def test_canaries_are_distinct_and_absent_from_the_corpus():
+    corpus = "digits 0123456 appear here"
+    got = study.draw_canaries(np.random.default_rng(0), 3, 1, corpus)
+    assert sorted(got) == ["7", "8", "9"]  # every other single digit occurs in the corpus
+    with pytest.raises(ValueError, match="digits"):
+        study.draw_canaries(np.random.default_rng(0), 4, 1, corpus)
+    many = study.draw_canaries(np.random.default_rng(1), 50, 4, "1234 5678")
+    assert len(set(many)) == 50 and all(len(s) == 4 and s.isdigit() and s not in "1234 5678" for s in many)
+
+
+def test_lines_go_in_after_line_breaks_and_come_out_again():
+    text = "alpha\nbeta\ngamma\ndelta\n"
+    lines = ["X1\n", "X2\n", "X2\n"]
+    new, points, which = study.insert_lines(text, lines, np.random.default_rng(3))
+    breaks = [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    assert list(points) == sorted(points) and set(points) <= set(breaks) and len(set(points)) == 3
+    assert sorted(which.tolist()) == [0, 1, 2]
+    assert new.count("X1\n") == 1 and new.count("X2\n") == 2
+    assert new.replace("X1\n", "").replace("X2\n", "") == text  # nothing else changed
+    # rebuild by hand from points and which
+    parts, last = [], 0
+    for p, k in zip(points, which):
+        parts += [text[last:p], lines[k]]
+        last = p
+    assert "".join(parts) + text[last:] == new
+    with pytest.raises(ValueError, match="line breaks"):
+        study.insert_lines("no breaks", ["X\n"], np.random.default_rng(0))
+
+
+# ----------------------------------------------------------------------------- corpus and bad input
+
+def test_corpus_file_is_read_as_utf8(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("héllo\r\nworld\n", encoding="utf-8")
+    assert study.load_corpus(str(p)) == "héllo\nworld\n"
+    assert len(study.load_corpus(None)) > 100000  # the embedded pydoc corpus
+
+
+@pytest.mark.parametrize("content, match", [(None, "no such file"), (b"", "empty"), (b"  \n ", "empty"),
+                                            (b"abc\xff\xfe", "not UTF-8")])
+def test_bad_corpus_files_are_refused_before_any_work(tmp_path, content, match):
+    p = tmp_path / "c.txt"
+    if content is not None:
+        p.write_bytes(content)
+    with pytest.raises(ValueError, match=f"corpus_path.*{match}"):
+        study.Config(corpus_path=str(p))
+
+
+def test_a_short_corpus_is_refused(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text("short text\n" * 10)
+    with pytest.raises(ValueError, match="corpus_path"):
+        study.Config(corpus_path=str(p))
+
+
+@pytest.mark.parametrize("kwargs, name, says", [
+    ({"digits": 0}, "digits", "positive"),
+    ({"digits": 8}, "digits", "exact_rank False"),
+    ({"insertions": (0, 1, -1)}, "insertions", "≥ 0"),
+    ({"insertions": (1, 2, 4)}, "insertions", "include 0"),
+    ({"noise_multipliers": (0.0,)}, "noise_multipliers", "positive"),
+    ({"noise_multipliers": (-1.0, 1.0)}, "noise_multipliers", "positive"),
+    ({"dp_epochs": 13}, "dp_epochs", "epochs"),
+    ({"n_samples": 10}, "n_samples", "100"),
+    ({"eval_points": (0.5, 1.5)}, "eval_points", "fractions"),
+    ({"hidden": 0}, "hidden", "integer"),
+])
+def test_bad_parameters_are_refused_with_their_name(kwargs, name, says):
+    with pytest.raises(ValueError, match=name) as e:
+        study.Config(**kwargs)
+    assert says in str(e.value)
+
+
+def test_large_digits_pass_without_the_exact_rank_or_on_a_gpu():
+    study.Config(digits=9, exact_rank=False)
+    study.Config(digits=9, device="cuda")
+
+
+# ----------------------------------------------------------------------------- claims on hand-made results
+
+def fake_result(exp_final=(3.0, 5.0, 12.0, 18.0, 19.93), control=1.0, first_epoch=12.0, peak_epoch=3,
+                valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.3), skew_shift=0.3, dp_final=1.5, dp_loss=3.5):
+    """A Result as the study would build it, written out by hand: 6 canaries (control + n = 1, 2, 4, 8, 16), a
+    non-private model evaluated at epochs 0, 0.5, 1 … 7 (the most-inserted canary rises to 19.93 at ``peak_epoch``),
+    one DP model of 4 epochs."""
+    counts = [0, 1, 2, 4, 8, 16]
+    space_bits = math.log2(10**6)
+    canaries = pd.DataFrame(dict(canary=range(6), secret=[f"{k:06d}" for k in range(6)], index=range(6),
+                                 insertions=counts))
+    epochs = [0.0, 0.5] + [float(e) for e in range(1, 8)]
+    losses = dict(zip(epochs, [6.0, 4.5] + list(valid)))
+    rows, hist = [], []
+    for ep in epochs:
+        hist.append(dict(model="non-private", epoch=ep, step=int(ep * 10), train_loss=losses[ep] - 0.1,
+                         valid_loss=losses[ep]))
+        for k, n in enumerate(counts):
+            if n == 0:
+                e = control
+            elif n == 16:
+                e = 1.0 if ep == 0 else (first_epoch if ep <= 1 else (space_bits if ep >= peak_epoch else 15.0))
+            else:
+                e = exp_final[k - 1] * min(1.0, ep / 7) if ep else 0.5
+            rank = round(2 ** (space_bits - e))
+            rows.append(dict(model="non-private", epoch=ep, step=int(ep * 10), canary=k, insertions=n, rank=rank,
+                             exposure=e, px=20.0 - e))
+    for ep in [0.0, 1.0, 2.0, 3.0, 4.0]:
+        hist.append(dict(model="DP σ=1", epoch=ep, step=int(ep * 10), train_loss=5.0, valid_loss=dp_loss, epsilon=ep))
+        for k, n in enumerate(counts):
+            rows.append(dict(model="DP σ=1", epoch=ep, step=int(ep * 10), canary=k, insertions=n,
+                             rank=round(2 ** (space_bits - dp_final)), exposure=dp_final, px=30.0))
+    ex = pd.DataFrame(rows)
+    final = []
+    for name in ("non-private", "DP σ=1"):
+        last = ex[(ex.model == name) & (ex.epoch == ex[ex.model == name].epoch.max())]
+        for _, r in last.iterrows():
+            final.append(dict(model=name, canary=r.canary, insertions=r.insertions, rank=r["rank"], exposure=r.exposure,
+                              skewnorm=r.exposure + skew_shift, sampled=min(r.exposure, 12.0), px=r.px))
+    models = pd.DataFrame([
+        dict(model="non-private", noise_multiplier=float("nan"), epochs=7.0, epsilon=float("nan"),
+             delta=float("nan"), valid_loss=losses[7.0], reference_loss=losses[7.0], unigram_loss=4.6),
+        dict(model="DP σ=1", noise_multiplier=1.0, epochs=4.0, epsilon=4.0, delta=1e-5, valid_loss=dp_loss,
+             reference_loss=losses[4.0], unigram_loss=4.6)])
+    cfg = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, eval_points=(0.5,))
+    arrays = dict(sample_index=np.arange(100), sample_px=np.zeros((2, 100)), skewnorm_params=np.zeros((2, 3)),
+                  canary_index=np.arange(6), insertion_points=np.zeros(31, np.int64),
+                  insertion_canary=np.zeros(31, np.int64))
+    return study.Result(config=cfg, canaries=canaries, history=pd.DataFrame(hist), exposures=ex,
+                        final=pd.DataFrame(final), models=models, arrays=arrays,
+                        meta={"space_bits": space_bits})
+
+
+def verdicts(result):
+    return {c.id: c.reproduced for c in study.claims(result)}
+
+
+def test_claims_say_yes_when_the_experiment_shows_it():
+    assert verdicts(fake_result()) == {"exposure_grows_with_insertions": True, "control_stays_low": True,
+                                       "early_and_before_overfitting": True, "extrapolation_matches_exact": True,
+                                       "dp_sgd_removes_exposure": True}
+
+
+@pytest.mark.parametrize("kwargs, claim", [
+    ({"exp_final": (3.0, 18.0, 12.0, 5.0, 19.93)}, "exposure_grows_with_insertions"),  # ρ = 0.3
+    ({"control": 10.5}, "control_stays_low"),
+    ({"first_epoch": 8.0}, "early_and_before_overfitting"),        # not measurable in the first epoch
+    ({"peak_epoch": 7}, "early_and_before_overfitting"),           # peaks at the validation-loss minimum
+    ({"skew_shift": 1.5}, "extrapolation_matches_exact"),
+    ({"dp_final": 11.0}, "dp_sgd_removes_exposure"),               # the private model still exposes a canary
+    ({"dp_loss": 4.5}, "dp_sgd_removes_exposure"),                 # the private model did not learn
+])
+def test_each_claim_says_no_when_its_definition_fails(kwargs, claim):
+    v = verdicts(fake_result(**kwargs))
+    assert v[claim] is False
+    assert sum(not x for x in v.values()) == 1, v  # and only that one
+
+
+def test_the_curve_and_labels_follow_the_canaries():
+    r = fake_result()
+    assert study.canary_labels(r) == {0: "control", 1: "n=1", 2: "n=2", 3: "n=4", 4: "n=8", 5: "n=16"}
+    c = study.curve(r)
+    assert list(c.index) == [0.0, 0.5] + [float(e) for e in range(1, 8)]
+    assert c.loc[3.0, "n=16"] == pytest.approx(r.meta["space_bits"]) and c.loc[7.0, "valid_loss"] == 2.3
