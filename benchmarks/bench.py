@@ -302,6 +302,53 @@ def exposure_trie_vs_brute(device, repeats, quick, d=None, batch_sizes=(1024, 40
                  max_abs_diff=diff, equal_results=diff <= 1e-3, **{f"trie_d{d_extra}_s": t_extra})
 
 
+def dp_grads_vs_dplstm(device, repeats, quick, batch=64, seq_len=100, hidden=128, vocab=92):
+    """Study 11's DP-SGD step: every window's own gradient for a batch of ``batch`` windows of ``seq_len`` characters
+    under ``CharLSTM(vocab, embed=32, hidden, layers=1)`` — memlib's ``per_example_gradients`` (one backward pass,
+    then one batched product over time per weight) vs Opacus's own recurrent layer ``DPLSTM`` wrapped in its
+    ``GradSampleModule`` (per-time-step hooks), the same weights. Equal results are checked, not assumed:
+    ``max_rel_diff`` is the largest difference of any per-window gradient relative to that parameter's largest
+    entry, ``equal_results`` that it is ≤ 1e-4."""
+    import warnings
+
+    from opacus import GradSampleModule
+    from opacus.layers import DPLSTM
+
+    from memlib.lm import per_example_gradients
+    from memlib.models import CharLSTM
+
+    batch = 16 if quick else batch
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, vocab, (batch, seq_len), generator=g).to(device)
+    y = torch.randint(0, vocab, (batch, seq_len), generator=g).to(device)
+    torch.manual_seed(0)
+    ours = CharLSTM(vocab, embed=32, hidden=hidden).to(device)
+    theirs = CharLSTM(vocab, embed=32, hidden=hidden, lstm=DPLSTM).to(device)
+    for a, b in ((theirs.embed, ours.embed), (theirs.lstm, ours.lstm), (theirs.out, ours.out)):
+        a.load_state_dict(b.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gsm = GradSampleModule(theirs, loss_reduction="sum")
+
+    def opacus_step():
+        gsm.zero_grad(set_to_none=True)
+        for p in theirs.parameters():
+            p.grad_sample = None
+        logits = gsm(x)
+        F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1), reduction="none").view(batch, -1).mean(1).sum().backward()
+        return {n: p.grad_sample for n, p in theirs.named_parameters()}
+
+    t_ours = best_time(lambda: per_example_gradients(ours, x, y), repeats)
+    t_theirs = best_time(opacus_step, repeats)
+    _, mine = per_example_gradients(ours, x, y)
+    ref = opacus_step()
+    diff = max(float((mine[n] - ref[n]).abs().max() / ref[n].abs().max().clamp_min(1e-12)) for n in mine)
+    return entry("dp_grads_vs_dplstm", t_ours, t_theirs, device,
+                 f"per-window gradients of {batch} windows x {seq_len} characters, CharLSTM {vocab}-32-{hidden} (1 layer)",
+                 "Opacus DPLSTM in GradSampleModule (per-time-step grad-sample hooks), same weights",
+                 max_rel_diff=diff, equal_results=diff <= 1e-4)
+
+
 def bf16_vs_fp32(device, repeats, quick):
     """Trainer epochs in bf16 autocast vs fp32 (MLP 784-2048-2048-10, 10,000 examples, batch 256); skipped where
     the device has no native bf16 (:func:`memlib.train.fast_bf16`), where TrainConfig refuses bf16."""
@@ -629,6 +676,7 @@ def main(argv=None) -> int:
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),
+        "dp_grads_vs_dplstm": lambda: dp_grads_vs_dplstm(device, r, args.quick),
         "bf16_vs_fp32": lambda: bf16_vs_fp32(device, r, args.quick),
         "scaling": lambda: scaling(device, args.quick),
         "parallel_studies": lambda: parallel_studies(args.quick),  # CPU steps: run when device is cpu or --only

@@ -23,8 +23,9 @@ validation loss after every epoch — and, with ``eval_points``, at fractions of
   Opacus is imported here only, inside the private path.
 
 Per-example gradients. Opacus's own recurrent layer (``DPLSTM``) collects each time step's gradient
-contribution separately and was measured about 18× slower than a non-private epoch on this study's model
-(hidden 256, windows of 100). :func:`per_example_gradients` instead runs the same LSTM equations on the
+contribution separately: an epoch with it took 18× a non-private epoch (hidden 256, 32 windows of 100), and its
+per-window gradients take 2.4× the time of ours at study 11's default (hidden 128, 64 windows of 100;
+``benchmarks/bench.py --only dp_grads_vs_dplstm``). :func:`per_example_gradients` instead runs the same LSTM equations on the
 model's own ``nn.LSTM`` weights, takes the gradient of the loss with respect to every gate pre-activation
 δ[b, t] in one backward pass, and forms each weight's per-window gradient as one batched product over time,
 e.g. ``∂ℓ_b/∂W_hh = Σ_t δ[b, t] h[b, t−1]ᵀ``. tests/test_lm.py checks it against a backward pass per window

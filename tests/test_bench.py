@@ -261,3 +261,12 @@ def test_exposure_step_checks_equal_results_on_a_tiny_problem(bench):
     assert e["trie_d3_s"] > 0 and e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"])
     assert "10^2 digit secrets" in e["what"]
     json.dumps(e, allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- study 11's per-window gradients for DP-SGD
+
+def test_dp_grads_step_checks_equal_results_on_a_tiny_problem(bench):
+    e = bench.dp_grads_vs_dplstm("cpu", 1, True, seq_len=5, hidden=6, vocab=7)
+    assert e["name"] == "dp_grads_vs_dplstm" and e["equal_results"] is True and e["max_rel_diff"] <= 1e-4
+    assert e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"]) and "16 windows x 5" in e["what"]
+    json.dumps(e, allow_nan=False)
