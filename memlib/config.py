@@ -237,6 +237,14 @@ def require(cond: bool, name: str, value, allowed: str) -> None:
         raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
 
 
+def positive_int(name: str, v) -> int:
+    """``v`` as an int when it is a positive integer (Python or NumPy, not bool); else :func:`require`'s error."""
+    import numpy as np
+
+    require(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1, name, v, "use a positive integer")
+    return int(v)
+
+
 def load_profile(profile: str, study: str) -> dict:
     """Parameter overrides of ``study`` in ``profiles/<profile>.yaml`` (``default`` has none)."""
     import yaml

@@ -66,6 +66,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import positive_int as _positive_int
+from .config import require as _require
+
 #: Default number of sequences (trie nodes or candidates) per LSTM call.
 DEFAULT_BATCH_SIZE = 16384
 #: Largest |R| returned as one array by :func:`trie_log_perplexities` / :func:`brute_force_log_perplexities`
@@ -79,15 +82,6 @@ DEFAULT_WINDOW = 1e-3
 _LN2 = math.log(2.0)
 
 
-def _require(cond: bool, name: str, value, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
-
-
-def _positive_int(name: str, v) -> int:
-    _require(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1, name, v,
-             "use a positive integer")
-    return int(v)
 
 
 def _space_size(d: int, A: int) -> int:
@@ -229,11 +223,7 @@ def brute_force_log_perplexities(model: nn.Module, context, alphabet, d: int, in
 
     ``indices``: only these candidates (e.g. a sample for :func:`skewnorm_fit`), in the given order; None: all of R
     in index order (refused above :data:`MAX_FULL_CANDIDATES`). Returns float64 ``(n,)``."""
-    batch_size = _positive_int("batch_size", batch_size)
-    d = _positive_int("d", d)
-    dev = _device(model)
-    ctx = _check_ids("context", context, dev)
-    alpha = _check_alphabet(alphabet, dev)
+    batch_size, d, dev, ctx, alpha = _scoring_args(model, context, alphabet, d, batch_size)
     A = len(alpha)
     size = _space_size(d, A)
     if indices is None:
@@ -255,15 +245,18 @@ def brute_force_log_perplexities(model: nn.Module, context, alphabet, d: int, in
 
 # ----------------------------------------------------------------------------- the digit trie
 
+def _scoring_args(model: nn.Module, context, alphabet, d: int, batch_size: int):
+    """The checked arguments of a scoring function: ``(batch_size, d, device, context ids, alphabet ids)``."""
+    dev = _device(model)
+    return (_positive_int("batch_size", batch_size), _positive_int("d", d), dev, _check_ids("context", context, dev),
+            _check_alphabet(alphabet, dev))
+
+
 def _trie_blocks(model: nn.Module, context, alphabet, d: int, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     """The trie's stream as float64 tensors on the model's device (see the module docstring). Each model call runs
     in eval mode under no_grad with the mode restored right after, so nothing leaks to the consumer between
     blocks."""
-    batch_size = _positive_int("batch_size", batch_size)
-    d = _positive_int("d", d)
-    dev = _device(model)
-    ctx = _check_ids("context", context, dev)
-    alpha = _check_alphabet(alphabet, dev)
+    batch_size, d, dev, ctx, alpha = _scoring_args(model, context, alphabet, d, batch_size)
     A = len(alpha)
 
     def expand(level: int, state, px: torch.Tensor, nlp: torch.Tensor, start: int):

@@ -43,6 +43,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from .config import positive_int as _positive_int
+from .config import require as _require
+
 #: scikit-learn's ``LogisticRegression`` default inverse penalty strength.
 DEFAULT_C = 1.0
 #: Largest gradient entry at which a fit stops (scikit-learn's default ``tol``).
@@ -54,15 +57,6 @@ ARMIJO_C1 = 1e-4
 MAX_HALVINGS = 40
 
 
-def _require(cond: bool, name: str, value, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
-
-
-def _positive_int(name: str, v) -> int:
-    _require(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1, name, v,
-             "use a positive integer")
-    return int(v)
 
 
 # ----------------------------------------------------------------------------- labels and p-values
