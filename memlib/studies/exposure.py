@@ -549,10 +549,10 @@ def plot_skewnorm_fit(result: Result, model: str = "non-private", ax=None):
     hi = px.max() + 1
     ax.hist(px, bins=60, density=True, color="0.75", label=f"{len(px)} sampled candidates")
     grid = np.linspace(lo, hi, 400)
-    ax.plot(grid, stats.skewnorm.pdf(grid, a, loc, scale), color="C0", label=f"skew-normal fit (a = {a:.2f})")
+    ax.plot(grid, stats.skewnorm.pdf(grid, a, loc, scale), color="k", label=f"skew-normal fit (a = {a:.2f})")
     labels = canary_labels(result)
     for j, (_, r) in enumerate(f.iterrows()):
-        ax.axvline(r.px, color=f"C{j + 1}", lw=1.2, label=f"{labels[int(r.canary)]}: {fmt(r.exposure)} exact / "
+        ax.axvline(r.px, color=f"C{j}", lw=1.2, label=f"{labels[int(r.canary)]}: {fmt(r.exposure)} exact / "
                    f"{fmt(r.skewnorm)} extrap.")
     ax.set(xlabel="log-perplexity of the digits (bits)", ylabel="density", xlim=(lo, hi),
            title=f"Candidate log-perplexities ({model})")
