@@ -16,9 +16,9 @@ FORCE ?=
 # Idle OpenMP threads sleep instead of spinning: with another busy process on the cores, spinning made torch 40x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 STUDIES := $(shell ls notebooks 2>/dev/null | sed -n 's/^[0-9][0-9]_\(.*\)\.ipynb$$/\1/p' | grep -v '^scoreboard$$')
-RUN := $(PY) -m memlib.run
+RUN := $(PY) -m memlib.runner
 
-.PHONY: all test lab setup clean studies scoreboard report list bench help $(STUDIES)
+.PHONY: all test lint lab setup clean studies scoreboard report list bench help $(STUDIES)
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
 	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "memlib needs Python >= 3.10; set PYTHON=python3.X")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -e .
-	$(PY) -c "from memlib.run import ensure_kernel; print('jupyter kernel:', ensure_kernel())"
+	$(PY) -c "from memlib.runner.run import ensure_kernel; print('jupyter kernel:', ensure_kernel())"
 	touch $(STAMP)
 
 studies: $(STUDIES)
@@ -47,19 +47,22 @@ help-%: setup  ## a study's parameters with their meaning, e.g. make help-random
 	@$(RUN) $* --help
 
 help:  ## the targets and knobs
-	@echo "targets: all test lab bench scoreboard list clean setup help help-<study> <study>"
+	@echo "targets: all test lint lab bench scoreboard list clean setup help help-<study> <study>"
 	@echo "studies: $(STUDIES)"
 	@echo "knobs:   PROFILE=smoke|default|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 LAB_ARGS=... BENCH_ARGS=..."
 
-test: setup  ## unit tests + every notebook in the smoke profile
+test: setup lint  ## the linter, then unit tests + every notebook in the smoke profile
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff (pyflakes rules, 120-character lines; settings in pyproject.toml)
+	$(PY) -m ruff check memlib tests benchmarks
 
 # Interactive runs write under build/lab/<profile>/ (never over what `make all` produced) and share the result cache;
 # notebooks are saved without outputs, so the tracked files never change by running them.
 lab: setup  ## JupyterLab on the notebooks with the project kernel
 	MEMLIB_BUILD="$${MEMLIB_BUILD:-$(CURDIR)/build}/lab" MEMLIB_CACHE="$${MEMLIB_CACHE:-$${MEMLIB_BUILD:-$(CURDIR)/build}/cache}" \
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=memlib \
-		--ContentsManager.pre_save_hook=memlib.lab.strip_outputs $(LAB_ARGS) \
+		--ContentsManager.pre_save_hook=memlib.runner.lab.strip_outputs $(LAB_ARGS) \
 		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: setup  ## performance ratios against same-run baselines -> build/bench.json (BENCH_ARGS="--quick", "--device cuda")
@@ -74,4 +77,4 @@ clean:  ## remove generated output (keeps .venv)
 # Any other target: say what exists instead of make's terse "No rule to make target".
 .DEFAULT:
 	@echo "make: unknown target '$@'. Studies: $(STUDIES)" >&2; \
-	echo "Other targets: all test lab bench scoreboard list clean help help-<study>" >&2; exit 2
+	echo "Other targets: all test lint lab bench scoreboard list clean help help-<study>" >&2; exit 2

@@ -39,7 +39,7 @@ from memlib.config import get_device  # noqa: E402
 from memlib.grads import input_gradients  # noqa: E402
 from memlib.models import build_model  # noqa: E402
 from memlib.results import device_name, strict_json  # noqa: E402
-from memlib.run import KERNEL_ENV  # noqa: E402
+from memlib.runner.run import KERNEL_ENV  # noqa: E402
 from memlib.train import TrainConfig, fast_bf16, train, train_many  # noqa: E402
 
 
@@ -73,7 +73,8 @@ def entry(name, memlib_s, baseline_s, device, what, baseline, **extra):
 
 # ----------------------------------------------------------------------------- benchmarks
 
-def trainer_vs_dataloader(device, repeats, quick, n=10000, shape=(1, 28, 28), batch_size=128, name="trainer_vs_dataloader"):
+def trainer_vs_dataloader(device, repeats, quick, n=10000, shape=(1, 28, 28), batch_size=128,
+                          name="trainer_vs_dataloader"):
     """Epochs of an MLP with one hidden layer of 512 (memlib's trainer vs the reference style), including the
     full train + test evaluation after each epoch that both do."""
     epochs = 2 if quick else 3
@@ -165,7 +166,7 @@ def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=
     import numpy as np
     from sklearn.decomposition import NMF
 
-    from memlib.nmf import nmf_errors, rank_blocks, stacked_init
+    from memlib.methods.nmf import nmf_errors, rank_blocks, stacked_init
 
     g = torch.Generator().manual_seed(0)
     A = torch.relu(torch.randn(n_matrices, n, d, generator=g))  # ReLU of noise: sparse like a layer's activations
@@ -210,18 +211,18 @@ def permutation_vs_sklearn(device, repeats, quick, n=1000, d=128, k=10, n_perm=1
     example (an example within the solvers' tolerance of a decision boundary — measured: 2 of 101 classifiers, each
     with one example 2e-5 from its boundary, where memlib's fit agrees with the exact optimum, scikit-learn at
     tol=1e-12, and scikit-learn's tol=1e-6 fit does not); ``max_coef_diff`` is the largest coefficient difference
-    relative to the largest coefficient, over the fits scikit-learn made. The tolerance is tight (1e-6) so that both solvers
-    reach the same optimum: at scikit-learn's default 1e-4 each stops where a few examples of 1,000 can still change
-    side, differently for the two. scikit-learn gets the features in float64, its default: given float32 its L-BFGS
-    stops on the objective's relative change (``ftol``) before the gradient reaches ``tol``, 1e-3 from the optimum
-    (measured), while memlib's float32 fits land within 4e-5 of it."""
+    relative to the largest coefficient, over the fits scikit-learn made. The tolerance is tight (1e-6) so that both
+    solvers reach the same optimum: at scikit-learn's default 1e-4 each stops where a few examples of 1,000 can still
+    change side, differently for the two. scikit-learn gets the features in float64, its default: given float32 its
+    L-BFGS stops on the objective's relative change (``ftol``) before the gradient reaches ``tol``, 1e-3 from the
+    optimum (measured), while memlib's float32 fits land within 4e-5 of it."""
     import warnings
 
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    from memlib.permutation import fit_softmax, permuted_labels, standardize_features
+    from memlib.methods.permutation import fit_softmax, permuted_labels, standardize_features
 
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, k, (n,), generator=g)
@@ -253,7 +254,8 @@ def permutation_vs_sklearn(device, repeats, quick, n=1000, d=128, k=10, n_perm=1
     return entry("permutation_vs_sklearn", t_ours, baseline, device,
                  f"1 + {n_perm} softmax regressions (C={C:g}, tol={tol:g}) on {n} x {d} ReLU-like features, {k} "
                  "classes, float32, batched L-BFGS",
-                 "scikit-learn LogisticRegression (lbfgs, multinomial, same C and tol, float64) per labelling, one thread"
+                 "scikit-learn LogisticRegression (lbfgs, multinomial, same C and tol, float64) per labelling, "
+                 "one thread"
                  + ("" if sub == n_perm + 1 else f" (timed for {sub} labellings, scaled)"),
                  max_acc_diff=acc_diff, n_acc_differ=sum(v >= 0.5 / n for v in diffs), max_coef_diff=coef_diff,
                  equal_accuracy=acc_diff < 1.5 / n,
@@ -273,7 +275,7 @@ def exposure_trie_vs_brute(device, repeats, quick, d=None, batch_sizes=(1024, 40
     study's default d = 6), at its best batch size."""
     import numpy as np
 
-    from memlib.exposure import brute_force_log_perplexities, trie_log_perplexities
+    from memlib.methods.exposure import brute_force_log_perplexities, trie_log_perplexities
     from memlib.models import CharLSTM
     from memlib.text import pydoc_vocab
 
@@ -335,7 +337,8 @@ def dp_grads_vs_dplstm(device, repeats, quick, batch=64, seq_len=100, hidden=128
         for p in theirs.parameters():
             p.grad_sample = None
         logits = gsm(x)
-        F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1), reduction="none").view(batch, -1).mean(1).sum().backward()
+        F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1),
+                        reduction="none").view(batch, -1).mean(1).sum().backward()
         return {n: p.grad_sample for n, p in theirs.named_parameters()}
 
     t_ours = best_time(lambda: per_example_gradients(ours, x, y), repeats)
@@ -344,7 +347,8 @@ def dp_grads_vs_dplstm(device, repeats, quick, batch=64, seq_len=100, hidden=128
     ref = opacus_step()
     diff = max(float((mine[n] - ref[n]).abs().max() / ref[n].abs().max().clamp_min(1e-12)) for n in mine)
     return entry("dp_grads_vs_dplstm", t_ours, t_theirs, device,
-                 f"per-window gradients of {batch} windows x {seq_len} characters, CharLSTM {vocab}-32-{hidden} (1 layer)",
+                 f"per-window gradients of {batch} windows x {seq_len} characters, "
+                 f"CharLSTM {vocab}-32-{hidden} (1 layer)",
                  "Opacus DPLSTM in GradSampleModule (per-time-step grad-sample hooks), same weights",
                  max_rel_diff=diff, equal_results=diff <= 1e-4)
 

@@ -130,7 +130,8 @@ def missing_files(name: str) -> str | None:
         return None
     folder, files = _FILES[name]
     # torchvision accepts the archive or its extracted file
-    missing = [f for f in files if not ((root / folder / f).is_file() or (root / folder / f.removesuffix(".gz")).is_file())]
+    missing = [f for f in files
+               if not ((root / folder / f).is_file() or (root / folder / f.removesuffix(".gz")).is_file())]
     return _missing_message(name, root, None, missing) if missing else None
 
 
@@ -221,7 +222,8 @@ def load(name: str, n_train: int | None = None, n_test: int | None = None, seed:
     te = subset(n_test, len(yt), "n_test")
     y_tr = y[tr].clone()
     return Dataset(name=name, x_train=x[tr].clone(), y_train=y_tr, x_test=xt[te].clone(), y_test=yt[te].clone(),
-                   num_classes=num_classes(name), train_index=src_tr[tr], test_index=src_te[te], y_train_clean=y_tr.clone(),
+                   num_classes=num_classes(name), train_index=src_tr[tr], test_index=src_te[te],
+                   y_train_clean=y_tr.clone(),
                    corrupted=torch.zeros(len(tr), dtype=torch.bool))
 
 
@@ -285,7 +287,8 @@ def _random_labels(n: int, k: int, g: torch.Generator) -> torch.Tensor:
 
 
 def corrupt(ds: Dataset, kind: str, level: float = 1.0, seed: int = 0, corrupt_test: bool = False) -> Dataset:
-    """Corrupt the training set of ``ds`` (fixed for ``seed``, drawn from its ``"corrupt"`` stream); returns a new Dataset.
+    """Corrupt the training set of ``ds`` (fixed for ``seed``, drawn from its ``"corrupt"`` stream); returns a new
+    Dataset.
 
     kind:
       ``none``;

@@ -37,14 +37,16 @@ class StackedMLP(nn.Module):
     def __init__(self, models: list[nn.Module], generator: torch.Generator | None = None):
         super().__init__()
         if not models or not all(isinstance(m, MLP) for m in models):
-            raise TypeError("StackedMLP needs a non-empty list of memlib.models.MLP; use engine='vmap' for other models")
+            raise TypeError("StackedMLP needs a non-empty list of memlib.models.MLP; "
+                            "use engine='vmap' for other models")
         layers = [[l for l in m if isinstance(l, nn.Linear)] for m in models]
         if len({tuple(tuple(l.weight.shape) for l in ls) for ls in layers}) != 1:
             raise ValueError("all models must have the same architecture")
         drops = [l.p for l in models[0] if isinstance(l, nn.Dropout)]
         self.dropout = drops[0] if drops else 0.0
         self.weights = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous()) for i in range(len(layers[0]))])
+            [nn.Parameter(torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous())
+             for i in range(len(layers[0]))])
         self.biases = nn.ParameterList(
             [nn.Parameter(torch.stack([ls[i].bias.detach() for ls in layers])[:, None, :].contiguous())
              for i in range(len(layers[0]))])
@@ -170,7 +172,8 @@ def _restore(ens: nn.Module, full: list[torch.Tensor]) -> None:
     ens.k = len(full[0])
 
 
-def build_ensemble(models: list[nn.Module], engine: str = "auto", generator: torch.Generator | None = None) -> nn.Module:
+def build_ensemble(models: list[nn.Module], engine: str = "auto",
+                   generator: torch.Generator | None = None) -> nn.Module:
     """Stack ``models`` with ``engine`` (``auto``: StackedMLP for MLPs, VmapEnsemble otherwise)."""
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r} is not allowed; choose one of {list(ENGINES)}")

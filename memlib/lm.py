@@ -25,8 +25,8 @@ validation loss after every epoch — and, with ``eval_points``, at fractions of
 Per-example gradients. Opacus's own recurrent layer (``DPLSTM``) collects each time step's gradient
 contribution separately: an epoch with it took 18× a non-private epoch (hidden 256, 32 windows of 100), and its
 per-window gradients take 2.4× the time of ours at study 11's default (hidden 128, 64 windows of 100;
-``benchmarks/bench.py --only dp_grads_vs_dplstm``). :func:`per_example_gradients` instead runs the same LSTM equations on the
-model's own ``nn.LSTM`` weights, takes the gradient of the loss with respect to every gate pre-activation
+``benchmarks/bench.py --only dp_grads_vs_dplstm``). :func:`per_example_gradients` instead runs the same LSTM equations
+on the model's own ``nn.LSTM`` weights, takes the gradient of the loss with respect to every gate pre-activation
 δ[b, t] in one backward pass, and forms each weight's per-window gradient as one batched product over time,
 e.g. ``∂ℓ_b/∂W_hh = Σ_t δ[b, t] h[b, t−1]ᵀ``. tests/test_lm.py checks it against a backward pass per window
 and against Opacus's ``DPLSTM`` per-sample gradients.
@@ -102,7 +102,8 @@ class Privacy(StrictConfig):
         require(self.noise_multiplier > 0, "noise_multiplier", self.noise_multiplier,
                 "use a positive noise multiplier (σ = 0 is no privacy: train without DP instead)")
         require(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "use a positive clipping norm")
-        require(0 < self.delta < 1, "delta", self.delta, "use a probability in (0, 1), well below 1/(number of windows)")
+        require(0 < self.delta < 1, "delta", self.delta,
+                "use a probability in (0, 1), well below 1/(number of windows)")
 
 
 @dataclasses.dataclass

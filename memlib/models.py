@@ -10,9 +10,9 @@ returns ``(logits, hidden)``, ``hidden`` a dict ``{name: tensor}`` ordered input
 per hidden layer: the output of the layer's *block*, i.e. the tensor the next parametric layer consumes —
 after the ReLU and after the max-pooling / local response normalisation that follow it inside the block,
 but before dropout (in train mode a layer's state still sees the dropout masks of the layers before
-it; :mod:`memlib.activations` evaluates in eval mode). Names: ``conv1, conv2, …`` for convolution blocks and ``fc1, fc2, …`` for hidden
-fully-connected layers, counted separately, in order; the output layer (the logits) has no name.
-``layer_names()`` lists them without running the model. The states are read inside ``forward`` (no
+it; :mod:`memlib.activations` evaluates in eval mode). Names: ``conv1, conv2, …`` for convolution blocks and
+``fc1, fc2, …`` for hidden fully-connected layers, counted separately, in order; the output layer (the logits) has no
+name. ``layer_names()`` lists them without running the model. The states are read inside ``forward`` (no
 hooks), so they also come out of ``torch.func.functional_call`` under ``vmap`` (see
 :mod:`memlib.ensemble`); :mod:`memlib.activations` is the capture function built on top.
 """

@@ -1,8 +1,9 @@
 """Results on disk: the content-keyed cache, atomic writes, and the ``metrics.json`` contract.
 
 Cache entries live in ``<cache>/<study>/<key>/`` where ``key`` hashes the study name, its config, the
-source of every file in the memlib package, and the torch version: change any input or any line of
-memlib and the entry is missed. An entry is written to a temporary folder and renamed into place,
+source of the memlib modules the study imports (its static import closure, :mod:`memlib.fingerprint`) and the
+torch version: change an input or a line of code the study uses and the entry is missed; an edit to another
+study, the runner or the report leaves it valid. An entry is written to a temporary folder and renamed into place,
 so an interrupted run never leaves an entry that looks complete, and two processes racing on the
 same key both end with one valid entry.
 """
@@ -25,13 +26,15 @@ import pandas as pd
 import torch
 
 from .config import ROOT, cache_dir
-from .runstate import atomic_write_text, readable, source_hash  # noqa: F401  (part of this module's API)
-from .runstate import study_folder as study_dir  # ``<build>/<profile>/<study>/``
+from .files import NoSpace, atomic_write_text, readable
+from .files import study_folder as study_dir  # ``<build>/<profile>/<study>/``
+from .fingerprint import study_hash
 
 
 def cache_key(study: str, config: dict) -> str:
-    """Hash of study, config, memlib source and torch version (first 20 hex digits)."""
-    payload = json.dumps({"study": study, "config": config, "memlib": source_hash(),
+    """Hash of study, config, the code the study imports (:func:`memlib.fingerprint.study_hash`) and the torch
+    version (first 20 hex digits)."""
+    payload = json.dumps({"study": study, "config": config, "memlib": study_hash(study),
                           "torch": torch.__version__}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -69,7 +72,10 @@ def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dic
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
         readable(tmp, directory=True)  # mkdtemp makes 0700 folders
         try:
-            _save_entry(tmp, tables, arrays, meta)
+            try:
+                _save_entry(tmp, tables, arrays, meta)
+            except OSError as err:
+                _raise_no_space(err, folder.parent)
             try:
                 os.rename(tmp, folder)  # atomic; fails if another process already wrote the entry
             except OSError:
@@ -134,50 +140,101 @@ def _finite(o):
 class StudyRun:
     """Bookkeeping for one notebook run: its output folder, figures, raw arrays and ``metrics.json``.
 
-    Create it at the top of a notebook (that starts the wall clock); call :meth:`finish` last.
+    Create it at the top of a notebook with the study module (that starts the wall clock); then, one call each:
+    :meth:`cache_line` after ``study.run(cfg)``, :meth:`figure` for every figure, :meth:`finish` last::
+
+        record = StudyRun(study, profile)
+        result = study.run(cfg)
+        record.cache_line(result)                      # "cache: hit | compute time: 12.3 s"
+        record.figure(study.plot_loss_curves(result), "loss_curves")   # saved as PNG + PDF, then shown
+        metrics = record.finish(cfg, claims, study.headline(result), result=result)
+
+    It sets no threads and imports no study: the notebook passes the module (or, for a notebook without one, its
+    name) and calls :func:`memlib.config.apply_threads` itself.
     """
 
-    def __init__(self, study: str, profile: str = "default"):
-        import importlib.util
-
-        from .config import apply_threads
-
-        apply_threads()  # one thread per core share under `make -jN`, or $MEMLIB_THREADS
-        self.study, self.profile = study, profile
-        module = importlib.util.find_spec(f"memlib.studies.{study}")
-        self.paper = importlib.import_module(f"memlib.studies.{study}").PAPER if module else None
-        self.out = study_dir(study, profile)
+    def __init__(self, study, profile: str = "default"):
+        if isinstance(study, str):
+            self.study, self.paper = study, None
+        else:
+            self.study, self.paper = study.STUDY, study.PAPER
+        self.profile = profile
+        self.out = study_dir(self.study, profile)
         self.out.mkdir(parents=True, exist_ok=True)
         self.start = time.perf_counter()
         self.figures: list[str] = []
+        self.cache: dict | None = None
 
     def save_figure(self, fig, name: str) -> None:
         """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in the study folder."""
         from .plots import save_figure
 
-        save_figure(fig, self.out / name)
+        try:
+            save_figure(fig, self.out / name)
+        except OSError as err:
+            _raise_no_space(err, self.out)
         self.figures.append(name)
+
+    def figure(self, fig, name: str) -> None:
+        """Save ``fig`` (:meth:`save_figure`) and show it in the notebook."""
+        import matplotlib.pyplot as plt
+
+        self.save_figure(fig, name)
+        plt.show()
+
+    def cache_line(self, result, **more) -> None:
+        """Print whether ``result`` came from the cache and how long its computation took (``more``: further
+        ``name: value`` items for the line); the cache status goes into ``metrics.json``."""
+        self.cache = result.meta["cache"]
+        items = ["cache: " + ("hit" if self.cache["hit"] else "computed"),
+                 f"compute time: {result.meta['compute_time_s']} s"] + [f"{k}: {v}" for k, v in more.items()]
+        print(" | ".join(items))
 
     def save_arrays(self, arrays: dict[str, np.ndarray], name: str = "arrays") -> None:
         """Raw arrays as ``<name>.npz`` (no pickle), written atomically."""
         tmp = self.out / f".{name}.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, self.out / f"{name}.npz")
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, self.out / f"{name}.npz")
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            _raise_no_space(err, self.out)
 
-    def finish(self, config: dict, claims: list, headline: dict, device: str = "cpu", extra: dict | None = None) -> dict:
-        """Write ``metrics.json`` (atomically) and return it. Call once, at the end of the notebook."""
+    def finish(self, config, claims: list, headline: dict, device: str | None = None, extra: dict | None = None,
+               result=None) -> dict:
+        """Write ``metrics.json`` (atomically) and return it. Call once, at the end of the notebook.
+
+        ``config``: the study's Config (or its ``to_dict()``); ``device`` defaults to the config's. With ``result``
+        its arrays are saved (``arrays.npz``) and its cache status recorded."""
         from .claims import claims_to_records
 
+        if device is None:
+            device = getattr(config, "device", None) or (config.get("device") if isinstance(config, dict) else None)
+        config = config.to_dict() if hasattr(config, "to_dict") else config
+        if result is not None:
+            self.save_arrays(result.arrays)
+            self.cache = result.meta.get("cache", self.cache)
         metrics = {
             "study": self.study, "paper": self.paper, "profile": self.profile, "config": config,
             "claims": claims_to_records(claims), "headline": headline,
             "wall_time_s": round(time.perf_counter() - self.start, 3),
-            "device": device_name(device), "versions": versions(), "git_commit": git_commit(),
+            "device": device_name(device or "cpu"), "versions": versions(), "git_commit": git_commit(),
             "figures": self.figures, "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+        if self.cache is not None:
+            metrics["cache"] = self.cache
         metrics.update(extra or {})
         atomic_write_text(self.out / "metrics.json", strict_json(metrics))
         return metrics
+
+
+def _raise_no_space(err: OSError, folder: Path) -> None:
+    """Re-raise ``err``, as :class:`memlib.files.NoSpace` when the disk is full."""
+    import errno
+
+    if err.errno == errno.ENOSPC and not isinstance(err, NoSpace):
+        raise NoSpace(folder) from err
+    raise err
 
 
 def _json_default(o):

@@ -117,7 +117,8 @@ class CharVocab:
         if arr.size == 0:
             return ""
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"ids of shape {arr.shape} and dtype {arr.dtype} are not allowed; use a 1-D integer sequence")
+            raise ValueError(f"ids of shape {arr.shape} and dtype {arr.dtype} are not allowed; "
+                             "use a 1-D integer sequence")
         bad = (arr < 0) | (arr >= len(self))
         if bad.any():
             raise ValueError(f"id {int(arr[bad][0])} is not in the vocabulary; allowed ids are 0 … {len(self) - 1}")
@@ -132,7 +133,8 @@ def pydoc_vocab() -> CharVocab:
 
 def train_valid_split(ids: torch.Tensor, valid_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a sequence by position: the first part trains, the last ``round(valid_fraction · n)`` ids validate."""
-    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or not 0.0 < valid_fraction < 1.0:
+    if (isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float))
+            or not 0.0 < valid_fraction < 1.0):
         raise ValueError(f"valid_fraction={valid_fraction!r} is not allowed; use a number strictly between 0 and 1")
     n = len(ids)
     n_valid = int(round(valid_fraction * n))

@@ -474,7 +474,8 @@ def train_many(build: Callable[[], nn.Module] | list[Callable[[], nn.Module]], d
                 break
             lr = cfg.lr_at(epoch - 1)
             keep = record(epoch, lr, _sgd_epoch(ens, run, cfg, lr, loss_fn, hook_rng))
-            bar.set_postfix(training=len(run.ids), train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(run.ids):]]):.3f}")
+            bar.set_postfix(training=len(run.ids),
+                            train_acc=f"{np.mean([r['train_acc'] for r in rows[-len(run.ids):]]):.3f}")
         bar.close()
     run = retire(torch.zeros(len(run.ids), dtype=torch.bool))  # every model's final weights into ``final``
     ens.restore(final)

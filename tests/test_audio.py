@@ -46,7 +46,8 @@ def test_synthetic_uses_no_global_rng():
     assert torch.equal(torch_state, torch.random.get_rng_state())
 
 
-@pytest.mark.parametrize("kwargs, word", [({"n_per_class": 0}, "n_per_class=0"), ({"n_per_class": 2.5}, "n_per_class=2.5"),
+@pytest.mark.parametrize("kwargs, word", [({"n_per_class": 0}, "n_per_class=0"),
+                                          ({"n_per_class": 2.5}, "n_per_class=2.5"),
                                           ({"n_per_class": 1, "seed": -1}, "seed=-1"),
                                           ({"n_per_class": 1, "duration": 0.0}, "duration=0.0"),
                                           ({"n_per_class": 1, "sample_rate": 0}, "sample_rate=0"),

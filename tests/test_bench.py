@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from memlib.run import KERNEL_ENV
+from memlib.runner.run import KERNEL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -263,7 +263,7 @@ def test_exposure_step_checks_equal_results_on_a_tiny_problem(bench):
     json.dumps(e, allow_nan=False)
 
 
-# ----------------------------------------------------------------------------- study 11's per-window gradients for DP-SGD
+# --------------------------------------------------------------------------- study 11's per-window gradients for DP-SGD
 
 def test_dp_grads_step_checks_equal_results_on_a_tiny_problem(bench):
     e = bench.dp_grads_vs_dplstm("cpu", 1, True, seq_len=5, hidden=6, vocab=7)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from memlib import run
+from memlib.runner import run
 from memlib.config import StrictConfig
 from memlib.results import StudyRun, device_name, strict_json
 
@@ -76,7 +76,8 @@ def test_config_defaults_equal_the_parameters_cell(study):
     for name, default in cfg.items():
         assert name in params, f"{study}: Config field {name!r} is not in the parameters cell"
         assert params[name] == default, f"{study}: {name} = {params[name]!r} in the notebook, {default!r} in Config"
-    assert set(params) - set(cfg) <= {"profile"}, f"{study}: parameters without a Config field: {set(params) - set(cfg)}"
+    assert set(params) - set(cfg) <= {"profile"}, (f"{study}: parameters without a Config field: "
+                                                   f"{set(params) - set(cfg)}")
 
 
 @pytest.mark.parametrize("study", STUDIES)
@@ -99,7 +100,7 @@ def test_strict_json_writes_null_for_nan_and_inf():
 
 
 def test_metrics_json_is_strict_and_names_the_paper(isolated_build):
-    rec = StudyRun("easiness", "smoke")
+    rec = StudyRun(module("easiness"), "smoke")
     m = rec.finish({"x": 1}, [], {"ratio": float("nan")}, device="cpu")
     text = (rec.out / "metrics.json").read_text()
     back = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.json"))

@@ -120,7 +120,8 @@ def continuous(n=50, nt=20):
     g = torch.Generator().manual_seed(0)
     x, xt = torch.rand(n, 1, 4, 4, generator=g), torch.rand(nt, 1, 4, 4, generator=g)
     y, yt = torch.randint(0, 10, (n,), generator=g), torch.randint(0, 10, (nt,), generator=g)
-    return D.Dataset("toy", x, y, xt, yt, 10, torch.arange(n), torch.arange(nt), y.clone(), torch.zeros(n, dtype=torch.bool))
+    return D.Dataset("toy", x, y, xt, yt, 10, torch.arange(n), torch.arange(nt),
+                     y.clone(), torch.zeros(n, dtype=torch.bool))
 
 
 def recover_perm(before, after):

@@ -1,4 +1,4 @@
-"""memlib.exposure against independent oracles: every candidate scored by one plain forward pass of the whole
+"""memlib.methods.exposure against independent oracles: every candidate scored by one plain forward pass of the whole
 sequence (no state carried), a model whose output distribution is fixed by hand, closed-form ranks, and samples of a
 known skew-normal compared with its true CDF."""
 import itertools
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from memlib import exposure as E
+from memlib.methods import exposure as E
 from memlib.models import CharLSTM
 
 V = 23  # vocabulary of the test models
@@ -120,7 +120,8 @@ def test_on_cuda_equals_the_cpu_oracle():
     model = lstm(2, seed=8)
     want = oracle(model, CONTEXT, DIGITS, 3)
     cuda = model.to("cuda")
-    np.testing.assert_allclose(E.trie_log_perplexities(cuda, CONTEXT, DIGITS, 3, batch_size=64), want, atol=1e-3, rtol=0)
+    np.testing.assert_allclose(E.trie_log_perplexities(cuda, CONTEXT, DIGITS, 3, batch_size=64), want,
+                               atol=1e-3, rtol=0)
     np.testing.assert_allclose(E.brute_force_log_perplexities(cuda, CONTEXT, DIGITS, 3), want, atol=1e-3, rtol=0)
     ranks, _ = E.trie_canary_ranks(cuda, CONTEXT, DIGITS, 3, [int(want.argmin())])
     assert ranks.tolist() == [1]

@@ -1,6 +1,6 @@
-"""memlib.knn against independent oracles: scikit-learn's PCA and KNeighborsClassifier, a brute-force leave-one-out
-(scikit-learn refitted on the n − 1 other points), the authors' leave-one-out correction and metric code written
-out in numpy/scipy, hand-computed tiny cases (duplicates, ties, NaN denominators) and bad input."""
+"""memlib.methods.knn against independent oracles: scikit-learn's PCA and KNeighborsClassifier, a brute-force
+leave-one-out (scikit-learn refitted on the n − 1 other points), the authors' leave-one-out correction and metric code
+written out in numpy/scipy, hand-computed tiny cases (duplicates, ties, NaN denominators) and bad input."""
 import math
 
 import numpy as np
@@ -10,7 +10,7 @@ from scipy.stats import entropy
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
-from memlib import knn as K
+from memlib.methods import knn as K
 
 
 def data(n, d, seed, classes=10):

@@ -83,7 +83,8 @@ def fake_result(true=None, random=None, overfit=None, early=(0.10, 0.12, 0.14), 
             base = {f"{m}_{s}": 0.5 for m in COLS for s in S.SPLITS}
             for cond, vals in (("true", true), ("random", random)):
                 rows.append({"condition": cond, "seed": seed, "epoch": e, **base, **vals})
-            rows.append({"condition": "overfit", "seed": seed, "epoch": e, **base, **{k: v[e] for k, v in overfit.items()}})
+            rows.append({"condition": "overfit", "seed": seed, "epoch": e, **base,
+                         **{k: v[e] for k, v in overfit.items()}})
     history = pd.DataFrame(rows)
     lay = []
     for seed in seeds:
@@ -184,7 +185,8 @@ def test_tiny_run_tables_and_arrays(tiny):
     np.testing.assert_allclose(ck.dnn_acc_test, ck.test_acc, atol=1e-6)
     lay = tiny.layers
     assert len(lay) == 3 * 2 * 4 * 2 and set(lay.layer) == {"input", "fc1", "fc2", "fc3"}
-    assert lay.set_index("layer").dim.groupby(level=0).first().to_dict() == {"input": 64, "fc1": 24, "fc2": 24, "fc3": 24}
+    assert lay.set_index("layer").dim.groupby(level=0).first().to_dict() == {"input": 64, "fc1": 24,
+                                                                             "fc2": 24, "fc3": 24}
     # the per-layer pass after training is the last checkpoint, on the same weights
     fin = S.final(tiny)
     last = lay[lay.layer == "fc3"].set_index(["condition", "seed", "split"])
@@ -201,9 +203,12 @@ def test_tiny_run_tables_and_arrays(tiny):
         assert np.isin(a["small_index"][s], a["train_index"][s]).all()  # nested subset
         np.testing.assert_array_equal(a["random_labels"][s], D.corrupt(raw, "random_labels", seed=seed).y_train.numpy())
         for c, cond in enumerate(S.CONDITIONS):  # saved predictions reproduce the table's accuracies
-            assert np.mean(a["knn_test_pred"][s, c] == raw.y_test.numpy()) == pytest.approx(fin.loc[(cond, seed), "knn_acc_test"])
-            assert np.mean(a["dnn_test_pred"][s, c] == raw.y_test.numpy()) == pytest.approx(fin.loc[(cond, seed), "test_acc"], abs=1e-6)
-        assert np.mean(a["knn_train_pred"][s, 1] == a["random_labels"][s]) == pytest.approx(fin.loc[("random", seed), "knn_acc_train"])
+            assert (np.mean(a["knn_test_pred"][s, c] == raw.y_test.numpy())
+                    == pytest.approx(fin.loc[(cond, seed), "knn_acc_test"]))
+            assert (np.mean(a["dnn_test_pred"][s, c] == raw.y_test.numpy())
+                    == pytest.approx(fin.loc[(cond, seed), "test_acc"], abs=1e-6))
+        assert (np.mean(a["knn_train_pred"][s, 1] == a["random_labels"][s])
+                == pytest.approx(fin.loc[("random", seed), "knn_acc_train"]))
     assert len(S.claims(tiny)) == 4 and all(isinstance(c.reproduced, bool) for c in S.claims(tiny))
 
 
@@ -232,7 +237,8 @@ def test_tiny_run_input_layer_equals_scikit_learn(tiny, cond):
     votes = np.rint(p * cfg.k)  # as vote counts: the float correction can split a tie between classes by one ulp
     np.testing.assert_allclose(votes / cfg.k, p, atol=1e-12)
     assert row.loc[(cond, seed, "input", "train"), "knn_acc"] == pytest.approx(np.mean(votes.argmax(1) == y))
-    assert row.loc[(cond, seed, "input", "test"), "knn_acc"] == pytest.approx(np.mean(pt.argmax(1) == ds.y_test.numpy()))
+    assert (row.loc[(cond, seed, "input", "test"), "knn_acc"]
+            == pytest.approx(np.mean(pt.argmax(1) == ds.y_test.numpy())))
 
 
 def test_figures_and_explore(tiny, monkeypatch):

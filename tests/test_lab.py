@@ -6,7 +6,7 @@ import subprocess
 import nbformat
 from traitlets.config import Config
 
-from memlib import lab, run
+from memlib.runner import lab, run
 
 ROOT = run.NOTEBOOKS_DIR.parent
 
@@ -15,7 +15,7 @@ def test_jupyter_server_saves_notebooks_without_outputs(tmp_path):
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager  # JupyterLab's default
 
     config = Config()
-    config.ContentsManager.pre_save_hook = "memlib.lab.strip_outputs"  # exactly what `make lab` passes
+    config.ContentsManager.pre_save_hook = "memlib.runner.lab.strip_outputs"  # exactly what `make lab` passes
     cm = AsyncLargeFileManager(root_dir=str(tmp_path), config=config)
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("1 + 1", execution_count=3,
@@ -42,4 +42,4 @@ def test_make_lab_writes_under_build_lab_and_shares_the_cache():
     text = proc.stdout
     assert 'MEMLIB_BUILD="${MEMLIB_BUILD:-' in text and '/build}/lab"' in text, text
     assert "MEMLIB_CACHE=" in text and "/build}/cache" in text
-    assert "--ContentsManager.pre_save_hook=memlib.lab.strip_outputs" in text
+    assert "--ContentsManager.pre_save_hook=memlib.runner.lab.strip_outputs" in text

@@ -1,9 +1,9 @@
-"""LASS (memlib.lass) against analytic oracles: a linear classifier's exact L∞ distance to its boundary."""
+"""LASS (memlib.methods.lass) against analytic oracles: a linear classifier's exact L∞ distance to its boundary."""
 import pytest
 import torch
 from torch import nn
 
-from memlib.lass import ALPHA, BETA, RADIUS, LassResult, lass, radius_in_std, standardized_settings
+from memlib.methods.lass import ALPHA, BETA, RADIUS, LassResult, lass, radius_in_std, standardized_settings
 
 
 def linear_two_class(w: torch.Tensor, b: float) -> nn.Linear:
@@ -126,27 +126,29 @@ def test_bad_inputs():
         radius_in_std(-1.0, torch.zeros(3))
 
 
-def tiny_mlps(k):
-    """K small MLPs 16 → 16 → 3 on (1, 4, 4) inputs, built under seeds 0 … K−1."""
+def tiny_mlps(k, dtype=torch.float32):
+    """K small MLPs 16 → 16 → 3 on (1, 4, 4) inputs, built under seeds 0 … K−1 (float64 where a test compares
+    batched with separate paths over many sign steps: a gradient component near zero must not flip its sign
+    through float32 rounding that differs between CPUs)."""
     from memlib.config import local_seed
     from memlib.models import build_model
 
     models = []
     for s in range(k):
         with local_seed(s):
-            models.append(build_model("mlp", (1, 4, 4), 3, [16]))
+            models.append(build_model("mlp", (1, 4, 4), 3, [16]).to(dtype))
     return models
 
 
 def test_lass_many_equals_lass_per_model():
     """K stacked models at once = LASS on each model alone (β = 0, no early stop: the paths are deterministic)."""
     from memlib.ensemble import build_ensemble
-    from memlib.lass import lass, lass_many
+    from memlib.methods.lass import lass, lass_many
 
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(30, 1, 4, 4, generator=g)
+    x = torch.rand(30, 1, 4, 4, generator=g, dtype=torch.float64)
 
-    models = tiny_mlps(3)
+    models = tiny_mlps(3, torch.float64)
     ens = build_ensemble(models)
     many = lass_many(ens, x, radius=0.3, alpha=0.05, beta=0.0, max_iter=8, min_new=0, clip=(0.0, 1.0))
     assert many.critical.shape == (3, 30) and many.x_adv.shape == (3, 30, 1, 4, 4)
@@ -162,10 +164,10 @@ def test_lass_many_per_model_stop_equals_lass_with_its_own_stopping_rule():
     """stop='per_model': each model stops by the paper's rule on its own, as lass() on that model alone does
     (β = 0: deterministic paths). The pooled rule stops them together, which must differ here."""
     from memlib.ensemble import build_ensemble
-    from memlib.lass import lass, lass_many
+    from memlib.methods.lass import lass, lass_many
 
-    x = torch.rand(60, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-    models = tiny_mlps(4)
+    x = torch.rand(60, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    models = tiny_mlps(4, torch.float64)
     ens = build_ensemble(models)
     kw = dict(radius=0.3, alpha=0.02, beta=0.0, max_iter=40, min_new=2, clip=(0.0, 1.0))
     many = lass_many(ens, x, stop="per_model", **kw)
@@ -181,7 +183,7 @@ def test_lass_many_per_model_stop_equals_lass_with_its_own_stopping_rule():
 
 def test_lass_many_per_model_inputs_equal_lass_on_each_model_and_its_own_inputs():
     from memlib.ensemble import build_ensemble
-    from memlib.lass import lass, lass_many
+    from memlib.methods.lass import lass, lass_many
 
     xs = torch.rand(3, 25, 1, 4, 4, generator=torch.Generator().manual_seed(2))
     models = tiny_mlps(3)
@@ -199,7 +201,7 @@ def test_lass_many_per_model_inputs_equal_lass_on_each_model_and_its_own_inputs(
 def test_lass_many_per_model_settings_equal_lass_with_each_models_settings():
     """radius, alpha, beta and clip given per model (K,): each model searches as lass() does with its own values."""
     from memlib.ensemble import build_ensemble
-    from memlib.lass import lass, lass_many
+    from memlib.methods.lass import lass, lass_many
 
     xs = torch.rand(3, 25, 1, 4, 4, generator=torch.Generator().manual_seed(3))
     models = tiny_mlps(3)

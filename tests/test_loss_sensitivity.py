@@ -99,7 +99,8 @@ def test_sgd_step_equals_torch_optim_sgd():
     x, y, params, idx = tiny_problem(3, seed=2, k=1)
     lr = 0.1
     rows = torch.arange(1)[:, None]
-    new, _, _, _ = study.sgd_step_sensitivity(params, x[rows, idx], y[rows, idx], lr, study.EvalSet.build(x, y, 3, True))
+    new, _, _, _ = study.sgd_step_sensitivity(params, x[rows, idx], y[rows, idx], lr,
+                                              study.EvalSet.build(x, y, 3, True))
     layers = [torch.nn.Linear(w.shape[1], w.shape[0]).double() for w, _ in to_linear(params, 0)]
     with torch.no_grad():
         for layer, (w, b) in zip(layers, to_linear(params, 0)):

@@ -1,4 +1,4 @@
-"""memlib.mixup: mixing two one-hot examples by hand, λ against scipy's Beta(α, α), α ≤ 0 refused, the batched
+"""memlib.methods.mixup: mixing two one-hot examples by hand, λ against scipy's Beta(α, α), α ≤ 0 refused, the batched
 loss equal to a per-model loop (values and gradients), per-model draws, and reproducibility from the seed."""
 import math
 
@@ -8,7 +8,7 @@ import scipy.stats
 import torch
 from torch.nn import functional as F
 
-from memlib import mixup as X
+from memlib.methods import mixup as X
 from memlib.config import generator
 from memlib.data import Dataset
 from memlib.ensemble import StackedMLP
@@ -69,9 +69,11 @@ def test_alpha_must_be_positive_and_finite(alpha):
 
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="lam"):
-        X.mix(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long), torch.ones(3), torch.zeros(2, 3, dtype=torch.long))
+        X.mix(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long), torch.ones(3),
+              torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="yb"):
-        X.mix(torch.zeros(2, 3, 4), torch.zeros(3, 2, dtype=torch.long), torch.ones(2), torch.zeros(2, 3, dtype=torch.long))
+        X.mix(torch.zeros(2, 3, 4), torch.zeros(3, 2, dtype=torch.long), torch.ones(2),
+              torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="k="):
         X.sample_lambda(1.0, 0, generator(0))
 
@@ -118,7 +120,8 @@ def _dataset(seed=0, n=40, d=6):
     g = generator(seed)
     x, xt = torch.randn(n, 1, d, generator=g), torch.randn(20, 1, d, generator=g)
     y, yt = torch.randint(0, 4, (n,), generator=g), torch.randint(0, 4, (20,), generator=g)
-    return Dataset("toy", x, y, xt, yt, 4, torch.arange(n), torch.arange(20), y.clone(), torch.zeros(n, dtype=torch.bool))
+    return Dataset("toy", x, y, xt, yt, 4, torch.arange(n), torch.arange(20),
+                   y.clone(), torch.zeros(n, dtype=torch.bool))
 
 
 def test_training_with_mixup_is_reproducible_from_the_seed():

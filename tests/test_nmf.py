@@ -1,6 +1,6 @@
-"""memlib.nmf against independent oracles: scikit-learn's NMF (solver="mu", same start, same iterations) per rank,
-scikit-learn's NNDSVDa initialisation, closed-form factorizations (rank-1 and block-diagonal matrices), hand-computed
-non-linearity, invariances (scaling, row/column order, batch composition), and argument checks."""
+"""memlib.methods.nmf against independent oracles: scikit-learn's NMF (solver="mu", same start, same iterations) per
+rank, scikit-learn's NNDSVDa initialisation, closed-form factorizations (rank-1 and block-diagonal matrices),
+hand-computed non-linearity, invariances (scaling, row/column order, batch composition), and argument checks."""
 import warnings
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.decomposition import NMF
 
-from memlib import nmf as N
+from memlib.methods import nmf as N
 
 
 def relu_matrices(b, n, d, seed, dtype=torch.float64):
@@ -60,7 +60,8 @@ def test_nndsvda_matches_sklearn_initialisation():
 
     g = torch.Generator().manual_seed(2)
     W_true = torch.rand(20, 3, generator=g, dtype=torch.float64)
-    H_true = torch.rand(3, 25, generator=g, dtype=torch.float64) * torch.tensor([[4.0], [2.0], [1.0]], dtype=torch.float64)
+    H_true = torch.rand(3, 25, generator=g, dtype=torch.float64) * torch.tensor([[4.0], [2.0], [1.0]],
+                                                                                dtype=torch.float64)
     A = W_true @ H_true
     A = A / A.mean()  # scikit-learn fills with mean(A), memlib with √mean(A): the same for a matrix of mean 1
     W0, H0 = N.nndsvda(A, 3)

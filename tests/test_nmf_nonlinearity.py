@@ -95,7 +95,8 @@ def test_unit_subset_is_seeded_sorted_and_only_for_wide_layers():
 
 
 def test_stop_epoch_by_hand():
-    assert S.stop_epoch(pd.Series([0.1, 0.5, 0.3, 0.3, 0.6], index=[0, 1, 2, 4, 8])) == 2.0  # epoch 0 excluded; tie → earliest
+    assert S.stop_epoch(pd.Series([0.1, 0.5, 0.3, 0.3, 0.6],
+                                  index=[0, 1, 2, 4, 8])) == 2.0  # epoch 0 excluded; tie → earliest
     assert S.stop_epoch(pd.Series([0.4, np.nan, 0.6], index=[0, 1, 2])) == 2.0
     assert np.isnan(S.stop_epoch(pd.Series([0.4], index=[0])))
 
@@ -156,7 +157,8 @@ def test_every_claim_holds_on_the_model_result():
 
 def test_rises_claim_fails_when_the_deep_layer_does_not_rise():
     c = by_id(fake_result(deep={1.0: 0.1}))  # 0.2, 0.35, 0.5, 0.1 → ranks 2, 3, 4, 1 → ρ = 1 − 6·12/60 = −0.2
-    assert not c["nl_rises_with_noise_image_mlp"].reproduced and "ρ = -0.2" in c["nl_rises_with_noise_image_mlp"].measured
+    assert (not c["nl_rises_with_noise_image_mlp"].reproduced
+            and "ρ = -0.2" in c["nl_rises_with_noise_image_mlp"].measured)
     assert not c["rise_deeper_than_first_image_mlp"].reproduced  # the rise is −0.1 < 0.1
 
 
@@ -167,7 +169,8 @@ def test_deeper_claim_fails_when_the_first_layer_rises_more():
 
 
 def test_stop_claim_fails_when_validation_peaks_elsewhere():
-    c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.8, 0.85, 0.9]}))  # best at epoch 4 (90 %), the signal stops at 2 (80 %)
+    # best at epoch 4 (90 %), the signal stops at 2 (80 %)
+    c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.8, 0.85, 0.9]}))
     assert not c["early_stop_image_mlp"].reproduced and "stop 2 (80.0 %) vs best 4 (90.0 %)" in \
         c["early_stop_image_mlp"].measured
     c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.885, 0.9, 0.7]}))  # gap 1.5 points: within 2
@@ -189,7 +192,8 @@ def test_every_claim_needs_the_clean_network_to_learn():
 
 def test_an_undefined_value_is_no():
     c = by_id(fake_result(deep={0.7: np.nan}))
-    assert not c["nl_rises_with_noise_image_mlp"].reproduced and "ρ = nan" in c["nl_rises_with_noise_image_mlp"].measured
+    assert (not c["nl_rises_with_noise_image_mlp"].reproduced
+            and "ρ = nan" in c["nl_rises_with_noise_image_mlp"].measured)
 
 
 def test_seed_agreement_is_reported():
@@ -201,7 +205,8 @@ def test_seed_agreement_is_reported():
 
 def test_unknown_layer_and_architecture_names_are_clear_errors():
     res = fake_result()
-    with pytest.raises(ValueError, match=r"layer='fc3' is not a hidden layer of image_mlp; its layers are \['fc1', 'fc2'\]"):
+    with pytest.raises(ValueError, match=r"layer='fc3' is not a hidden layer of image_mlp; "
+                                         r"its layers are \['fc1', 'fc2'\]"):
         S.nl_curve(res, "image_mlp", "fc3", 0.0)
     with pytest.raises(ValueError, match="arch='image_cnn' is not known"):
         S.curves(res, "image_cnn", 0.0)
@@ -242,7 +247,7 @@ def test_stored_errors_match_sklearn_on_the_same_activations():
     from memlib import data as D
     from memlib.activations import collect
     from memlib.models import build_model
-    from memlib.nmf import rank_blocks, stacked_init
+    from memlib.methods.nmf import rank_blocks, stacked_init
     from memlib.train import build_seeded
 
     cfg = S.Config(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=1,
@@ -271,7 +276,7 @@ def test_a_wide_layer_is_factorized_on_its_seeded_unit_subset():
     from memlib import data as D
     from memlib.activations import collect
     from memlib.models import build_model
-    from memlib.nmf import nmf_errors
+    from memlib.methods.nmf import nmf_errors
     from memlib.train import build_seeded
 
     cfg = S.Config(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=1,

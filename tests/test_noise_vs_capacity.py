@@ -83,7 +83,8 @@ def test_unfitted_runs_are_never_fitted():
     assert not {x.id: x for x in study.claims(r)}["convergence_slope"].reproduced
 
 
-@pytest.mark.parametrize("kwargs, words", [({"widths": [8, 8, 16]}, ["widths"]), ({"noise_levels": [0.8, 0.4]}, ["noise_levels"]),
+@pytest.mark.parametrize("kwargs, words", [({"widths": [8, 8, 16]}, ["widths"]),
+                                           ({"noise_levels": [0.8, 0.4]}, ["noise_levels"]),
                                            ({"convergence_sizes": [100, 2000]}, ["convergence_sizes", "n_train=1000"]),
                                            ({"noise_levels": [0.0, 0.5]}, ["noise_levels"])])
 def test_config_errors(kwargs, words):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from memlib import run, runstate
+from memlib.runner import run, runstate
 
 ROOT = run.NOTEBOOKS_DIR.parent
 STUDIES = run.studies()
@@ -47,7 +47,8 @@ def test_study_metrics_contract(smoke_build, study):
     assert {k: m["config"][k] for k in expected} == expected  # every profile override is recorded
     assert m["claims"] and all(set(c) >= {"id", "statement", "expected", "measured", "reproduced"} for c in m["claims"])
     assert all(isinstance(c["reproduced"], bool) for c in m["claims"])
-    assert m["wall_time_s"] > 0 and m["device"].startswith("cpu") and set(m["versions"]) >= {"python", "torch", "memlib"}
+    assert (m["wall_time_s"] > 0 and m["device"].startswith("cpu")
+            and set(m["versions"]) >= {"python", "torch", "memlib"})
     assert "git_commit" in m
     for fig in m["figures"]:
         assert (out / f"{fig}.png").stat().st_size > 0 and (out / f"{fig}.pdf").stat().st_size > 0

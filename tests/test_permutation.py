@@ -1,4 +1,4 @@
-"""memlib.permutation: the batched softmax regression against scikit-learn's LogisticRegression (coefficients,
+"""memlib.methods.permutation: the batched softmax regression against scikit-learn's LogisticRegression (coefficients,
 intercepts, accuracies) on several problems, a closed-form optimum, invariances, batch = one-at-a-time; the
 permutation p-value by hand; shuffles; bad input."""
 import warnings
@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from memlib import permutation as P
+from memlib.methods import permutation as P
 
 
 def problem(n, d, k, seed, sep=1.5, relu=False):
@@ -90,6 +90,7 @@ def test_invariances_rows_and_class_names():
 
 
 def test_batch_equals_one_at_a_time_and_preconditioning_does_not_move_the_optimum():
+    # (how many iterations the preconditioner saves is a speed question, for benchmarks/, not a result to assert)
     x, y = problem(150, 12, 5, 9, relu=True)
     labels = P.permuted_labels(torch.tensor(y), 4, torch.Generator().manual_seed(2))
     xt = torch.tensor(x)
@@ -99,7 +100,6 @@ def test_batch_equals_one_at_a_time_and_preconditioning_does_not_move_the_optimu
         alone = P.fit_softmax(xt, labels[m], num_classes=5, tol=1e-10)
         np.testing.assert_allclose(batch.coef[m].numpy(), alone.coef[0].numpy(), atol=1e-7)
         np.testing.assert_allclose(plain.coef[m].numpy(), batch.coef[m].numpy(), atol=1e-6)
-    assert int(batch.n_iter.max()) < int(plain.n_iter.max())  # the preconditioner earns its keep
 
 
 def test_max_iter_stops_unconverged_and_says_so():

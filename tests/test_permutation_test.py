@@ -46,7 +46,8 @@ def fake_result(independent, shared_null, gauss_shared_obs=0.99, real_test=0.95,
                 null = np.clip(center + rng.uniform(-0.02, 0.02, n_perm), 0, 1)
                 p = (1 + (null >= obs).sum()) / (1 + n_perm)
                 rows.append(dict(network=net, epoch=epoch, split=split, observed=obs, null_mean=null.mean(),
-                                 null_std=null.std(), null_q05=np.quantile(null, 0.05), null_q95=np.quantile(null, 0.95),
+                                 null_std=null.std(), null_q05=np.quantile(null, 0.05),
+                                 null_q95=np.quantile(null, 0.95),
                                  null_max=null.max(), p_value=p, n_perm=n_perm))
     history = pd.DataFrame([dict(network=n, model=i, epoch=100, train_acc=1.0 if n == "real" else gauss_train,
                                  test_acc=real_test if n == "real" else 0.1) for i, n in enumerate(S.NETWORKS)])
@@ -68,7 +69,8 @@ def test_claims_hold_on_a_result_made_to_hold():
 def test_claims_fail_on_results_made_to_fail():
     # one trained epoch where the real-label classifier is inside the null on the independent set
     c = by_id(fake_result([0.9, 0.1, 0.95, 0.96], [0.12, 0.15, 0.2, 0.3]))
-    assert not c["independent_beats_every_shuffle"].reproduced and "2/3" in c["independent_beats_every_shuffle"].measured
+    assert (not c["independent_beats_every_shuffle"].reproduced
+            and "2/3" in c["independent_beats_every_shuffle"].measured)
     # shared-set null above chance but flat / falling: no growth with epochs
     c = by_id(fake_result([0.9] * 4, [0.3, 0.28, 0.25, 0.2]))
     assert not c["shuffled_rise_on_shared"].reproduced and "mean) = -1 (needs" in c["shuffled_rise_on_shared"].measured
@@ -115,7 +117,7 @@ def test_tiny_run_end_to_end(isolated_build):
     from memlib import data as D
     from memlib.activations import collect
     from memlib.models import build_model
-    from memlib.permutation import standardize_features
+    from memlib.methods.permutation import standardize_features
     from memlib.train import TrainConfig, train
 
     base = D.standardize(D.load("digits", 120, 60, seed=0))

@@ -13,7 +13,8 @@ def make_result(epochs: dict, test_acc: dict, train_acc: float = 1.0, seeds=(0, 
     for c in study.conditions(cfg):
         name = c.name
         for s in seeds:
-            rows.append(dict(condition=name, seed=s, level=c.level, p=study.label_p(c), epochs_to_fit=epochs[name] + s, epochs_run=epochs[name] + s,
+            rows.append(dict(condition=name, seed=s, level=c.level, p=study.label_p(c),
+                             epochs_to_fit=epochs[name] + s, epochs_run=epochs[name] + s,
                              final_train_acc=train_acc, final_train_loss=0.01, final_test_acc=test_acc[name] + 0.01 * s,
                              final_test_error=1 - test_acc[name] - 0.01 * s, labels_changed=0.0))
     return study.Result(config=cfg, history=pd.DataFrame(), summary=pd.DataFrame(rows), arrays={}, meta={})
@@ -88,7 +89,8 @@ def test_bf16_gives_the_same_verdicts_as_fp32(monkeypatch):
     verdicts = {}
     for precision in ("fp32", "bf16"):
         cfg = study.Config(n_train=300, seeds=[0], widths=[256], precision=precision)
-        verdicts[precision] = {c.id: c.reproduced for c in study.claims(study.run(cfg, progress=False, use_cache=False))}
+        verdicts[precision] = {c.id: c.reproduced
+                               for c in study.claims(study.run(cfg, progress=False, use_cache=False))}
     assert verdicts["bf16"] == verdicts["fp32"]
     assert all(verdicts["bf16"][k] for k in ("fits_everything", "random_labels_slower", "noise_inputs_faster",
                                              "test_error_rises"))

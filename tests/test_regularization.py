@@ -108,7 +108,7 @@ def _digits_small():
 
 
 def _fake_lass_many(shift):
-    """A stand-in for memlib.lass.lass_many whose 'search' returns x + shift (no example critical)."""
+    """A stand-in for memlib.methods.lass.lass_many whose 'search' returns x + shift (no example critical)."""
     def lass_many(ens, x, radius, alpha, beta, max_iter=100, min_new=20, clip=None, generator=None, stop="pooled",
                   shared=True):
         assert not shared and x.shape[0] == ens.k
@@ -122,9 +122,9 @@ def test_adversarial_training_matches_plain_training(monkeypatch, weight, shift)
     """x̂ = x: the mixed loss is the clean loss → same weights as memlib.train.train. weight 1, x̂ = x + δ: only
     the adversarial term counts → same weights as train() on the shifted training inputs. Two models in one
     train_many run, each checked against its own separate run (oracle: torch.optim.SGD, one module at a time)."""
-    import memlib.lass
+    import memlib.methods.lass
 
-    monkeypatch.setattr(memlib.lass, "lass_many", _fake_lass_many(shift))
+    monkeypatch.setattr(memlib.methods.lass, "lass_many", _fake_lass_many(shift))
     ds = _digits_small()
     cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, momentum=0.9)
     build = lambda: R.RegularizedMLP(ds.input_shape, (32,), 10)  # noqa: E731
@@ -160,7 +160,7 @@ def test_adversarial_loss_finds_points_in_the_ball():
 
 
 def test_lass_settings_match_the_lass_module_for_unit_range_inputs():
-    lass = pytest.importorskip("memlib.lass")
+    lass = pytest.importorskip("memlib.methods.lass")
     cfg = R.Config(adv_weight=(0.5,), adv_dropout=(0.2,))
     x = torch.rand(500, 1, 8, 8)
     x[0, 0, 0, 0], x[1, 0, 0, 0] = 0.0, 1.0

@@ -1,4 +1,4 @@
-"""The HTML report and notebook pages (memlib.report), checked on fixtures without a browser.
+"""The HTML report and notebook pages (memlib.runner.report), checked on fixtures without a browser.
 
 Oracles: counts written by hand for a fixture of four studies (2 current, 1 stale, 1 failed, 1 missing);
 links checked against the files on disk; file modes against the umask; formulas against hand-written MathML.
@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from memlib import report
+from memlib.runner import mathml, report
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = {"profile": "default", "date": "2026-05-01T12:00:00+00:00", "commit": "def5678", "device": "cpu",
@@ -315,12 +315,12 @@ def test_failed_notebook_renders_its_error(tmp_path):
     (r"\arg\max_i f", '<mi mathvariant="normal">a</mi>'),
 ])
 def test_tex_to_mathml_hand_checked(tex, expected):
-    out = html.unescape(report.tex_to_mathml(tex))
+    out = html.unescape(mathml.tex_to_mathml(tex))
     assert expected in out and "\\" not in out
 
 
 def test_unparseable_formula_shows_its_source(caplog):
-    out = report.tex_to_mathml(r"\frac{1}{", display=True)
+    out = mathml.tex_to_mathml(r"\frac{1}{", display=True)
     assert out.startswith('<code class="tex">') and "$$\\frac{1}{$$" in html.unescape(out)
 
 
@@ -352,10 +352,10 @@ def _markdown_math(nb_path: Path) -> list[tuple[str, bool]]:
 def test_every_formula_in_the_notebooks_converts(path, caplog):
     """Every formula the study notebooks' markdown holds becomes MathML with no LaTeX command left over."""
     for tex, display in _markdown_math(path):
-        out = report.tex_to_mathml(tex, display=display)
+        out = mathml.tex_to_mathml(tex, display=display)
         assert out.startswith("<math"), tex
-        assert not report._unconverted(out), (tex, report._unconverted(out))
-    assert not [r for r in caplog.records if r.name == "memlib.report"]
+        assert not mathml._unconverted(out), (tex, mathml._unconverted(out))
+    assert not [r for r in caplog.records if r.name == "memlib.runner.report"]
 
 
 def test_file_mode_follows_the_umask(tmp_path):

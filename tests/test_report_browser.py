@@ -1,4 +1,4 @@
-"""The report and a notebook page as headless Chromium shows them (memlib.report.HeadlessChromium).
+"""The report and a notebook page as headless Chromium shows them (devtools.HeadlessChromium).
 
 Skipped with a reason when Chromium is not installed, except under CI (``CI`` set), where that is a failure:
 ``.ci/run`` installs it with apt-get. The screenshot of the fixture report goes to ``<repo>/build/``.
@@ -12,7 +12,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from memlib import report
+import devtools
+from memlib.runner import report
 from test_report import RUN, make_entries
 
 pytestmark = pytest.mark.browser
@@ -27,8 +28,8 @@ def in_ci() -> bool:
 
 def require_chromium() -> None:
     """Skip when Chromium is missing — or fail, under CI."""
-    if report.chromium_path() is None:
-        message = ("headless Chromium not found ($CHROMIUM, " + ", ".join(report.CHROMIUM_NAMES) + "); "
+    if devtools.chromium_path() is None:
+        message = ("headless Chromium not found ($CHROMIUM, " + ", ".join(devtools.CHROMIUM_NAMES) + "); "
                    "install it with `apt-get install chromium`")
         if in_ci():
             pytest.fail(f"CI is set and {message} (.ci/run should have done so)")
@@ -38,7 +39,7 @@ def require_chromium() -> None:
 @pytest.fixture(scope="module")
 def browser():
     require_chromium()
-    with report.HeadlessChromium(width=1280, height=900) as b:
+    with devtools.HeadlessChromium(width=1280, height=900) as b:
         yield b
 
 
@@ -128,7 +129,7 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
 def test_screenshot(site):
     require_chromium()
     index, _ = site
-    shot = report.screenshot(index, SCREENSHOT, width=1280)
+    shot = devtools.screenshot(index, SCREENSHOT, width=1280)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])

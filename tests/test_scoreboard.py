@@ -3,22 +3,28 @@ import json
 
 import pytest
 
-from memlib import run, runstate, scoreboard
+from memlib.runner import run, runstate, scoreboard
 
 STUDY = "randomization_tests"
 
 
 def fabricate(state="ok", params=None, code=None, run_id=None, metrics=True, error=None):
     """A study folder as the runner would leave it (no kernel): run.json and, optionally, metrics.json."""
+    asked = {} if params is None else {k: v for k, v in params.items() if k != "profile"}  # the -p it was run with
     params = run.study_params(STUDY, "smoke", None, {}) if params is None else params
+    notebook = run.notebooks()[STUDY]
     record = {"study": STUDY, "profile": "smoke", "state": state, "params": params, "error": error,
-              "code": code or runstate.code_hash(run.notebooks()[STUDY]), "run_id": run_id}
+              "code": code or runstate.code_hash(STUDY, notebook), "run_id": run_id,
+              "key": runstate.request_key(STUDY, "smoke", None, asked, notebook) if code is None else "0" * 20}
     runstate.write(STUDY, "smoke", record)
     if metrics:
         m = {"study": STUDY, "profile": "smoke", "config": {}, "claims": [
             {"id": "a", "statement": "s", "expected": "e", "measured": "m", "reproduced": True}],
             "wall_time_s": 1.0, "device": "cpu", "versions": {}, "git_commit": "abc1234", "figures": []}
-        (runstate.study_folder(STUDY, "smoke") / "metrics.json").write_text(json.dumps(m))
+        folder = runstate.study_folder(STUDY, "smoke")
+        (folder / "metrics.json").write_text(json.dumps(m))
+        for name in (f"{STUDY}.ipynb", f"{STUDY}.html"):  # the executed notebook and its HTML, as the runner leaves
+            (folder / name).write_text("{}")
 
 
 def entry(**kwargs):

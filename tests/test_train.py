@@ -125,7 +125,8 @@ def test_train_many_loss_hook_equals_separate_runs_with_the_same_hook(ds):
 
 
 def mixup_hook():
-    """Mixup with λ ~ Beta(1, 1) = U(0, 1), one λ and one batch permutation per model, drawn from the hook's generator."""
+    """Mixup with λ ~ Beta(1, 1) = U(0, 1), one λ and one batch permutation per model, drawn from the hook's
+    generator."""
     def loss(ens, xb, yb, g):
         k, b = yb.shape
         lam = torch.rand(k, generator=g)

@@ -2,7 +2,7 @@
 
 A validation example x is *critical* at radius r if a point within L∞ distance r gets a different
 predicted class; the critical sample ratio CSR = #critical / #examples is tracked over training with
-LASS (:mod:`memlib.lass`). Conditions: real data, randX (inputs replaced by Gaussian noise with the
+LASS (:mod:`memlib.methods.lass`). Conditions: real data, randX (inputs replaced by Gaussian noise with the
 data's mean and variance), randY (random labels), and 20–80 % of the training set corrupted in its
 inputs (randX fraction) or labels (randY fraction). The validation set is always clean real data.
 """
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require, stream
-from ..lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass_many, standardized_settings
+from ..methods.lass import ALPHA_255, BETA_255, MAX_ITER, MIN_NEW, RADIUS_255, lass_many, standardized_settings
 from ..models import build_model
 from ..plots import hide_empty_curves, interactive, legend
 from ..stats import spearman
@@ -66,8 +66,10 @@ class Config(StrictConfig):
         require(self.dataset in DATASETS, "dataset", self.dataset,
                 f"choose one of {list(DATASETS)} (raw inputs in [0, 1], so that the 0–255 radius is defined)")
         validate_common(self, min_train=20)
-        require(1 <= self.csr_every <= self.epochs, "csr_every", self.csr_every, f"use an integer in [1, epochs={self.epochs}]")
-        require(len(self.radii_255) == 2 and all(r > 0 for r in self.radii_255) and self.radii_255[0] != self.radii_255[1],
+        require(1 <= self.csr_every <= self.epochs, "csr_every", self.csr_every,
+                f"use an integer in [1, epochs={self.epochs}]")
+        require(len(self.radii_255) == 2 and all(r > 0 for r in self.radii_255)
+                and self.radii_255[0] != self.radii_255[1],
                 "radii_255", self.radii_255, "use two distinct positive radii on the 0–255 pixel scale (paper: 0.3)")
         require(self.alpha_255 > 0, "alpha_255", self.alpha_255, "use a positive step (paper: 0.25)")
         require(self.beta_255 >= 0, "beta_255", self.beta_255, "use a non-negative noise scale (paper: 0.2)")

@@ -161,7 +161,8 @@ def summarize(rate: dict[str, np.ndarray], n_runs: int) -> pd.DataFrame:
         rows.append(dict(condition=c, mean_misclassification=float(r.mean()), std=float(np.sqrt(var)), var=var,
                          binomial_var=b_ref, var_ratio=var / b_ref if b_ref > 0 else float("nan"),
                          var_ratio_own_p=var / b_own if b_own > 0 else float("nan"),
-                         always_right=float(np.mean(r <= CONSISTENT)), always_wrong=float(np.mean(r >= 1 - CONSISTENT))))
+                         always_right=float(np.mean(r <= CONSISTENT)),
+                         always_wrong=float(np.mean(r >= 1 - CONSISTENT))))
     return pd.DataFrame(rows).set_index("condition")
 
 
@@ -194,7 +195,8 @@ def class_decomposition(rate: np.ndarray, labels: np.ndarray, n_runs: int) -> di
 def class_table(result: Result, epoch: Optional[int] = None) -> pd.DataFrame:
     """:func:`class_decomposition` per condition, with each condition's training labels (randY: its random ones)."""
     r = rates(result, epoch)
-    labels = {"real": result.arrays["y_train"], "randX": result.arrays["y_train"], "randY": result.arrays["y_train_randY"]}
+    labels = {"real": result.arrays["y_train"], "randX": result.arrays["y_train"],
+              "randY": result.arrays["y_train_randY"]}
     return pd.DataFrame({c: class_decomposition(r[c], labels[c], result.config.n_runs) for c in CONDITIONS}).T
 
 
@@ -256,7 +258,8 @@ def headline(result: Result) -> dict:
     """Per-condition summary after the last epoch for metrics.json."""
     s = summary(result)
     out = {c: {k: float(v) for k, v in row.items()} for c, row in s.iterrows()}
-    out["std_ratio_real_randX"] = float(s.loc["real", "std"] / s.loc["randX", "std"]) if s.loc["randX", "std"] > 0 else None
+    out["std_ratio_real_randX"] = (float(s.loc["real", "std"] / s.loc["randX", "std"]) if s.loc["randX", "std"] > 0
+                                   else None)
     return out
 
 
@@ -328,7 +331,8 @@ def plot_extremes(result: Result, k: int = 8):
             ax = axes[row, j]
             x = ds.x_train[i].numpy()
             if x.ndim == 3:
-                ax.imshow(np.moveaxis(x, 0, -1) if x.shape[0] == 3 else x[0], cmap="gray_r" if x.shape[0] == 1 else None)
+                ax.imshow(np.moveaxis(x, 0, -1) if x.shape[0] == 3 else x[0],
+                          cmap="gray_r" if x.shape[0] == 1 else None)
             else:
                 ax.plot(x.reshape(-1), color="k", lw=0.7)
             ax.set_xticks([]), ax.set_yticks([])
@@ -336,7 +340,8 @@ def plot_extremes(result: Result, k: int = 8):
                 spine.set_visible(False)
             ax.set_title(f"y={int(ds.y_train[i])}  {r[i]:.2f}", fontsize=7)
         axes[row, 0].set_ylabel(name, fontsize=8)
-    fig.suptitle(f"real {cfg.dataset}: the {k} easiest and hardest examples (label, misclassification rate)", fontsize=9)
+    fig.suptitle(f"real {cfg.dataset}: the {k} easiest and hardest examples (label, misclassification rate)",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -14,11 +14,12 @@ Model and training. A character-level LSTM (:class:`memlib.models.CharLSTM`) tra
 text, so one model measures all insertion counts at once (as TensorFlow Privacy's secret sharer does). The
 private models are the same model trained with DP-SGD (:class:`memlib.lm.Privacy`) for ``dp_epochs`` epochs at
 each noise multiplier of ``noise_multipliers``, with their own expected batch size ``dp_batch_size`` and learning
-rate ``dp_lr`` (DP-SGD needs larger batches: the noise on the averaged gradient shrinks as 1/batch); ε comes from Opacus's RDP accountant for ``delta``. A window is
-one DP "example": a canary inserted n times is in up to n windows, so its protection is group privacy for n
-examples (ε grows about n-fold) — the experiment shows what the mechanism does in practice.
+rate ``dp_lr`` (DP-SGD needs larger batches: the noise on the averaged gradient shrinks as 1/batch); ε comes from
+Opacus's RDP accountant for ``delta``. A window is one DP "example": a canary inserted n times is in up to n windows, so
+its protection is group privacy for n examples (ε grows about n-fold) — the experiment shows what the mechanism does in
+practice.
 
-Exposure (:mod:`memlib.exposure`). Scored from the context "\\nthe random number is ", over the digits:
+Exposure (:mod:`memlib.methods.exposure`). Scored from the context "\\nthe random number is ", over the digits:
 rank = |{r′ : Px(r′) ≤ Px(canary)}| among all 10^d fillings, exposure = log₂ 10^d − log₂ rank — exactly, by the
 digit trie, after every epoch and at ``eval_points`` of the first epoch (``exact_rank``); and by extrapolation
 (a skew-normal fitted to ``n_samples`` sampled fillings, the canaries excluded) for every final model.
@@ -233,7 +234,7 @@ def model_names(cfg: Config) -> list[str]:
 def _compute(cfg: Config, progress: bool):
     import torch
 
-    from .. import exposure as X
+    from ..methods import exposure
     from ..lm import LMTrainConfig, Privacy, train_lm, unigram_bits
     from ..models import CharLSTM
     from ..text import CharVocab
@@ -259,7 +260,7 @@ def _compute(cfg: Config, progress: bool):
     def measure(model) -> dict:
         if not cfg.exact_rank:
             return {}
-        r, px = X.trie_canary_ranks(model, context, alphabet, cfg.digits, torch.as_tensor(canary_index))
+        r, px = exposure.trie_canary_ranks(model, context, alphabet, cfg.digits, torch.as_tensor(canary_index))
         return {**{f"rank_{k}": int(v) for k, v in enumerate(r)}, **{f"px_{k}": float(v) for k, v in enumerate(px)}}
 
     build = lambda: CharLSTM(vocab.size, cfg.embed, cfg.hidden, cfg.layers)  # noqa: E731
@@ -277,7 +278,7 @@ def _compute(cfg: Config, progress: bool):
         runs.append((name, sigma, hist))
 
     sample_rng = stream(cfg.seed, "samples", device)
-    sample_index = X.sample_candidates(sample_rng, cfg.digits, 10, cfg.n_samples,
+    sample_index = exposure.sample_candidates(sample_rng, cfg.digits, 10, cfg.n_samples,
                                        exclude=torch.as_tensor(canary_index)).cpu().numpy()
     unigram = unigram_bits(train_ids, valid_ids, vocab.size)
     history, exposures, final, models, sample_px, fits = [], [], [], [], [], []
@@ -290,19 +291,20 @@ def _compute(cfg: Config, progress: bool):
             for k, n in enumerate(counts):
                 rank = row.get(f"rank_{k}", float("nan"))
                 exposures.append(dict(model=name, epoch=row.epoch, step=int(row.step), canary=k, insertions=n,
-                                      rank=rank, exposure=X.exposure(int(rank), space) if np.isfinite(rank) else
+                                      rank=rank, exposure=exposure.exposure(int(rank), space) if np.isfinite(rank) else
                                       float("nan"), px=row.get(f"px_{k}", float("nan"))))
         model = hist.model
-        spx = X.brute_force_log_perplexities(model, context, alphabet, cfg.digits, torch.as_tensor(sample_index))
-        fit = X.skewnorm_fit(spx)
-        canary_px = X.brute_force_log_perplexities(model, context, alphabet, cfg.digits, torch.as_tensor(canary_index))
-        skew = np.atleast_1d(X.skewnorm_exposure(fit, canary_px))
-        sampled = np.atleast_1d(X.sampled_exposure(spx, canary_px))
+        spx = exposure.brute_force_log_perplexities(model, context, alphabet, cfg.digits, torch.as_tensor(sample_index))
+        fit = exposure.skewnorm_fit(spx)
+        canary_px = exposure.brute_force_log_perplexities(model, context, alphabet, cfg.digits,
+                                                          torch.as_tensor(canary_index))
+        skew = np.atleast_1d(exposure.skewnorm_exposure(fit, canary_px))
+        sampled = np.atleast_1d(exposure.sampled_exposure(spx, canary_px))
         last = df.iloc[-1]
         for k, n in enumerate(counts):
             rank = last.get(f"rank_{k}", float("nan"))
             final.append(dict(model=name, canary=k, insertions=n, rank=rank,
-                              exposure=X.exposure(int(rank), space) if np.isfinite(rank) else float("nan"),
+                              exposure=exposure.exposure(int(rank), space) if np.isfinite(rank) else float("nan"),
                               skewnorm=float(skew[k]), sampled=float(sampled[k]), px=float(canary_px[k])))
         epochs = float(last.epoch)
         models.append(dict(model=name, noise_multiplier=sigma, epochs=epochs, epsilon=hist.epsilon if hist.epsilon
@@ -408,7 +410,8 @@ def claims(result: Result) -> list[Claim]:
         f"The never-inserted control canary's exposure stays below log₂ 1000 = {MEASURABLE_BITS:.2f} bits at every "
         "evaluation of the non-private model (a canary the model never saw reaches it with probability 1/1000)",
         "exposure ≈ 0 for 0 insertions",
-        f"max {fmt(ctrl.max())} bits over {ctrl.notna().sum()} evaluations (final {fmt(ctrl.iloc[-1] if len(ctrl) else float('nan'))})"
+        f"max {fmt(ctrl.max())} bits over {ctrl.notna().sum()} evaluations "
+        f"(final {fmt(ctrl.iloc[-1] if len(ctrl) else float('nan'))})"
         f"{no_exact}",
         bool(exact and ctrl.notna().any() and ctrl.max() < MEASURABLE_BITS)))
 
@@ -455,7 +458,8 @@ def claims(result: Result) -> list[Claim]:
         ok = bool(ok and learned and fe < MEASURABLE_BITS and ref >= MEASURABLE_BITS)
         parts.append(f"{name} (ε = {fmt(row.epsilon)} at δ = {row.delta:g}): max inserted {fmt(fe)} bits vs "
                      f"non-private {fmt(ref)} at epoch {fmt(row.epochs)}; valid loss {fmt(row.valid_loss)} vs "
-                     f"{fmt(row.reference_loss)} (unigram {fmt(row.unigram_loss)})" + ("" if learned else " — did not learn"))
+                     f"{fmt(row.reference_loss)} (unigram {fmt(row.unigram_loss)})"
+                     + ("" if learned else " — did not learn"))
     out.append(Claim(
         "dp_sgd_removes_exposure",
         f"Every DP-SGD model keeps every inserted canary below {MEASURABLE_BITS:.2f} bits (like a never-inserted one) "

@@ -4,7 +4,7 @@ Networks are trained on true labels (``true``), on random labels (``random``) an
 training set (``overfit``, the authors' "overfitting" configuration). Each hidden layer's embeddings — and the
 input itself, as a baseline — are reduced by PCA and classified by a k-NN (k = 30, L1, uniform votes; leave-one-
 out on the training set), and the k-NN is compared with the network: accuracy, P_SAME, MA, MD and
-D_KL(p_kNN ‖ p_DNN) (:mod:`memlib.knn` has the formulas and the source of each detail). The last hidden layer
+D_KL(p_kNN ‖ p_DNN) (:mod:`memlib.methods.knn` has the formulas and the source of each detail). The last hidden layer
 ("penultimate", the embedding the classifier reads) is also measured over training, every ``knn_every`` epochs.
 
 Conditions: ``true`` and ``random`` of every seed are trained together (one ``train_many`` call, each pair from
@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import data as D
-from .. import knn as K
+from ..methods import knn
 from ..activations import collect_many
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require
@@ -110,7 +110,7 @@ class Config(StrictConfig):
                 f"use an integer in [2, n_train={self.n_train}) (paper: 5,000 of 50,000)")
         require(1 <= self.k < self.n_train_small, "k", self.k,
                 f"use 1 ≤ k < {self.n_train_small}, the smallest training-set size (n_train_small): leave-one-out "
-                f"needs k other training points (paper: {K.K_NEIGHBORS})")
+                f"needs k other training points (paper: {knn.K_NEIGHBORS})")
         require(1 <= self.knn_every <= self.epochs, "knn_every", self.knn_every,
                 f"use an integer in [1, epochs={self.epochs}]")
         dims = layer_dims(self.dataset, self.model, self.widths)
@@ -118,11 +118,13 @@ class Config(StrictConfig):
             unknown = [l for l in self.layers if l not in dims]
             require(len(self.layers) >= 1 and not unknown and len(set(self.layers)) == len(self.layers), "layers",
                     self.layers, f"use None (all) or distinct names from {list(dims)} ({self.model} on "
-                                 f"{self.dataset}; {INPUT!r} is the raw input)" + (f"; unknown: {unknown}" if unknown else ""))
+                                 f"{self.dataset}; {INPUT!r} is the raw input)"
+                                 + (f"; unknown: {unknown}" if unknown else ""))
         require(1 <= self.pca_dim <= self.n_train_small, "pca_dim", self.pca_dim,
                 f"use 1 ≤ pca_dim ≤ {self.n_train_small} (n_train_small: PCA cannot give more dimensions than "
-                f"training points; paper: {K.PCA_DIM})")
-        narrow = {l: d for l, d in dims.items() if d < self.pca_dim and (l in analysed_layers(self) or l == penultimate(self))}
+                f"training points; paper: {knn.PCA_DIM})")
+        narrow = {l: d for l, d in dims.items()
+                  if d < self.pca_dim and (l in analysed_layers(self) or l == penultimate(self))}
         require(not narrow, "pca_dim", self.pca_dim,
                 f"layers {narrow} have fewer features than pca_dim: PCA cannot give {self.pca_dim} dimensions. Use "
                 f"pca_dim ≤ {min(narrow.values()) if narrow else 0}, or leave those layers out with layers=[...] "
@@ -205,8 +207,8 @@ def _evaluate(cfg: Config, ens, runs: list[_Run], models: list[int], layers: lis
             for layer in layers:
                 a = d.x_train.flatten(1) if layer == INPUT else h_tr[layer][j]
                 b = d.x_test.flatten(1) if layer == INPUT else h_te[layer][j]
-                out[j][layer] = K.evaluate_layer(a, b, d.y_train, d.y_test, K.softmax(h_tr["logits"][j]),
-                                                 K.softmax(h_te["logits"][j]), cfg.k, cfg.pca_dim, num_classes)
+                out[j][layer] = knn.evaluate_layer(a, b, d.y_train, d.y_test, knn.softmax(h_tr["logits"][j]),
+                                                 knn.softmax(h_te["logits"][j]), cfg.k, cfg.pca_dim, num_classes)
     return out
 
 
@@ -217,7 +219,7 @@ class _Checkpoints:
     def __init__(self, cfg: Config, runs: list[_Run], bar):
         self.cfg, self.runs, self.bar, self.layer = cfg, runs, bar, penultimate(cfg)
         self.columns = [f"{m}_{s}" for s in SPLITS for m in ("knn_acc", "dnn_acc", "p_same", "ma", "md", "kl")]
-        self.last: dict[int, K.LayerResult] = {}
+        self.last: dict[int, knn.LayerResult] = {}
 
     def __call__(self, epoch: int, ens, models: list[int]) -> dict:
         if not checkpoint(self.cfg, epoch):
@@ -278,10 +280,11 @@ def _compute(cfg: Config, progress: bool):
 
 def _arrays(cfg: Config, sets, finals) -> dict:
     def pred(p):
-        return K.predict(p).cpu().numpy()
+        return knn.predict(p).cpu().numpy()
 
     out = {name: [] for name in ("train_index", "test_index", "small_index", "random_labels", "knn_train_pred",
-                                 "dnn_train_pred", "knn_small_pred", "dnn_small_pred", "knn_test_pred", "dnn_test_pred")}
+                                 "dnn_train_pred", "knn_small_pred", "dnn_small_pred",
+                                 "knn_test_pred", "dnn_test_pred")}
     for seed, (base, random, small) in zip(cfg.seeds, sets):
         out["train_index"].append(base.train_index.cpu().numpy())
         out["test_index"].append(base.test_index.cpu().numpy())
@@ -349,7 +352,8 @@ def _true_claim(result: Result) -> Claim:
     mean = f.mean(numeric_only=True)
 
     def holds(r) -> bool:
-        return bool(learned(r.test_acc, nc) and abs(r.knn_acc_test - r.test_acc) <= KNN_GAP and r.p_same_test >= PSAME_MIN)
+        return bool(learned(r.test_acc, nc) and abs(r.knn_acc_test - r.test_acc) <= KNN_GAP
+                    and r.p_same_test >= PSAME_MIN)
 
     ok = holds(mean)
     return Claim("true_labels_knn_matches_dnn",
@@ -465,7 +469,8 @@ def headline(result: Result) -> dict:
     f = final_mean(result)
     cols = [c for c in f.columns if c not in ("lr", "batch_loss")]
     return {"penultimate": {c: {k: float(v) for k, v in f.loc[c, cols].items()} for c in f.index},
-            "layers": {split: {cond: {l: float(v) for l, v in col.items()} for cond, col in by_layer(result, split).items()}
+            "layers": {split: {cond: {l: float(v) for l, v in col.items()}
+                               for cond, col in by_layer(result, split).items()}
                        for split in SPLITS},
             "overfit_rho": overfit_trend(result)[0]}
 
@@ -576,7 +581,8 @@ def explore(result: Result):
             color, ls, marker = STYLE[cond]
             ax.plot(range(len(t)), t[cond].values, color=color, ls=ls, marker=marker, label=LABELS[cond])
         ax.set_xticks(range(len(t)), t.index)
-        ax.set(xlabel="layer (input → output)", ylabel=METRIC_LABELS[metric], title=f"{METRIC_LABELS[metric]}, {split} set")
+        ax.set(xlabel="layer (input → output)", ylabel=METRIC_LABELS[metric],
+               title=f"{METRIC_LABELS[metric]}, {split} set")
         hide_empty_curves(ax, "undefined (NaN)", "undefined for every layer (NaN)")
         legend(ax, fontsize=7)
         plt.show()

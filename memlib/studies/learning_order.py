@@ -298,8 +298,8 @@ def _compute(cfg: Config, progress: bool):
         arrays[f"test_correct_{ens}"] = mh.test_correct.astype(bool)
         histories.append(mh.df.assign(ensemble=ens))
     control = control_datasets(cfg, base)
-    mh = train_many(builder(cfg.model, cfg.widths), control, train_config(cfg, epochs=cfg.control_epochs, record_correct=True,
-                                                   eval_batch_size=EVAL_BATCH),
+    mh = train_many(builder(cfg.model, cfg.widths), control,
+                    train_config(cfg, epochs=cfg.control_epochs, record_correct=True, eval_batch_size=EVAL_BATCH),
                     cfg.seeds_a, progress=progress, desc=f"control: {n} × {cfg.model}, random labels")
     arrays["correct_control"] = mh.correct.astype(bool)
     arrays["y_control"] = (control[0].y_train.numpy() if cfg.control_labels == "shared"
@@ -340,7 +340,8 @@ def label(result: Result, ensemble: str) -> str:
         return f"mlp {'×'.join(map(str, widths))}" if model == "mlp" else model
 
     return {"a": f"A: {name(cfg.model, cfg.widths)}", "b": f"B: {name(cfg.model_b, cfg.widths_b)}",
-            "control": f"{name(cfg.model, cfg.widths)}, random labels ({cfg.control_labels.replace('_', ' ')})"}[ensemble]
+            "control": f"{name(cfg.model, cfg.widths)}, random labels "
+                       f"({cfg.control_labels.replace('_', ' ')})"}[ensemble]
 
 
 def accessibility_of(result: Result, ensemble: str, split: str = "train") -> np.ndarray:

@@ -392,7 +392,8 @@ def _gini_claim(result: Result, mode: str, cid: str) -> Claim:
     held = int((per_seed["real"] > per_seed["randX"]).sum())
     last = mean["gini"].iloc[-1]
     side = "left" if mode == "normal" else "right"
-    measured = (f"min gap {fmt(gap.min())} (epoch {int(gap.idxmin())}), real above at {int((gap > 0).sum())}/{len(gap)} "
+    measured = (f"min gap {fmt(gap.min())} (epoch {int(gap.idxmin())}), "
+                f"real above at {int((gap > 0).sum())}/{len(gap)} "
                 f"epochs (seed means), {held}/{len(per_seed)} (seed, epoch) pairs; final {fmt(last['real'])} vs "
                 f"{fmt(last['randX'])}; per-epoch Gini: real above at {int((gap_epoch > 0).sum())}/{len(gap_epoch)}"
                 + ("" if ok else f"; real data not learned (train accuracy {100 * acc:.1f} %)"))
@@ -415,7 +416,8 @@ def claims(result: Result) -> list[Claim]:
     ok, acc = real_learned(result, "normal")
     out.append(Claim("per_class_off_diagonal", "The per-class sensitivity matrix puts a larger share of its mass off "
                      "the diagonal for real data than for random inputs",
-                     "both diagonal-dominant, more spread off the diagonal for real data (paper Fig. 4, poster Fig. 3.3)",
+                     "both diagonal-dominant, more spread off the diagonal for real data "
+                     "(paper Fig. 4, poster Fig. 3.3)",
                      f"off-diagonal share {100 * real:.1f} % (real) vs {100 * rand:.1f} % (randX); "
                      f"{held}/{len(per_seed)} seeds" + ("" if ok else f"; real data not learned ({100 * acc:.1f} %)"),
                      bool(ok and real > rand)))

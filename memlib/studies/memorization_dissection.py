@@ -156,7 +156,8 @@ def _compute(cfg: Config, progress: bool):
     grads = input_gradients_many(ens, x, y).cpu().numpy()
     cos = cosine_per_example(grads)
     grad_rows = [dict(group=pair_group(groups[a], groups[b]), model_a=a, model_b=b, seed_a=int(model_seed[a]),
-                      seed_b=int(model_seed[b]), grad_cosine=float(np.nanmean(cos[a, b])) if np.isfinite(cos[a, b]).any()
+                      seed_b=int(model_seed[b]),
+                      grad_cosine=float(np.nanmean(cos[a, b])) if np.isfinite(cos[a, b]).any()
                       else float("nan"), n_defined=int(np.isfinite(cos[a, b]).sum()))
                  for a, b in itertools.combinations(range(k), 2)]
     df = mh.df.assign(group=[GROUPS[groups[m]] for m in mh.df.model])
@@ -193,7 +194,8 @@ def hidden_layers(result: Result) -> list[str]:
 def by_layer(result: Result) -> pd.DataFrame:
     """Per layer (rows, input → output) and group (columns): mean, std, min and max pair similarity, and the gap
     mean(true) − mean(random)."""
-    t = result.pairs.groupby(["layer", "group"], sort=False).similarity.agg(["mean", "std", "min", "max"]).unstack("group")
+    t = (result.pairs.groupby(["layer", "group"], sort=False).similarity.agg(["mean", "std", "min", "max"])
+         .unstack("group"))
     t = t.reindex(result.meta["layers"])
     t.columns = [f"{group}_{stat}" for stat, group in t.columns]
     t["gap"] = t["true_mean"] - t["random_mean"]
@@ -215,9 +217,11 @@ def experiment_worked(result: Result) -> tuple[bool, str]:
     n_fit = int((rand.train_acc >= FIT_THRESHOLD - 1e-12).sum())
     notes = []
     if n_learned < len(true):
-        notes.append(f"true-label networks learned {n_learned}/{len(true)} (test accuracy {fmt(true.test_acc.min())} min)")
+        notes.append(f"true-label networks learned {n_learned}/{len(true)} "
+                     f"(test accuracy {fmt(true.test_acc.min())} min)")
     if n_fit < len(rand):
-        notes.append(f"random-label networks fitted {n_fit}/{len(rand)} (train accuracy {fmt(rand.train_acc.min())} min, "
+        notes.append(f"random-label networks fitted {n_fit}/{len(rand)} "
+                     f"(train accuracy {fmt(rand.train_acc.min())} min, "
                      f"needed {FIT_THRESHOLD:g})")
     return not notes, "; ".join(notes)
 

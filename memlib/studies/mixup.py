@@ -10,7 +10,7 @@ Batching: the mini-batch loss hook of :func:`memlib.train.train_many` applies to
 StackedMLP has one dropout rate per call, so each **method** is one call; inside it every noise level × seed is
 one model with its own corrupted dataset (K = levels × seeds). Models with the same seed start from the same
 weights and see the same mini-batch order in every method and at every level (a controlled comparison).
-mixup is :mod:`memlib.mixup` (λ and the permutation per model, drawn from the call's ``"loss"`` stream).
+mixup is :mod:`memlib.methods.mixup` (λ and the permutation per model, drawn from the call's ``"loss"`` stream).
 
 Measured per model and epoch, with frozen weights (eval mode) on the *unmixed* data — accuracy is never taken on
 mixed batches: test error; training accuracy against the noisy labels on the examples whose label actually
@@ -173,7 +173,7 @@ class Result:
 
 
 def _compute(cfg: Config, progress: bool):
-    from ..mixup import mixup_loss_fn
+    from ..methods.mixup import mixup_loss_fn
     from ..models import build_model
     from ..train import train_many
 
@@ -315,7 +315,8 @@ def experiment_worked(result: Result) -> tuple[bool, bool, str]:
     erm = r[r.method == "erm"]
     n_learned = sum(learned(a, classes) for a in erm.best_test_acc)
     if n_learned < len(erm):
-        notes.append(f"ERM learned in {n_learned}/{len(erm)} runs (best test accuracy {fmt(erm.best_test_acc.min())} min)")
+        notes.append(f"ERM learned in {n_learned}/{len(erm)} runs "
+                     f"(best test accuracy {fmt(erm.best_test_acc.min())} min)")
     n_fit = int((erm.acc_changed >= FIT_THRESHOLD - 1e-12).sum())
     if n_fit < len(erm):
         notes.append(f"ERM memorized its changed labels in {n_fit}/{len(erm)} runs (training accuracy on them "
@@ -380,7 +381,8 @@ def claims(result: Result) -> list[Claim]:
                           f"({n_below}/{len(mixups)} α below ERM; {_seed_agreement(result, key, 'last_error', 1.0)})")
         fewer.append(float(erm.loc[lvl, "acc_changed"]) - float(mix["acc_changed"]) >= FEWER_POINTS)
         fewer_text.append(f"p = {lvl:g}: ERM {fmt(erm.loc[lvl, 'acc_changed'])} % vs {names[key]} "
-                          f"{fmt(mix['acc_changed'])} % ({_seed_agreement(result, key, 'acc_changed', 1.0, FEWER_POINTS / 100)})")
+                          f"{fmt(mix['acc_changed'])} % "
+                          f"({_seed_agreement(result, key, 'acc_changed', 1.0, FEWER_POINTS / 100)})")
     return [
         Claim("erm_last_exceeds_best",
               f"ERM's last-epoch test error exceeds its best-epoch error by ≥ {GAP_POINTS:g} points at every noise "

@@ -3,10 +3,10 @@
 Networks are trained with label noise p ∈ {0, noise_levels…, 1} — the image models (an MLP and a small CNN by
 default) on the image set and a 1-D CNN on the audio set. At checkpoints, for every hidden layer and every class,
 the activation matrix A of a fixed batch of same-class training examples is factorized by NMF at ranks 1 … K
-(:mod:`memlib.nmf`, all ranks, classes and noise levels of a layer in one batch); the layer's non-linearity is the
-area under the normalised error curve, averaged over classes. Claims: the deepest hidden layer's non-linearity
-rises with label noise, more than the first hidden layer's, and its minimum over training is an early-stopping
-point (no validation set needed) close to the best validation accuracy.
+(:mod:`memlib.methods.nmf`, all ranks, classes and noise levels of a layer in one batch); the layer's non-linearity is
+the area under the normalised error curve, averaged over classes. Claims: the deepest hidden layer's non-linearity rises
+with label noise, more than the first hidden layer's, and its minimum over training is an early-stopping point (no
+validation set needed) close to the best validation accuracy.
 
 Protocol choices that the paper (abstract-level evidence, papers.md §2) does not fix are ours, named here and in the
 notebook: label noise is randY (exactly round(p·n) labels replaced by uniform classes, Arpit et al.); the batch of a
@@ -38,7 +38,7 @@ from ..activations import collect_many, layer_names
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require, stream
 from ..models import MODEL_INPUTS, build_model
-from ..nmf import nmf_errors, nonlinearity
+from ..methods.nmf import nmf_errors, nonlinearity
 from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
 from ..stats import spearman
 from ..train import train_many
@@ -221,7 +221,8 @@ def unit_subset(units: int, max_units: Optional[int], seed: int, layer: str) -> 
     else ``max_units`` distinct unit indices in increasing order, drawn from the seed's ``"nmf-units/<layer>"``
     stream — one subset per seed and layer, the same at every checkpoint and noise level. The normalised error of
     a column subset estimates the whole layer's (a rank-k factorization of A restricted to those columns is one of
-    the subset); it bounds the NMF cost of a wide convolutional layer (32 channels × 28 × 28 = 25,088 units on MNIST)."""
+    the subset); it bounds the NMF cost of a wide convolutional layer (32 channels × 28 × 28 = 25,088 units on
+    MNIST)."""
     if max_units is None or units <= max_units:
         return None
     return torch.randperm(units, generator=stream(seed, f"nmf-units/{layer}"))[:max_units].sort().values
@@ -231,7 +232,7 @@ def _train_arch(cfg: Config, arch: Architecture, base: D.Dataset, seed: int, bat
                 progress: bool) -> _Run:
     """Train every noise level of ``arch`` together (``train_many``; one seed for all: the same initialisation and
     mini-batch order, only the labels differ) and, at each checkpoint, factorize every layer's activations of
-    ``batch`` for all levels and classes at once (:func:`memlib.nmf.nmf_errors`), on at most ``max_units``
+    ``batch`` for all levels and classes at once (:func:`memlib.methods.nmf.nmf_errors`), on at most ``max_units``
     columns per layer (:func:`unit_subset`)."""
     lv, cps = levels(cfg), checkpoints(cfg)
     device = get_device(cfg.device)
@@ -294,7 +295,8 @@ def _compute(cfg: Config, progress: bool):
             role = "first" if j == 0 else "deepest" if j == len(run.layers) - 1 else "middle"
             u = run.units[name]
             layer_rows[arch.key, name] = dict(arch=arch.key, layer=name, depth=j + 1, units=u,
-                                              nmf_units=u if cfg.max_units is None else min(u, cfg.max_units), role=role)
+                                              nmf_units=u if cfg.max_units is None else min(u, cfg.max_units),
+                                              role=role)
             for t, epoch in enumerate(cps):
                 for i, p in enumerate(lv):
                     v = class_nl[t, i, j]

@@ -54,12 +54,14 @@ class Config(StrictConfig):
 
     def validate(self) -> None:
         validate_common(self, min_train=20)
-        require(len(self.widths) >= 3 and all(w >= 1 for w in self.widths) and list(self.widths) == sorted(set(self.widths)),
+        require(len(self.widths) >= 3 and all(w >= 1 for w in self.widths)
+                and list(self.widths) == sorted(set(self.widths)),
                 "widths", self.widths, "use ≥ 3 distinct positive widths in increasing order")
         require(self.convergence_width >= 1, "convergence_width", self.convergence_width, "use a positive width")
         require(len(self.convergence_sizes) >= 2 and list(self.convergence_sizes) == sorted(set(self.convergence_sizes))
                 and self.convergence_sizes[0] >= 10 and self.convergence_sizes[-1] <= self.n_train,
-                "convergence_sizes", self.convergence_sizes, f"use ≥ 2 increasing sizes in [10, n_train={self.n_train}]")
+                "convergence_sizes", self.convergence_sizes,
+                f"use ≥ 2 increasing sizes in [10, n_train={self.n_train}]")
         require(self.convergence_epochs >= 1, "convergence_epochs", self.convergence_epochs, "use a positive integer")
 
 
@@ -195,10 +197,12 @@ def claims(result: Result) -> list[Claim]:
         need = width_needed(result, kind)
         rho = spearman(need.index, need.values)  # NaN when w* is the same at every level: no growth
         out.append(Claim(f"width_grows_{kind}",
-                         f"{kind}: the width needed for 99 % of the best validation accuracy grows with the noise level "
+                         f"{kind}: the width needed for 99 % of the best validation accuracy "
+                         "grows with the noise level "
                          f"(Spearman ρ ≥ {RHO_MIN:g}; real data learned)",
                          "more hidden units needed with noise (Arpit et al. Fig. 5)",
-                         "w* = " + ", ".join(f"{w} @ {lvl:g}" for lvl, w in need.items()) + f" (Spearman ρ = {fmt(rho)})"
+                         "w* = " + ", ".join(f"{w} @ {lvl:g}" for lvl, w in need.items())
+                         + f" (Spearman ρ = {fmt(rho)})"
                          + ("" if ok_real else f"; real data not learned (best val {100 * real_best:.1f} %)"),
                          bool(ok_real and rho >= RHO_MIN)))
     norm = convergence_table(result, normalize=True)
@@ -236,8 +240,10 @@ def claims(result: Result) -> list[Claim]:
 def headline(result: Result) -> dict:
     """Best validation accuracy table, widths needed, and epochs to fit, for metrics.json."""
     t = capacity_table(result)
-    return {"best_val_acc": {f"{k} {lvl:g}": {int(w): float(v) for w, v in row.items()} for (k, lvl), row in t.iterrows()},
-            "width_needed": {k: {f"{lvl:g}": int(w) for lvl, w in width_needed(result, k).items()} for k in NOISE_KINDS},
+    return {"best_val_acc": {f"{k} {lvl:g}": {int(w): float(v) for w, v in row.items()}
+                             for (k, lvl), row in t.iterrows()},
+            "width_needed": {k: {f"{lvl:g}": int(w) for lvl, w in width_needed(result, k).items()}
+                             for k in NOISE_KINDS},
             "epochs_to_fit": {c: {int(n): (None if np.isnan(v) else float(v)) for n, v in row.items()}
                               for c, row in convergence_table(result, normalize=False).iterrows()}}
 

@@ -9,13 +9,13 @@ std) with the same real labels. At the recorded epochs, the features of the last
 * an **independent** validation set — held-out test examples (for the gaussian network: fresh Gaussian inputs
   with the test labels), and
 * a **shared-structure** validation set — one perturbed copy (``perturbation``, ``perturb_size``;
-  :func:`memlib.permutation.shared_structure_copies`) of each of ``n_shared`` training examples, carrying the
+  :func:`memlib.methods.permutation.shared_structure_copies`) of each of ``n_shared`` training examples, carrying the
   label its original has in whichever labelling the classifier is trained on,
 
 are standardized with the training features' statistics. A shallow classifier — multinomial logistic regression
 with an L2 penalty (``logreg_C``) — is trained on the training features with the real labels and with ``n_perm``
 shuffles of them (the same shuffles at every epoch and for both networks), all ``1 + n_perm`` fits as one
-batched computation (:func:`memlib.permutation.fit_softmax`). Each split gives the observed accuracy, the null
+batched computation (:func:`memlib.methods.permutation.fit_softmax`). Each split gives the observed accuracy, the null
 distribution and the p-value (1 + #{null ≥ observed}) / (1 + B).
 
 Reading: on the independent set, observed ≫ null means the features *learned* something that generalizes; on the
@@ -80,7 +80,7 @@ class Config(StrictConfig):
     device: str = "cpu"
 
     def validate(self) -> None:
-        from ..permutation import PERTURBATIONS
+        from ..methods.permutation import PERTURBATIONS
 
         validate_common(self)
         require(self.n_perm >= 1, "n_perm", self.n_perm,
@@ -92,7 +92,8 @@ class Config(StrictConfig):
         require(self.logreg_C > 0, "logreg_C", self.logreg_C,
                 "use a positive inverse L2 penalty strength (scikit-learn's default: 1.0)")
         require(0 < self.logreg_tol <= 0.1, "logreg_tol", self.logreg_tol,
-                "use a gradient tolerance in (0, 0.1] (ours 1e-6, tight enough for the fits to equal scikit-learn's; its default 1e-4)")
+                "use a gradient tolerance in (0, 0.1] "
+                "(ours 1e-6, tight enough for the fits to equal scikit-learn's; its default 1e-4)")
         require(1 <= self.n_shared <= self.n_train, "n_shared", self.n_shared,
                 f"use 1 … n_train ({self.n_train}) training examples to copy")
         require(self.perturbation in PERTURBATIONS, "perturbation", self.perturbation,
@@ -132,7 +133,7 @@ def _compute(cfg: Config, progress: bool):
 
     from ..activations import collect_many, layer_names
     from ..models import build_model
-    from ..permutation import (fit_softmax, permutation_p_value, permuted_labels, shared_structure_copies,
+    from ..methods.permutation import (fit_softmax, permutation_p_value, permuted_labels, shared_structure_copies,
                                standardize_features)
     from ..train import train_many
 
@@ -187,7 +188,8 @@ def _compute(cfg: Config, progress: bool):
                              max_iter=int(fit.n_iter.max()), fit_s=round(fit_s, 3)))
     p_value = permutation_p_value(observed, null)
     rows = [dict(network=NETWORKS[i], epoch=int(epochs[j]), split=SPLITS[k], observed=observed[i, j, k],
-                 null_mean=null[i, j, k].mean(), null_std=null[i, j, k].std(), null_q05=np.quantile(null[i, j, k], 0.05),
+                 null_mean=null[i, j, k].mean(), null_std=null[i, j, k].std(),
+                 null_q05=np.quantile(null[i, j, k], 0.05),
                  null_q95=np.quantile(null[i, j, k], 0.95), null_max=null[i, j, k].max(), p_value=p_value[i, j, k],
                  n_perm=b)
             for i in range(2) for j in range(e) for k in range(2)]
@@ -257,13 +259,15 @@ def _independent_claim(result: Result, worked) -> Claim:
     e0 = r[r.epoch == 0]
     start = (f"; before training (epoch 0) p = {fmt(float(e0.p_value.iloc[0]))}, observed "
              f"{fmt(float(e0.observed.iloc[0]))}" if len(e0) else "")
-    measured = (f"observed above every shuffle (p = 1/(1+B) = {fmt(pmin)}) at {hits}/{len(trained)} recorded epochs ≥ 1; "
+    measured = (f"observed above every shuffle (p = 1/(1+B) = {fmt(pmin)}) "
+                f"at {hits}/{len(trained)} recorded epochs ≥ 1; "
                 f"observed {fmt(trained.observed.min())}–{fmt(trained.observed.max())} vs largest null "
                 f"{fmt(trained.null_max.max())}{start}" + ("" if b >= MIN_PERM else f"; B = {b} < {MIN_PERM}")
                 + _note(worked["real"]))
     return Claim("independent_beats_every_shuffle",
                  "On the independent validation set, the real-label classifier on the real-data network's features "
-                 f"beats every shuffled-label classifier (p = 1/(1+B) < 1/B) at every recorded epoch ≥ 1 (B ≥ {MIN_PERM})",
+                 "beats every shuffled-label classifier (p = 1/(1+B) < 1/B) "
+                 f"at every recorded epoch ≥ 1 (B ≥ {MIN_PERM})",
                  "learning detected (p < 1/B)", measured, bool(ok))
 
 
@@ -300,7 +304,8 @@ def _gaussian_claim(result: Result, worked) -> Claim:
                 + _note(worked["gaussian"]))
     return Claim("gaussian_beats_null_on_shared",
                  "The Gaussian-input network's features (trained on pure noise inputs with the real labels) still beat "
-                 "the null on the shared-structure set: at the last recorded epoch the real-label classifier beats every "
+                 "the null on the shared-structure set: at the last recorded epoch "
+                 "the real-label classifier beats every "
                  "shuffled-label one (p = 1/(1+B))",
                  "DNNs can learn with pure Gaussian-noise inputs", measured, bool(ok))
 
@@ -319,7 +324,8 @@ def headline(result: Result) -> dict:
         out[r.network].setdefault(str(r.epoch), {})[r.split] = dict(observed=r.observed, null_mean=r.null_mean,
                                                                     p_value=r.p_value)
     acc = network_accuracy(result)
-    return {"tests": out, "networks": {n: dict(train_acc=float(acc.loc[n].train_acc), test_acc=float(acc.loc[n].test_acc))
+    return {"tests": out, "networks": {n: dict(train_acc=float(acc.loc[n].train_acc),
+                                               test_acc=float(acc.loc[n].test_acc))
                                        for n in NETWORKS},
             "n_perm": result.config.n_perm, "feature_layer": result.meta["feature_layer"],
             "fits_converged": float(result.fits.converged.mean())}
@@ -409,7 +415,8 @@ def plot_training(result: Result, ax=None):
         ax.plot(h.epoch, h.test_acc, color=f"C{c}", ls="--", label=f"{net}: test")
     for e in result.arrays["epochs"]:
         ax.axvline(e, color="0.85", lw=0.8, zorder=0)
-    ax.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02), title="The two networks (grey lines: recorded epochs)")
+    ax.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02),
+           title="The two networks (grey lines: recorded epochs)")
     legend(ax, fontsize=8)
     return fig
 

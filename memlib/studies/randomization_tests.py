@@ -25,7 +25,8 @@ from ..train import train_many
 from .common import Condition, learned, run_cached, train_config, validate_common
 
 STUDY = "randomization_tests"
-PAPER = "Zhang, Bengio, Hardt, Recht & Vinyals — Understanding deep learning requires rethinking generalization (ICLR 2017)"
+PAPER = ("Zhang, Bengio, Hardt, Recht & Vinyals — Understanding deep learning requires rethinking generalization "
+         "(ICLR 2017)")
 #: Claim thresholds, fixed before any result was looked at (STUDIES.md §01).
 FIT_MIN = 0.995          # "fits": training accuracy at least this
 CHANCE_POINTS = 0.03     # "near chance": within this of 1 / classes
@@ -59,7 +60,8 @@ class Config(StrictConfig):
 
     def validate(self) -> None:
         validate_common(self)  # noise_levels: ≥ 2 increasing distinct label-corruption probabilities in (0, 1)
-        require(0.5 < self.fit_threshold <= 1, "fit_threshold", self.fit_threshold, "use a training accuracy in (0.5, 1]")
+        require(0.5 < self.fit_threshold <= 1, "fit_threshold", self.fit_threshold,
+                "use a training accuracy in (0.5, 1]")
 
 
 @dataclasses.dataclass

@@ -147,7 +147,8 @@ class Config(StrictConfig):
         require(self.lass_beta_255 >= 0, "lass_beta_255", self.lass_beta_255,
                 "use a non-negative noise scale on the 0–255 pixel scale (paper: 0.2)")
         require(self.lass_max_iter >= 1, "lass_max_iter", self.lass_max_iter, "use a positive number of iterations")
-        n_settings = sum(len(getattr(self, r)) for r in REGULARIZERS if r != "dropout_adversarial") + len(self.adv_weight)
+        n_settings = (sum(len(getattr(self, r)) for r in REGULARIZERS if r != "dropout_adversarial")
+                      + len(self.adv_weight))
         require(n_settings >= 1, "dropout", self.dropout, "give at least one regularizer setting in total")
 
 
@@ -191,7 +192,7 @@ def lass_settings(cfg: Config, x_raw: torch.Tensor) -> dict:
     """LASS radius, step α, noise β and clip range for inputs standardised as (x − μ)/σ (one scalar each, as
     :func:`memlib.data.standardize`). The paper's values are on the 0–255 pixel scale; one pixel unit is
     1/255 of the raw inputs' range (max − min), so for raw inputs in [0, 1] this is exactly
-    ``memlib.lass.standardized_settings(μ, σ, …)``; ``clip`` is the raw range, standardised."""
+    ``memlib.methods.lass.standardized_settings(μ, σ, …)``; ``clip`` is the raw range, standardised."""
     mean, std = float(x_raw.mean()), float(x_raw.std().clamp_min(1e-8))
     lo, hi = float(x_raw.min()), float(x_raw.max())
     unit = (hi - lo) / 255.0 / std
@@ -207,16 +208,16 @@ def adversarial_loss(weights: torch.Tensor, lass_kwargs: dict, max_iter: int, pr
 
         (1 − w_k) · CE(f_k(x_B), y_B) + w_k · CE(f_k(x̂_B), y_B),
 
-    where x̂ are the points LASS (:func:`memlib.lass.lass_many`, Arpit et al.'s Langevin adversarial sample search,
-    noise from the hook's ``"loss"`` stream) finds from each mini-batch example: the critical sample where the
+    where x̂ are the points LASS (:func:`memlib.methods.lass.lass_many`, Arpit et al.'s Langevin adversarial sample
+    search, noise from the hook's ``"loss"`` stream) finds from each mini-batch example: the critical sample where the
     prediction first changed, or, for an example that is not critical within the radius, the search's last point
     (still inside the L∞ ball). ``lass_kwargs`` holds ``radius``, ``alpha``, ``beta``, ``clip`` in input units
-    (:func:`lass_settings`), each a number or one value per model (``lass_many`` takes either). LASS runs on the current weights in eval mode (no dropout) for exactly ``max_iter``
-    iterations per mini-batch (``min_new=0``: the paper's stopping rule of < 20 new critical samples per
-    iteration was made for whole data sets, not for mini-batches of 32); the gradient step uses the models in
-    training mode (dropout on, in both terms). ``counts``, if given, is a list to which each mini-batch appends the
-    number of critical examples per model ``(K,)``."""
-    from ..lass import lass_many
+    (:func:`lass_settings`), each a number or one value per model (``lass_many`` takes either). LASS runs on the current
+    weights in eval mode (no dropout) for exactly ``max_iter`` iterations per mini-batch (``min_new=0``: the paper's
+    stopping rule of < 20 new critical samples per iteration was made for whole data sets, not for mini-batches of 32);
+    the gradient step uses the models in training mode (dropout on, in both terms). ``counts``, if given, is a list to
+    which each mini-batch appends the number of critical examples per model ``(K,)``."""
+    from ..methods.lass import lass_many
 
     def loss(ens, xb, yb, generator):
         found = lass_many(ens, xb, max_iter=max_iter, min_new=0, generator=generator, shared=False, **lass_kwargs)
@@ -429,7 +430,8 @@ def headline(result: Result) -> dict:
     """Per setting: best real validation accuracy and final randY training accuracy (means over seeds); each
     regularizer's slope; the adversarial runs' mean critical fraction."""
     t = by_setting(result)
-    out = {name: {"best_val_acc": row.best_val_acc, "randy_train_acc": row.randy_train_acc} for name, row in t.iterrows()}
+    out = {name: {"best_val_acc": row.best_val_acc, "randy_train_acc": row.randy_train_acc}
+           for name, row in t.iterrows()}
     out["slopes"] = {r.regularizer: _num(r.slope) for r in slopes(result, t).itertuples()}
     out["critical_fraction"] = {name: {d: _num(v) for d, v in row.items()}
                                 for name, row in critical_fractions(result).iterrows()}

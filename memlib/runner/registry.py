@@ -1,0 +1,76 @@
+"""The registry every part of the runner reads: which studies exist, their notebooks, and the parameters a request
+gives each study (notebook defaults ← profile section ← ``--device`` ← ``-p``, checked by the study's ``Config``).
+
+The runner (:mod:`memlib.runner.run`) and the scoreboard (:mod:`memlib.runner.scoreboard`) both import this module;
+neither imports the other's internals, so data flows one way: registry → run records → scoreboard → report → CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+from pathlib import Path
+
+from ..config import NOTEBOOKS_DIR, load_profile
+
+SCOREBOARD = "scoreboard"
+REPORT = "report"  # the scoreboard's output folder
+NOTEBOOK_ONLY_PARAMS = ("profile",)
+
+
+class Refused(ValueError):
+    """A request refused before any work, with the message the user sees."""
+
+
+def notebooks() -> dict[str, Path]:
+    """Study name → notebook path, in numeric order (``00_scoreboard`` included)."""
+    out = {}
+    for p in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
+        out[p.stem[3:]] = p
+    return out
+
+
+def studies() -> list[str]:
+    """Every study name (notebooks 01 … 13), without the scoreboard."""
+    return [s for s in notebooks() if s != SCOREBOARD]
+
+
+def study_module(study: str):
+    """``memlib.studies.<study>``, or None for a notebook without one (the scoreboard, a study being written)."""
+    name = f"memlib.studies.{study}"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
+
+
+def suggest(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def study_params(study: str, profile: str, device: str | None, overrides: dict) -> dict:
+    """Merged parameters for one study, checked by its Config (raises ValueError/TypeError)."""
+    if study == SCOREBOARD:
+        return {"profile": profile}
+    if "profile" in overrides:
+        raise Refused(f"profile is not a -p parameter; choose it with --profile {overrides['profile']} "
+                      f"(make PROFILE={overrides['profile']})")
+    params = dict(load_profile(profile, study))
+    if device is not None:
+        params["device"] = device
+    params.update(overrides)
+    module = study_module(study)
+    params = module.Config.renamed(params)
+    names = [f.name for f in dataclasses.fields(module.Config)]
+    unknown = sorted(set(params) - set(names) - set(NOTEBOOK_ONLY_PARAMS))
+    if unknown:
+        hints = "".join(suggest(u, names) for u in unknown)
+        raise Refused(f"unknown parameter(s) {unknown}{hints}; {study} takes: {', '.join(names)} "
+                      f"(python -m memlib.runner {study} --help lists them with their meaning)")
+    try:
+        module.Config.from_dict({k: v for k, v in params.items() if k in names})
+    except TypeError as err:  # a string where a number or list was expected: the value did not parse as one
+        bad = [k for k in overrides if isinstance(overrides[k], str) and k in names and k in str(err)]
+        prefix = f"could not parse -p {bad[0]} {overrides[bad[0]]!r} as the kind of value it takes: " if bad else ""
+        raise Refused(prefix + str(err)) from None
+    params["profile"] = profile
+    return params
