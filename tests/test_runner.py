@@ -218,7 +218,10 @@ def test_ctrl_c_says_what_was_interrupted_and_leaves_no_kernel_files(tmp_path):
     # a run long enough to interrupt: a learning rate that never fits, many epochs
     proc = subprocess.Popen([sys.executable, "-m", "memlib.runner", "randomization_tests", "--profile", "smoke",
                              "-p", "lr", "1e-5", "-p", "epochs", "20000"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            # a shell's background job (`cmd &`) ignores SIGINT and its children inherit that:
+                            # give the runner the default disposition a terminal's foreground process has
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     record = tmp_path / "build" / "smoke" / "randomization_tests" / "run.json"
     executed = record.parent / "randomization_tests.ipynb"  # papermill saves it once the kernel runs its cells
     deadline = time.time() + 180
