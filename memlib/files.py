@@ -6,6 +6,7 @@ space raises :class:`NoSpace`, an ``OSError`` whose message names the folder and
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -34,12 +35,13 @@ class NoSpace(OSError):
         return self.strerror
 
 
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} bytes"
+    for unit in ("KB", "MB", "GB"):
         n /= 1024
-    return f"{n} bytes"  # pragma: no cover
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}"
 
 
 def _free_bytes(folder: Path) -> int | None:
@@ -60,6 +62,21 @@ def is_no_space(err: BaseException) -> bool:
     return "[Errno 28]" in text or "No space left on device" in text
 
 
+@contextlib.contextmanager
+def no_space(folder: Path, needed: int | None = None):
+    """Turn a full disk (``OSError`` with ``errno.ENOSPC``) inside the block into :class:`NoSpace` for ``folder``;
+    every other error passes unchanged. The one place memlib's writers (run records, the cache, figures, arrays)
+    say "disk full"."""
+    try:
+        yield
+    except NoSpace:
+        raise
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise NoSpace(folder, needed) from err
+        raise
+
+
 def study_folder(study: str, profile: str) -> Path:
     """``<build>/<profile>/<study>/`` (the scoreboard's folder is ``report``)."""
     return build_dir() / profile / study
@@ -70,19 +87,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     :class:`NoSpace` and leaves nothing behind."""
     path = Path(path)
     tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        readable(Path(tmp))  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC and not isinstance(err, NoSpace):
-            raise NoSpace(path.parent, len(text.encode("utf-8"))) from err
-        raise
+    with no_space(path.parent, len(text.encode("utf-8")) if isinstance(text, str) else None):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            readable(Path(tmp))  # mkstemp makes 0600 files
+            os.replace(tmp, path)
+        except BaseException:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def umask() -> int:

@@ -13,7 +13,9 @@ studies' closures free of them. Standard library only.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
+import json
 from pathlib import Path
 
 from .config import PACKAGE_DIR
@@ -47,24 +49,37 @@ def _resolve(node: ast.ImportFrom, package: str) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def direct_imports(name: str) -> frozenset[str]:
-    """The memlib modules that module ``name`` imports (at top level or inside functions)."""
-    path = module_path(name)
-    if path is None:
-        return frozenset()
-    package = _package_of(name, path)
+def _memlib_imports(tree: ast.AST, package: str) -> set[str]:
+    """The memlib modules that the ``import`` statements anywhere in ``tree`` name, with relative imports resolved
+    from ``package`` (``from ..methods import knn`` names the module ``memlib.methods.knn``)."""
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom):
             target = _resolve(node, package)
             if target.split(".")[0] != PACKAGE:
                 continue
-            for alias in node.names:  # `from ..methods import knn` imports the module memlib.methods.knn
+            for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 out.add(sub if module_path(sub) is not None else target)
-    return frozenset(m for m in out if module_path(m) is not None)
+    return {m for m in out if module_path(m) is not None}
+
+
+@functools.lru_cache(maxsize=None)
+def _module_imports(path: Path, package: str, mtime_ns: int, size: int) -> frozenset[str]:
+    """:func:`_memlib_imports` of one source file, parsed once per version of the file (its mtime and size are part
+    of the cache key, so an edited file is parsed again)."""
+    return frozenset(_memlib_imports(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)), package))
+
+
+def direct_imports(name: str) -> frozenset[str]:
+    """The memlib modules that module ``name`` imports (at top level or inside functions)."""
+    path = module_path(name)
+    if path is None:
+        return frozenset()
+    stat = path.stat()
+    return _module_imports(path, _package_of(name, path), stat.st_mtime_ns, stat.st_size)
 
 
 def closure(names) -> list[str]:
@@ -85,8 +100,6 @@ def closure(names) -> list[str]:
 
 def notebook_imports(notebook: Path) -> list[str]:
     """The memlib modules a notebook's code cells import."""
-    import json
-
     out = set()
     nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
@@ -96,13 +109,7 @@ def notebook_imports(notebook: Path) -> list[str]:
             tree = ast.parse("".join(cell.get("source", "")))
         except SyntaxError:
             continue  # a cell with IPython magics: it imports nothing we could follow
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                out.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
-            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == PACKAGE:
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}"
-                    out.add(sub if module_path(sub) is not None else node.module)
+        out |= _memlib_imports(tree, PACKAGE)
     return sorted(out)
 
 

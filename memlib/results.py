@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from .config import ROOT, cache_dir
-from .files import NoSpace, atomic_write_text, readable
+from .files import atomic_write_text, no_space, readable
 from .files import study_folder as study_dir  # ``<build>/<profile>/<study>/``
 from .fingerprint import study_hash
 
@@ -72,10 +72,8 @@ def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dic
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
         readable(tmp, directory=True)  # mkdtemp makes 0700 folders
         try:
-            try:
+            with no_space(folder.parent):
                 _save_entry(tmp, tables, arrays, meta)
-            except OSError as err:
-                _raise_no_space(err, folder.parent)
             try:
                 os.rename(tmp, folder)  # atomic; fails if another process already wrote the entry
             except OSError:
@@ -169,10 +167,8 @@ class StudyRun:
         """Save ``fig`` as ``<name>.png`` and ``<name>.pdf`` in the study folder."""
         from .plots import save_figure
 
-        try:
+        with no_space(self.out):
             save_figure(fig, self.out / name)
-        except OSError as err:
-            _raise_no_space(err, self.out)
         self.figures.append(name)
 
     def figure(self, fig, name: str) -> None:
@@ -193,12 +189,13 @@ class StudyRun:
     def save_arrays(self, arrays: dict[str, np.ndarray], name: str = "arrays") -> None:
         """Raw arrays as ``<name>.npz`` (no pickle), written atomically."""
         tmp = self.out / f".{name}.tmp.npz"
-        try:
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, self.out / f"{name}.npz")
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            _raise_no_space(err, self.out)
+        with no_space(self.out):
+            try:
+                np.savez_compressed(tmp, **arrays)
+                os.replace(tmp, self.out / f"{name}.npz")
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def finish(self, config, claims: list, headline: dict, device: str | None = None, extra: dict | None = None,
                result=None) -> dict:
@@ -208,9 +205,8 @@ class StudyRun:
         its arrays are saved (``arrays.npz``) and its cache status recorded."""
         from .claims import claims_to_records
 
-        if device is None:
-            device = getattr(config, "device", None) or (config.get("device") if isinstance(config, dict) else None)
         config = config.to_dict() if hasattr(config, "to_dict") else config
+        device = device or config.get("device") or "cpu"
         if result is not None:
             self.save_arrays(result.arrays)
             self.cache = result.meta.get("cache", self.cache)
@@ -218,7 +214,7 @@ class StudyRun:
             "study": self.study, "paper": self.paper, "profile": self.profile, "config": config,
             "claims": claims_to_records(claims), "headline": headline,
             "wall_time_s": round(time.perf_counter() - self.start, 3),
-            "device": device_name(device or "cpu"), "versions": versions(), "git_commit": git_commit(),
+            "device": device_name(device), "versions": versions(), "git_commit": git_commit(),
             "figures": self.figures, "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         if self.cache is not None:
@@ -226,15 +222,6 @@ class StudyRun:
         metrics.update(extra or {})
         atomic_write_text(self.out / "metrics.json", strict_json(metrics))
         return metrics
-
-
-def _raise_no_space(err: OSError, folder: Path) -> None:
-    """Re-raise ``err``, as :class:`memlib.files.NoSpace` when the disk is full."""
-    import errno
-
-    if err.errno == errno.ENOSPC and not isinstance(err, NoSpace):
-        raise NoSpace(folder) from err
-    raise err
 
 
 def _json_default(o):

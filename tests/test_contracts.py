@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from memlib.runner import run
+from memlib.runner import registry
 from memlib.config import StrictConfig
 from memlib.results import StudyRun, device_name, strict_json
 
-STUDIES = run.studies()
+STUDIES = registry.studies()
 
 
 def module(study):
@@ -20,7 +20,7 @@ def module(study):
 
 
 def notebook_cells(study):
-    nb = json.loads(run.notebooks()[study].read_text())
+    nb = json.loads(registry.notebooks()[study].read_text())
     return [("".join(c["source"]), c) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
@@ -82,7 +82,7 @@ def test_config_defaults_equal_the_parameters_cell(study):
 
 @pytest.mark.parametrize("study", STUDIES)
 def test_claim_ids_are_unique_per_study(study):
-    src = run.notebooks()[study].read_text()
+    src = registry.notebooks()[study].read_text()
     assert "claims_table" in src  # the claims are shown as a table in the notebook
     import inspect
     ids = [node.args[0].value for node in ast.walk(ast.parse(inspect.getsource(module(study))))

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 
-from memlib.runner import run, runstate
+from memlib import files
+from memlib.runner import registry, run
 
 ROOT = run.NOTEBOOKS_DIR.parent
-STUDIES = run.studies()
+STUDIES = registry.studies()
 
 
 def page_text(build) -> str:
@@ -42,7 +43,7 @@ def test_study_metrics_contract(smoke_build, study):
     out = smoke_build / "build" / "smoke" / study
     m = json.loads((out / "metrics.json").read_text())
     assert m["study"] == study and m["profile"] == "smoke"
-    expected = run.study_params(study, "smoke", None, {})
+    expected = registry.study_params(study, "smoke", None, {})
     expected.pop("profile")
     assert {k: m["config"][k] for k in expected} == expected  # every profile override is recorded
     assert m["claims"] and all(set(c) >= {"id", "statement", "expected", "measured", "reproduced"} for c in m["claims"])
@@ -66,8 +67,8 @@ def test_scoreboard_gathers_every_study(smoke_build):
 
 @pytest.mark.notebook
 def test_outputs_are_readable_by_others(smoke_build):
-    if runstate.umask() != 0o022:
-        pytest.skip(f"umask is {runstate.umask():o}, not 022")
+    if files.umask() != 0o022:
+        pytest.skip(f"umask is {files.umask():o}, not 022")
     for p in (smoke_build / "build").rglob("*"):
         if not p.name.startswith(".") and "cache" not in p.parts:
             assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from memlib.runner import registry, run, runstate, scoreboard
+from memlib.runner import registry, run, runstate
 
 ROOT = run.NOTEBOOKS_DIR.parent
 
@@ -32,7 +32,7 @@ def test_unparseable_values_say_could_not_parse(text):
 
 
 def test_params_merge_profile_device_and_overrides():
-    p = run.study_params("randomization_tests", "smoke", "cpu", {"n_train": 150, "lr": run.parse_value("1e-3")})
+    p = registry.study_params("randomization_tests", "smoke", "cpu", {"n_train": 150, "lr": run.parse_value("1e-3")})
     assert p["n_train"] == 150 and p["device"] == "cpu" and p["profile"] == "smoke" and p["lr"] == 0.001
     assert p["widths"] == [64]  # from profiles/smoke.yaml
 
@@ -71,7 +71,7 @@ def test_bad_inputs_refused_before_any_work(argv, words, capsys, isolated_build,
     assert started == []
     assert not data.exists()  # a check that needs no data file creates no folder or lock in MEMLIB_DATA
     study = argv[0]
-    if study in run.studies():  # the refusal is recorded, so the report shows the study as failed, not as current
+    if study in registry.studies():  # the refusal is recorded, so the report shows the study as failed, not as current
         record = runstate.read(study, "smoke")
         assert record["state"] == "refused" and record["error"]
         assert not (isolated_build / "build" / "smoke" / study / "metrics.json").exists()
@@ -97,7 +97,7 @@ def test_make_unknown_target_lists_the_studies():
     proc = subprocess.run(["make", "-s", "no-such-study"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "unknown target 'no-such-study'" in proc.stderr
-    assert all(s in proc.stderr for s in run.studies())
+    assert all(s in proc.stderr for s in registry.studies())
 
 
 def test_makefile_passes_the_wait_policy_and_lab_settings():
@@ -115,9 +115,9 @@ def test_kernelspec_starts_kernels_with_passive_openmp_threads():
 
 
 def test_notebooks_are_discovered_in_order():
-    names = list(run.notebooks())
+    names = list(registry.notebooks())
     assert names[0] == "scoreboard" and "randomization_tests" in names
-    assert "scoreboard" not in run.studies()
+    assert "scoreboard" not in registry.studies()
 
 
 # ----------------------------------------------------------------------------- fake studies through the runner
@@ -147,11 +147,10 @@ print('OMP_WAIT_POLICY', os.environ.get('OMP_WAIT_POLICY'))
 def fake_study(tmp_path, monkeypatch, isolated_build):
     """Make the runner see one study, 'boom', whose notebook the test writes, plus the real scoreboard."""
     path = tmp_path / "01_boom.ipynb"
-    real = run.notebooks()
-    for module in (run, registry, scoreboard):  # each holds its own binding of the registry's functions
-        monkeypatch.setattr(module, "notebooks", lambda: {"boom": path, "scoreboard": real["scoreboard"]})
-    monkeypatch.setattr(run, "studies", lambda: ["boom"])
-    monkeypatch.setattr(run, "study_params", lambda s, profile, device, overrides: {"profile": profile, **overrides})
+    real = registry.notebooks()
+    monkeypatch.setattr(registry, "notebooks", lambda: {"boom": path, "scoreboard": real["scoreboard"]})
+    monkeypatch.setattr(registry, "study_params",
+                        lambda s, profile, device, overrides: {"profile": profile, **overrides})
     monkeypatch.setattr(run, "preflight", lambda s, params: None)
     return path
 
@@ -205,7 +204,7 @@ def test_scoreboard_fails_when_a_study_is_missing_or_failed(fake_study, capsys, 
     err = capsys.readouterr().err
     assert "RuntimeError: deliberate" in err and "scoreboard is incomplete" in err and "boom failed" in err
     page = (isolated_build / "build" / "smoke" / "report" / "index.html").read_text()
-    n = len(run.notebooks()) - 1
+    n = len(registry.notebooks()) - 1
     assert f"{n} of {n}" not in page
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from memlib.runner import run, runstate, scoreboard
+from memlib.runner import registry, runstate, scoreboard
 
 STUDY = "randomization_tests"
 
@@ -11,8 +11,8 @@ STUDY = "randomization_tests"
 def fabricate(state="ok", params=None, code=None, run_id=None, metrics=True, error=None):
     """A study folder as the runner would leave it (no kernel): run.json and, optionally, metrics.json."""
     asked = {} if params is None else {k: v for k, v in params.items() if k != "profile"}  # the -p it was run with
-    params = run.study_params(STUDY, "smoke", None, {}) if params is None else params
-    notebook = run.notebooks()[STUDY]
+    params = registry.study_params(STUDY, "smoke", None, {}) if params is None else params
+    notebook = registry.notebooks()[STUDY]
     record = {"study": STUDY, "profile": "smoke", "state": state, "params": params, "error": error,
               "code": code or runstate.code_hash(STUDY, notebook), "run_id": run_id,
               "key": runstate.request_key(STUDY, "smoke", None, asked, notebook) if code is None else "0" * 20}
@@ -33,7 +33,7 @@ def entry(**kwargs):
 
 def test_never_run_is_missing(isolated_build):
     entries = scoreboard.study_entries("smoke")
-    assert [e["study"] for e in entries] == run.studies()  # every notebook, in order
+    assert [e["study"] for e in entries] == registry.studies()  # every notebook, in order
     assert {e["state"] for e in entries} == {"missing"}
     assert "0 of" in scoreboard.headline(entries) and "0 of 0 claims" in scoreboard.headline(entries)
 

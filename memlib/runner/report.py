@@ -1,4 +1,4 @@
-"""The scoreboard report as a static, offline HTML page, executed notebooks as HTML, and headless screenshots.
+"""The scoreboard report as a static, offline HTML page, and executed notebooks as HTML.
 
 Three entry points:
 
@@ -10,8 +10,9 @@ Three entry points:
   formula turned into MathML on the server side (:func:`tex_to_mathml`, through ``latex2mathml``) so that the
   page needs no MathJax; require.js, the widget manager and mermaid (all loaded from CDNs by the stock
   template) are left out.
-* :func:`screenshot` — a PNG of a page taken by headless Chromium, driven through the DevTools protocol over
-  a pipe (:class:`HeadlessChromium`; standard library only, no driver binary).
+* :func:`write_scoreboard` — :func:`write_report` with this run's date, commit and device (notebook 00 calls it).
+
+(The browser tests drive headless Chromium through ``tests/devtools.py``.)
 
 Files are written atomically (a temporary file, then a rename) with the mode ``0o666 & ~umask`` — the
 permissions of any file the user creates, not ``tempfile.mkstemp``'s private 0600.
@@ -46,7 +47,7 @@ KEY_FIGURE_WIDTH = 640
 # ============================================================================ files
 
 def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) atomically, readable by others (:func:`memlib.runner.runstate.atomic_write_text`)."""
+    """Write ``text`` (UTF-8) atomically, readable by others (:func:`memlib.files.atomic_write_text`)."""
     atomic_write_text(path, text)
     return Path(path)
 

@@ -30,11 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from . import runstate
-from ..files import NoSpace, is_no_space
-from .registry import (NOTEBOOK_ONLY_PARAMS, REPORT, SCOREBOARD, Refused, notebooks, study_params,  # noqa: F401
-                       studies, suggest)
 from ..config import NOTEBOOKS_DIR, PROFILES, ROOT, load_profile
+from ..files import NoSpace, is_no_space, readable
+from . import registry, runstate
+from .registry import REPORT, SCOREBOARD, Refused, suggest
 
 KERNEL = "memlib"
 #: Environment every study kernel starts with (in the kernelspec, so JupyterLab's kernels get it too, and in the
@@ -116,7 +115,7 @@ def preflight(study: str, params: dict) -> None:
 def parameter_help(study: str, profile: str | None = None) -> str:
     """Each parameter of ``study`` with its default, its comment from the notebook's parameters cell, and the
     values the smoke and paper profiles give it."""
-    path = notebooks()[study]
+    path = registry.notebooks()[study]
     nb = json.loads(path.read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
     source = "".join(cell["source"])
@@ -166,7 +165,7 @@ def execute(study: str, params: dict, profile: str, log_output: bool = False) ->
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(ROOT) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, paths)])
-    source = notebooks()[study]
+    source = registry.notebooks()[study]
     out_dir = runstate.study_folder(study if study != SCOREBOARD else REPORT, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     if study != SCOREBOARD:
@@ -202,7 +201,7 @@ def execute(study: str, params: dict, profile: str, log_output: bool = False) ->
     if "error" in outcome:
         raise outcome["error"]
     if output.exists():
-        runstate.readable(output)
+        readable(output)
     if study != SCOREBOARD and not (out_dir / "metrics.json").exists():
         raise RuntimeError(f"{source.name} finished without writing {out_dir / 'metrics.json'}")
     return output
@@ -240,13 +239,13 @@ def _render_html(output: Path) -> Path | None:
 def up_to_date(study: str, profile: str, key: str) -> dict | None:
     """The study's run record when its last run is current for the request ``key``
     (:func:`memlib.runner.runstate.freshness`, the rule the scoreboard uses too), else None."""
-    if runstate.freshness(study, profile, key, notebooks()[study]):
+    if runstate.freshness(study, profile, key, registry.notebooks()[study]):
         return None
     return runstate.read(study, profile)
 
 
-def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None]:
-    """Execute one study and keep its run record; return (state, error message).
+def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None, bool]:
+    """Execute one study and keep its run record; return (state, error message, whether the disk was full).
 
     A full disk anywhere (the run record, the executed notebook, a figure or ``metrics.json`` written by the kernel,
     the cache) ends the study with one line that names the folder and ``MEMLIB_BUILD``; its outputs are removed
@@ -255,9 +254,9 @@ def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None]
     folder = runstate.study_folder(study if study != SCOREBOARD else REPORT, profile)
     output = folder / f"{study}.ipynb"
     record = {"study": study, "profile": profile, "state": "running", "params": params, "key": key,
-              "code": runstate.code_hash(study, notebooks()[study]), "run_id": runstate.run_id(),
+              "code": runstate.code_hash(study, registry.notebooks()[study]), "run_id": runstate.run_id(),
               "started": runstate.now(), "notebook": output.name}
-    html = None
+    html, full = None, False
     try:
         if study != SCOREBOARD:
             runstate.write(study, profile, record)  # execute() removes the previous outputs before the kernel starts
@@ -270,13 +269,14 @@ def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None]
         raise Interrupted(study) from None
     except Exception as err:  # noqa: BLE001 - report and go on with the next study (fail late)
         state = "failed"
-        if is_no_space(err):
+        full = is_no_space(err)
+        if full:
             error = str(err) if isinstance(err, NoSpace) else str(NoSpace(folder))
             runstate.clear_outputs(folder)  # no half-written result, and room for the record below
         else:
             error = _error_message(err)
             (folder / "metrics.json").unlink(missing_ok=True)
-    if not (state == "failed" and error.startswith("no space left")):
+    if not full:
         html = _render_html(output)
     if study != SCOREBOARD:
         final = dict(record, state=state, error=error, finished=runstate.now(), html=html.name if html else None)
@@ -284,10 +284,11 @@ def _run_one(study: str, params: dict, key: str, args) -> tuple[str, str | None]
             runstate.write(study, profile, final)
         except OSError as err:  # the disk filled up at the very end: say so, and leave no "running" record
             (folder / runstate.RECORD).unlink(missing_ok=True)
-            if state == "ok" or not error.startswith("no space left"):
-                state, error = "failed", str(err) if isinstance(err, NoSpace) else _error_message(err)
+            if not full:
+                full = isinstance(err, NoSpace)
+                state, error = "failed", str(err) if full else _error_message(err)
             runstate.clear_outputs(folder)
-    return state, error
+    return state, error, full
 
 
 def main(argv=None) -> int:
@@ -305,13 +306,13 @@ def main(argv=None) -> int:
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     args = ap.parse_args(argv)
 
-    known = notebooks()
+    known = registry.notebooks()
     if args.list:
         print("\n".join(f"{name:28s} notebooks/{path.name}" for name, path in known.items()))
         return 0
     names: list[str] = []
     for s in args.studies or (["all"] if not args.help else []):
-        names += [*studies(), SCOREBOARD] if s == "all" else [s]
+        names += [*registry.studies(), SCOREBOARD] if s == "all" else [s]
     bad = [s for s in names if s not in known]
     if bad:
         hints = "".join(suggest(b, known) for b in bad)
@@ -358,7 +359,8 @@ def _run(names: list[str], overrides: dict, args) -> int:
     # Studies whose last run is up to date are skipped without importing torch (≈ 0.3 s each).
     plan = []
     for s in names:
-        key = runstate.request_key(s, args.profile, args.device, overrides if s != SCOREBOARD else {}, notebooks()[s])
+        key = runstate.request_key(s, args.profile, args.device, overrides if s != SCOREBOARD else {},
+                                   registry.notebooks()[s])
         record = None if s == SCOREBOARD or args.force else up_to_date(s, args.profile, key)
         if record:
             runstate.write(s, args.profile, dict(record, run_id=runstate.run_id(), skipped_at=runstate.now()))
@@ -374,7 +376,7 @@ def _run(names: list[str], overrides: dict, args) -> int:
             if s == SCOREBOARD:
                 params = {"profile": args.profile, "device": args.device, "overrides": overrides}
             else:
-                params = study_params(s, args.profile, args.device, overrides)
+                params = registry.study_params(s, args.profile, args.device, overrides)
                 preflight(s, params)
             checked.append((s, params, key))
         except (TypeError, ValueError) as err:  # Refused is a ValueError; Config checks raise TypeError/ValueError
@@ -389,12 +391,12 @@ def _run(names: list[str], overrides: dict, args) -> int:
     for s, params, key in checked:
         shown = {k: v for k, v in params.items() if k not in ("profile", "overrides")}
         print(f"[memlib] {s}: profile={args.profile} " + " ".join(f"{k}={v!r}" for k, v in shown.items()), flush=True)
-        state, error = _run_one(s, params, key, args)
+        state, error, full = _run_one(s, params, key, args)
         out_nb = runstate.study_folder(s if s != SCOREBOARD else REPORT, args.profile) / f"{s}.ipynb"
         if state == "ok":
             print(f"[memlib] {s}: ok → {out_nb}", flush=True)
         else:
-            if error.startswith("no space left"):
+            if full:
                 print(f"[memlib] {s}: FAILED: {error}", file=sys.stderr, flush=True)
             else:
                 print(f"[memlib] {s}: FAILED\n{error}\n[memlib]   see the executed notebook: {out_nb} "

@@ -2,8 +2,8 @@
 
 Every run of a study notebook leaves ``<build>/<profile>/<study>/run.json``: its state (``running``, ``ok``,
 ``failed``, ``refused``, ``interrupted``), the error (in full) when it did not finish, the parameters it asked for,
-the fingerprint of its code (the memlib package, the notebook, the versions) and the ``make all`` it belonged to
-(``$MEMLIB_RUN_ID``). The scoreboard reads these records to say which results are current, stale, failed or
+the fingerprint of its code (the memlib modules the study uses, the notebook, the versions) and the ``make all`` it
+belonged to (``$MEMLIB_RUN_ID``). The scoreboard reads these records to say which results are current, stale, failed or
 missing; the runner reads them to skip a study whose inputs have not changed since it last succeeded (as ``make``
 skips an up-to-date target). This module imports only the standard library and PyYAML, so that check takes a
 fraction of a second.
@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..config import load_profile
-from ..files import atomic_write_text, readable, study_folder, umask  # noqa: F401  (re-exported)
+from ..files import atomic_write_text, study_folder
 from ..fingerprint import study_hash
 
 RECORD = "run.json"

@@ -10,12 +10,14 @@ study's outputs (:mod:`memlib.runner.runstate`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from pathlib import Path
 
 from . import runstate
-from .registry import SCOREBOARD, notebooks, study_module, study_params
+from . import registry
+from .registry import SCOREBOARD, study_module
 
 #: The states a study can be in, in the order the summary lists them (the report shows them; this module decides).
 STATES = ("current", "stale", "failed", "missing")
@@ -65,13 +67,13 @@ def _config_diff(ran: dict, asked: dict) -> str:
     return ", ".join(f"{k}={ran.get(k)!r} (asked {asked.get(k)!r})" for k in keys)
 
 
-def _explain(study: str, record: dict, profile: str, device: str | None, overrides: dict) -> str | None:
+def _explain(study: str, record: dict, *, profile: str, device: str | None, overrides: dict) -> str | None:
     """How the parameters of the study's last run differ from what this run asks, or None when they do not (or
     cannot be compared)."""
     if study_module(study) is None:
         return None
     try:
-        asked = _normalized(study, study_params(study, profile, device, overrides))
+        asked = _normalized(study, registry.study_params(study, profile, device, overrides))
     except (TypeError, ValueError) as err:
         return f"this run's parameters are refused for it: {err}"
     ran = _normalized(study, record.get("params") or {})
@@ -90,7 +92,7 @@ def study_entries(profile: str, device: str | None = None, overrides: dict | Non
     run_id = runstate.run_id() if run_id is None else run_id
     overrides = dict(overrides or {})
     entries = []
-    for study, notebook in notebooks().items():
+    for study, notebook in registry.notebooks().items():
         if study == SCOREBOARD:
             continue
         folder = runstate.study_folder(study, profile)
@@ -118,8 +120,8 @@ def study_entries(profile: str, device: str | None = None, overrides: dict | Non
         else:
             key = runstate.request_key(study, profile, device, overrides, notebook)
             reasons = runstate.freshness(study, profile, key, notebook, run_id=run_id,
-                                         explain_config=lambda rec, s=study: _explain(s, rec, profile, device,
-                                                                                      overrides))
+                                         explain_config=functools.partial(_explain, study, profile=profile,
+                                                                          device=device, overrides=overrides))
             state = "stale" if reasons else "current"
         ipynb, html = folder / f"{study}.ipynb", folder / f"{study}.html"
         entries.append(dict(
