@@ -6,6 +6,14 @@
 * :class:`Condition` — one experimental condition: a name, a corruption kind and its level;
 * :func:`learned` — did a network learn at all? Claims that compare conditions need it before they can say yes.
 
+The claim vocabulary every study speaks (one function per claim, each returning a :class:`memlib.claims.Claim`):
+
+* :class:`Check` — a precondition of a claim (did the experiment do what the claim needs?) with its reason in words
+  when it did not; :func:`check` builds one, :func:`all_of` combines several, :meth:`Check.note` is the text a
+  claim's ``measured`` string ends with;
+* :func:`held_in` — "held in k/n seeds" (or another unit), the agreement of the per-seed verdicts;
+* :func:`verdict` — ``reproduced``: the claim's own condition and every check, as one bool.
+
 A study module has: ``STUDY`` (its name), ``PAPER`` (the paper, once), ``Config`` (a ``StrictConfig`` whose
 literal defaults equal the notebook's parameters cell), ``Result`` (documenting every table and array),
 ``run(cfg)``, ``claims(result)``, ``headline(result)``, ``plot_*`` functions and ``explore(result)``
@@ -113,6 +121,55 @@ def run_cached(study: str, cfg, compute: Callable[[], tuple[dict, dict, dict]], 
         return tables, arrays, {**meta, "compute_time_s": round(time.perf_counter() - t0, 2)}
 
     return cached(study, cfg.to_dict(), timed, use_cache=use_cache)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A precondition of a claim — did the experiment do what the claim needs? — with ``why`` it did not, in
+    words (empty when it did). A claim says yes only when its checks pass (:func:`verdict`)."""
+
+    ok: bool
+    why: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "ok", bool(self.ok))  # NumPy and pandas bools become Python's
+        if not self.ok and not self.why:
+            raise ValueError("a failed Check needs its reason: why=''")
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def note(self, lead: str = "; ") -> str:
+        """``""`` when the check passed, else ``lead + why`` — what a claim's ``measured`` text ends with."""
+        return "" if self.ok else lead + self.why
+
+
+#: The check that always passes (a claim with no precondition, or the neutral element of :func:`all_of`).
+PASSED = Check(True)
+
+
+def check(ok, why) -> Check:
+    """A :class:`Check` of ``ok``; ``why`` (a string, or a callable giving one — for text that is only defined
+    when the check failed) is kept only when it failed."""
+    ok = bool(ok)
+    return Check(ok, "" if ok else (why() if callable(why) else why))
+
+
+def all_of(*checks: Check, sep: str = "; ") -> Check:
+    """One check that passes when every one of ``checks`` does; its reason joins the failed ones' with ``sep``."""
+    failed = [c.why for c in checks if not c.ok]
+    return Check(not failed, sep.join(failed))
+
+
+def held_in(flags, unit: str = "seeds") -> str:
+    """``"held in k/n <unit>"``: how many of the per-seed (or per-pair, …) verdicts ``flags`` are true."""
+    flags = [bool(f) for f in flags]
+    return f"held in {sum(flags)}/{len(flags)} {unit}"
+
+
+def verdict(holds, *checks: Check) -> bool:
+    """A claim's ``reproduced``: its own condition ``holds`` (a NaN comparison is False) and every check passed."""
+    return bool(holds) and all(c.ok for c in checks)
 
 
 def chance(num_classes: int) -> float:
