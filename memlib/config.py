@@ -68,17 +68,52 @@ def apply_threads() -> int:
     return torch.get_num_threads()
 
 
-def get_device(device: str = "cpu") -> torch.device:
-    """Resolve ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; fail clearly if CUDA is absent."""
+#: The device names memlib runs on, as error messages say them.
+DEVICE_NAMES = "'cpu', 'cuda', 'cuda:N' or 'auto'"
+
+
+def is_device_name(device) -> bool:
+    """Whether ``device`` is one of :data:`DEVICE_NAMES` (a name check only: no torch, no GPU looked at)."""
+    return isinstance(device, str) and re.fullmatch(r"cpu|auto|cuda(:\d+)?", device) is not None
+
+
+def check_device_name(device) -> str:
+    """``device`` when :func:`is_device_name`, else ``ValueError`` naming it and the allowed names. The one name
+    rule: study configs, TrainConfig, the bf16 check and :func:`get_device` all call it."""
+    require(is_device_name(device), "device", device, f"use {DEVICE_NAMES}")
+    return device
+
+
+def resolve_device(device) -> torch.device:
+    """``device`` (checked by :func:`check_device_name`) as a ``torch.device``; ``"auto"`` is CUDA when torch sees a
+    GPU, else the CPU. Whether a named GPU is present is :func:`cuda_absent`'s question (:func:`get_device` asks it)."""
     import torch
 
+    check_device_name(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device={device!r} is not allowed; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} was asked for but torch sees no CUDA GPU; use device='cpu'")
     return torch.device(device)
+
+
+def cuda_absent(dev: torch.device) -> bool:
+    """A CUDA device that torch does not see (no CUDA, or no GPU of that index)."""
+    import torch
+
+    return dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count())
+
+
+def get_device(device: str = "cpu") -> torch.device:
+    """:func:`resolve_device`, refusing a GPU torch does not see with a ``RuntimeError`` that says what to do. Every
+    run, the runner's preflight and the run record resolve their device here."""
+    import torch
+
+    dev = resolve_device(device)
+    if cuda_absent(dev):
+        seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        where = "no CUDA GPU" if not seen else f"no CUDA GPU {str(dev)!r} (it sees {seen})"
+        raise RuntimeError(f"device={device!r} was asked for but torch sees {where}; use device='cpu'"
+                           + ("" if not seen else " or a GPU index below the count"))
+    return dev
 
 
 @contextlib.contextmanager

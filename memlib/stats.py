@@ -60,26 +60,22 @@ import numpy as np
 import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
+from .config import require
+
 __all__ = ["per_example_rate", "misclassification_rate", "misclassification_rates", "binomial_variance",
            "binomial_quantile_curve", "binomial_envelope", "binomial_expected_share", "gini", "spearman",
            "linear_cka", "rbf_cka"]
 
 
-def _require(cond: bool, name: str, value, allowed: str) -> None:
-    """The error format of :func:`memlib.config.require` (kept local so this module needs numpy and scipy only)."""
-    if not cond:
-        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
-
-
 def _probability(name: str, p) -> float:
     ok = isinstance(p, numbers.Real) and not isinstance(p, bool) and 0.0 <= float(p) <= 1.0
-    _require(ok, name, p, "use a probability in [0, 1] (e.g. the mean rate p̄)")
+    require(ok, name, p, "use a probability in [0, 1] (e.g. the mean rate p̄)")
     return float(p)
 
 
 def _positive_int(name: str, n) -> int:
     ok = isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) >= 1
-    _require(ok, name, n, "use an integer ≥ 1")
+    require(ok, name, n, "use an integer ≥ 1")
     return int(n)
 
 
@@ -89,13 +85,13 @@ def per_example_rate(correct: ArrayLike, axis: int = -2) -> NDArray[np.float64]:
     """Per-example rate over runs: the mean of bool ``correct`` ``(..., runs, examples)`` over the runs
     axis ``axis``, as float64 of shape ``(..., examples)``. Integer or float 0/1 arrays are accepted."""
     c = np.asarray(correct)
-    _require(c.ndim >= 2, "correct", f"<array of shape {c.shape}>", "expected shape (..., runs, examples)")
-    _require(isinstance(axis, numbers.Integral) and -c.ndim <= axis < c.ndim, "axis", axis,
-             f"use an axis of the {c.ndim}-d array correct")
-    _require(c.shape[axis] >= 1, "correct", f"<array of shape {c.shape}>", f"need at least one run on axis {axis}")
+    require(c.ndim >= 2, "correct", f"<array of shape {c.shape}>", "expected shape (..., runs, examples)")
+    require(isinstance(axis, numbers.Integral) and -c.ndim <= axis < c.ndim, "axis", axis,
+            f"use an axis of the {c.ndim}-d array correct")
+    require(c.shape[axis] >= 1, "correct", f"<array of shape {c.shape}>", f"need at least one run on axis {axis}")
     if c.dtype != np.bool_:
-        _require(np.isin(c, (0, 1)).all(), "correct", f"<{c.dtype} array with values other than 0/1>",
-                 "use a bool array (or 0/1 values)")
+        require(np.isin(c, (0, 1)).all(), "correct", f"<{c.dtype} array with values other than 0/1>",
+                "use a bool array (or 0/1 values)")
     return c.astype(np.float64).mean(axis=axis)
 
 
@@ -133,8 +129,8 @@ def binomial_envelope(p: float, n_runs: int, n_examples: int, n_sim: int = 400, 
     ``numpy.random.default_rng(seed)`` (the global state is neither used nor changed)."""
     p, n_runs = _probability("p", p), _positive_int("n_runs", n_runs)
     n_examples, n_sim = _positive_int("n_examples", n_examples), _positive_int("n_sim", n_sim)
-    _require(isinstance(level, numbers.Real) and 0.0 < level < 1.0, "level", level, "use a coverage in (0, 1)")
-    _require(isinstance(seed, numbers.Integral) and seed >= 0, "seed", seed, "use an integer ≥ 0")
+    require(isinstance(level, numbers.Real) and 0.0 < level < 1.0, "level", level, "use a coverage in (0, 1)")
+    require(isinstance(seed, numbers.Integral) and seed >= 0, "seed", seed, "use an integer ≥ 0")
     rng = np.random.default_rng(int(seed))
     draws = np.sort(rng.binomial(n_runs, p, size=(n_sim, n_examples)), axis=1) / n_runs
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
@@ -148,8 +144,8 @@ def binomial_expected_share(p: float, n_runs: int, lo: float, hi: float) -> floa
     booleans is, so the boundaries match an empirical share ``np.mean((lo < rate) & (rate < hi))``."""
     p, n_runs = _probability("p", p), _positive_int("n_runs", n_runs)
     for name, v in (("lo", lo), ("hi", hi)):
-        _require(isinstance(v, numbers.Real) and not math.isnan(v), name, v, "use a real number")
-    _require(lo < hi, "hi", hi, f"use hi > lo (lo = {lo!r})")
+        require(isinstance(v, numbers.Real) and not math.isnan(v), name, v, "use a real number")
+    require(lo < hi, "hi", hi, f"use hi > lo (lo = {lo!r})")
     k = np.arange(n_runs + 1)
     rate = k / n_runs
     inside = (lo < rate) & (rate < hi)
@@ -165,10 +161,10 @@ def gini(a: ArrayLike) -> NDArray[np.float64]:
     Computed in O(n log n) from the sorted values: G = 2 Σ_i i·a_(i) / (n Σ a) − (n + 1)/n (i = 1 … n).
     0 when all values are equal (all zeros included); (n − 1)/n when one value holds everything."""
     a = np.asarray(a, dtype=np.float64)
-    _require(a.ndim >= 1 and a.shape[-1] >= 1, "a", f"<array of shape {a.shape}>",
-             "gini needs at least one value along the last axis")
-    _require(bool(np.all(np.isfinite(a))), "a", "<array with NaN or inf>", "gini needs finite values")
-    _require(not np.any(a < 0), "a", f"<array with minimum {a.min()!r}>", "gini needs non-negative values")
+    require(a.ndim >= 1 and a.shape[-1] >= 1, "a", f"<array of shape {a.shape}>",
+            "gini needs at least one value along the last axis")
+    require(bool(np.all(np.isfinite(a))), "a", "<array with NaN or inf>", "gini needs finite values")
+    require(not np.any(a < 0), "a", f"<array with minimum {a.min()!r}>", "gini needs non-negative values")
     n = a.shape[-1]
     s = np.sort(a, axis=-1)
     total = s.sum(-1)
@@ -189,10 +185,10 @@ def spearman(x: ArrayLike, y: ArrayLike) -> float:
     input constant. NaN means undefined; a claim built on it is not reproduced (``NaN >= threshold`` is
     False). No scipy warning is emitted."""
     xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    _require(xa.ndim == 1, "x", f"<array of shape {xa.shape}>", "use a 1-d sequence")
-    _require(ya.ndim == 1, "y", f"<array of shape {ya.shape}>", "use a 1-d sequence")
-    _require(xa.shape == ya.shape, "y", f"<array of shape {ya.shape}>",
-             f"use as many values as x (shape {xa.shape}): spearman needs pairs")
+    require(xa.ndim == 1, "x", f"<array of shape {xa.shape}>", "use a 1-d sequence")
+    require(ya.ndim == 1, "y", f"<array of shape {ya.shape}>", "use a 1-d sequence")
+    require(xa.shape == ya.shape, "y", f"<array of shape {ya.shape}>",
+            f"use as many values as x (shape {xa.shape}): spearman needs pairs")
     if xa.size < 2 or not (np.isfinite(xa).all() and np.isfinite(ya).all()):
         return float("nan")
     if np.all(xa == xa[0]) or np.all(ya == ya[0]):
@@ -208,8 +204,8 @@ def _features(name: str, r: ArrayLike) -> NDArray[np.float64]:
     r = np.asarray(r, dtype=np.float64)
     if r.ndim == 1:
         r = r[:, None]
-    _require(r.ndim >= 2 and r.size > 0, name, f"<array of shape {r.shape}>",
-             "use a non-empty (n_examples, features...) array")
+    require(r.ndim >= 2 and r.size > 0, name, f"<array of shape {r.shape}>",
+            "use a non-empty (n_examples, features...) array")
     return r.reshape(r.shape[0], -1)
 
 
@@ -230,8 +226,8 @@ def linear_cka(a: ArrayLike, b: ArrayLike) -> float:
     NaN (undefined) when either centered representation is all zeros (every feature constant over the
     examples, e.g. n = 1) or when any value is NaN or inf. Different numbers of examples raise ``ValueError``."""
     fa, fb = _features("a", a), _features("b", b)
-    _require(fa.shape[0] == fb.shape[0], "b", f"<array of shape {np.shape(b)}>",
-             f"use the same number of examples (first axis) as a, shape {np.shape(a)}")
+    require(fa.shape[0] == fb.shape[0], "b", f"<array of shape {np.shape(b)}>",
+            f"use the same number of examples (first axis) as a, shape {np.shape(a)}")
     if not (np.isfinite(fa).all() and np.isfinite(fb).all()):
         return float("nan")
     ac, bc = _center(fa), _center(fb)
@@ -270,11 +266,11 @@ def rbf_cka(a: ArrayLike, b: ArrayLike, sigma_frac: float = 0.5) -> float:
     CKA = ⟨HKH, HLH⟩_F / (‖HKH‖_F ‖HLH‖_F) in float64. NaN when either representation has all examples at one
     point or any value is NaN/inf; different numbers of examples or ``sigma_frac`` ≤ 0 raise ``ValueError``."""
     fa, fb = _features("a", a), _features("b", b)
-    _require(fa.shape[0] == fb.shape[0], "b", f"<array of shape {np.shape(b)}>",
-             f"use the same number of examples (first axis) as a, shape {np.shape(a)}")
+    require(fa.shape[0] == fb.shape[0], "b", f"<array of shape {np.shape(b)}>",
+            f"use the same number of examples (first axis) as a, shape {np.shape(a)}")
     ok = isinstance(sigma_frac, numbers.Real) and not isinstance(sigma_frac, bool) and math.isfinite(sigma_frac) \
         and sigma_frac > 0
-    _require(ok, "sigma_frac", sigma_frac, "use a positive fraction of the median distance (Kornblith et al.: 0.5)")
+    require(ok, "sigma_frac", sigma_frac, "use a positive fraction of the median distance (Kornblith et al.: 0.5)")
     if not (np.isfinite(fa).all() and np.isfinite(fb).all()):
         return float("nan")
     ka, kb = (_rbf_gram_centered(f / np.abs(f).max() if np.abs(f).max() > 0 else f, float(sigma_frac))

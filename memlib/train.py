@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .config import StrictConfig, get_device, local_seed, require, stream, stream_seed
+from .config import (StrictConfig, check_device_name, cuda_absent, get_device, is_device_name, local_seed, require,
+                     resolve_device, stream, stream_seed)
 from .data import Dataset
 
 PRECISIONS = ("fp32", "bf16")
@@ -28,22 +29,6 @@ PRECISIONS = ("fp32", "bf16")
 #: AMX-BF16, aarch64 BF16 (BFMMLA) or SVE-BF16. Without one, torch emulates bf16 and a bf16 matmul runs hundreds
 #: of times slower than fp32 (measured on an AVX2-only AMD EPYC: 0.3 vs 65 GFLOP/s).
 FAST_BF16_CPU_FEATURES = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
-
-
-def _resolve_device(device) -> torch.device | None:
-    """``device`` as :func:`memlib.config.get_device` resolves it (``"auto"``: CUDA when available) but without
-    raising when CUDA is absent; None for a name that is no torch device (get_device refuses it by name)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        return None
-
-
-def _cuda_absent(dev: torch.device) -> bool:
-    """A CUDA device that torch does not see (no CUDA, or no GPU of that index)."""
-    return dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count())
 
 
 def _cpu_capabilities() -> dict:
@@ -63,11 +48,9 @@ def fast_bf16(device: torch.device | str = "cpu") -> tuple[bool, str]:
     runs hundreds of times slower than fp32. A CUDA GPU needs compute capability ≥ 8.0 (Ampere or newer; ROCm:
     any) — :func:`torch.cuda.is_bf16_supported` without emulation. ``"auto"`` is resolved as
     :func:`memlib.config.get_device` does; a CUDA device torch does not see is ``(False, …)``."""
-    dev = _resolve_device(device)
-    if dev is None:
-        raise ValueError(f"device={device!r} is not allowed; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
     if dev.type == "cuda":
-        if _cuda_absent(dev):
+        if cuda_absent(dev):
             return False, f"torch sees no CUDA GPU {str(dev)!r}"
         name = torch.cuda.get_device_name(dev)
         if torch.version.hip:
@@ -97,8 +80,10 @@ def require_fast_bf16(precision: str, device: torch.device | str = "cpu") -> Non
     left to :func:`memlib.config.get_device`, which refuses it by name when the run starts."""
     if precision != "bf16":
         return
-    dev = _resolve_device(device)
-    if dev is None or _cuda_absent(dev):
+    if not isinstance(device, torch.device) and not is_device_name(device):
+        return  # refused by name where the config checks its device
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if cuda_absent(dev):
         return
     fast, reason = fast_bf16(dev)
     require(fast, "precision", precision,
@@ -131,6 +116,7 @@ class TrainConfig(StrictConfig):
     precision: str = "fp32"
 
     def validate(self) -> None:
+        check_device_name(self.device)
         require(self.precision in PRECISIONS, "precision", self.precision, f"choose one of {list(PRECISIONS)}")
         require_fast_bf16(self.precision, self.device)
         require(self.epochs >= 1, "epochs", self.epochs, "use a positive integer")

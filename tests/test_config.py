@@ -82,3 +82,24 @@ def test_stream_seeds_are_named_deterministic_and_distinct():
         stream_seed(1, "")
     with pytest.raises(TypeError, match="seed="):
         stream_seed(1.5, "init")
+
+
+@pytest.mark.parametrize("name", ["tpu", "cudax", "cuda:", "cuda:-1", "CPU", "", 0, None])
+def test_one_device_name_rule_everywhere(name):
+    """The study configs, TrainConfig and get_device refuse the same names with the same message."""
+    from memlib.studies import randomization_tests as study01
+    from memlib.train import TrainConfig
+
+    for make in (lambda: get_device(name), lambda: TrainConfig(device=name), lambda: study01.Config(device=name)):
+        with pytest.raises((ValueError, TypeError), match="device"):
+            make()
+    with pytest.raises(ValueError, match=r"device=.* is not allowed; use 'cpu', 'cuda', 'cuda:N' or 'auto'"):
+        get_device(name)
+
+
+def test_a_gpu_index_torch_does_not_see_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert get_device("cuda:0").index == 0
+    with pytest.raises(RuntimeError, match=r"no CUDA GPU 'cuda:1' \(it sees 1\)"):
+        get_device("cuda:1")

@@ -86,6 +86,13 @@ def test_cuda_without_gpu_is_refused_before_work(capsys, isolated_build, monkeyp
     assert "device='cuda'" in err and "no CUDA GPU" in err and "DEVICE=cpu" in err
 
 
+def test_an_unknown_device_name_is_refused_before_work(capsys, isolated_build):
+    assert run.main(["randomization_tests", "--device", "tpu", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "device='tpu' is not allowed; use 'cpu', 'cuda', 'cuda:N' or 'auto'" in err
+    assert not (isolated_build / "build" / "smoke" / "randomization_tests" / "metrics.json").exists()
+
+
 def test_help_lists_each_parameter_with_its_comment(capsys):
     assert run.main(["randomization_tests", "--help"]) == 0
     out = capsys.readouterr().out

@@ -70,6 +70,8 @@ import math
 
 import torch
 
+from ..config import require
+
 K_NEIGHBORS = 30  #: the authors' k
 PCA_DIM = 64  #: the authors' PCA dimension
 EPS = 1e-6  #: the authors' replacement for zero probabilities in the KL divergences
@@ -77,28 +79,23 @@ EPS = 1e-6  #: the authors' replacement for zero probabilities in the KL diverge
 MAX_BLOCK = 2 ** 24
 
 
-def _require(cond: bool, name: str, value, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
-
-
 def _matrix(name: str, x) -> torch.Tensor:
-    _require(isinstance(x, torch.Tensor) and x.dim() == 2 and x.is_floating_point(), name,
-             f"<{type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}>", "use a float tensor (N, d)")
+    require(isinstance(x, torch.Tensor) and x.dim() == 2 and x.is_floating_point(), name,
+            f"<{type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}>", "use a float tensor (N, d)")
     return x
 
 
 def _labels(name: str, y, n: int, num_classes: int) -> torch.Tensor:
-    _require(isinstance(y, torch.Tensor) and y.dim() == 1 and not y.is_floating_point() and len(y) == n, name,
-             f"<{type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))}>",
-             f"use an integer tensor of {n} labels")
-    _require(n == 0 or (int(y.min()) >= 0 and int(y.max()) < num_classes), name,
-             f"<labels in [{int(y.min())}, {int(y.max())}]>", f"use labels in [0, num_classes={num_classes})")
+    require(isinstance(y, torch.Tensor) and y.dim() == 1 and not y.is_floating_point() and len(y) == n, name,
+            f"<{type(y).__name__} of shape {tuple(getattr(y, 'shape', ()))}>",
+            f"use an integer tensor of {n} labels")
+    require(n == 0 or (int(y.min()) >= 0 and int(y.max()) < num_classes), name,
+            f"<labels in [{int(y.min())}, {int(y.max())}]>", f"use labels in [0, num_classes={num_classes})")
     return y
 
 
 def _int(name: str, v, lo: int, hi: int, why: str) -> int:
-    _require(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, name, v, why)
+    require(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, name, v, why)
     return v
 
 
@@ -116,8 +113,8 @@ class PCA:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """``(x − mean) · componentsᵀ`` in float64: ``(N, m)``."""
         x = _matrix("x", x)
-        _require(x.shape[1] == self.mean.shape[0], "x", f"<tensor with {x.shape[1]} features>",
-                 f"use {self.mean.shape[0]} features, as the data the PCA was fitted on")
+        require(x.shape[1] == self.mean.shape[0], "x", f"<tensor with {x.shape[1]} features>",
+                f"use {self.mean.shape[0]} features, as the data the PCA was fitted on")
         return (x.to(self.mean) - self.mean) @ self.components.T
 
 
@@ -150,8 +147,8 @@ def nearest(reference: torch.Tensor, query: torch.Tensor, k: int, max_block: int
     ``query`` ``(N, d)``, nearest first; ties in the order ``torch.topk`` returns them. Queries are processed in
     blocks of at most ``max_block`` distances (memory, not the result)."""
     reference, query = _matrix("reference", reference), _matrix("query", query)
-    _require(query.shape[1] == reference.shape[1], "query", f"<tensor with {query.shape[1]} features>",
-             f"use {reference.shape[1]} features, as reference")
+    require(query.shape[1] == reference.shape[1], "query", f"<tensor with {query.shape[1]} features>",
+            f"use {reference.shape[1]} features, as reference")
     n = reference.shape[0]
     _int("k", k, 1, n, f"use 1 ≤ k ≤ {n} (the number of reference points)")
     rows = max(1, max_block // max(n, 1))
@@ -227,9 +224,9 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = EPS) -> float:
     """Mean over rows of ``D_KL(p̃ ‖ q̃)`` (natural log), ``p̃``/``q̃`` being ``p``/``q`` with zeros replaced by
     ``eps`` and each row renormalised (the authors' ``np.place`` + ``scipy.stats.entropy``). Used as
     ``D_KL(p_kNN ‖ p_DNN)``; NaN for no rows."""
-    _require(p.shape == q.shape and p.dim() == 2, "q", f"<tensor of shape {tuple(q.shape)}>",
-             f"use the shape of p, {tuple(p.shape)}")
-    _require(eps > 0, "eps", eps, f"use a positive replacement for zeros (paper: {EPS})")
+    require(p.shape == q.shape and p.dim() == 2, "q", f"<tensor of shape {tuple(q.shape)}>",
+            f"use the shape of p, {tuple(p.shape)}")
+    require(eps > 0, "eps", eps, f"use a positive replacement for zeros (paper: {EPS})")
     if p.shape[0] == 0:
         return math.nan
 
@@ -261,9 +258,9 @@ class Metrics:
 def compare(p_knn: torch.Tensor, p_dnn: torch.Tensor, y: torch.Tensor, eps: float = EPS) -> Metrics:
     """All metrics of one split from the k-NN vote fractions, the network's class distribution (both
     ``(N, classes)``) and the labels ``y`` ``(N,)``. NaN everywhere for an empty split."""
-    _require(p_knn.shape == p_dnn.shape and p_knn.dim() == 2, "p_dnn", f"<tensor of shape {tuple(p_dnn.shape)}>",
-             f"use the shape of p_knn, {tuple(p_knn.shape)}")
-    _require(y.shape == (p_knn.shape[0],), "y", f"<tensor of shape {tuple(y.shape)}>", f"use ({p_knn.shape[0]},)")
+    require(p_knn.shape == p_dnn.shape and p_knn.dim() == 2, "p_dnn", f"<tensor of shape {tuple(p_dnn.shape)}>",
+            f"use the shape of p_knn, {tuple(p_knn.shape)}")
+    require(y.shape == (p_knn.shape[0],), "y", f"<tensor of shape {tuple(y.shape)}>", f"use ({p_knn.shape[0]},)")
     if len(y) == 0:
         return Metrics(*[math.nan] * 6)
     y = y.to(p_knn.device)

@@ -69,6 +69,8 @@ import dataclasses
 
 import torch
 
+from ..config import require
+
 #: Added to a denominator that is exactly zero (scikit-learn's ``EPSILON = np.finfo(np.float32).eps``).
 EPSILON = float(torch.finfo(torch.float32).eps)
 #: NNDSVD entries below this (× √mean(A)) become zero before the fill (scikit-learn's ``_initialize_nmf(eps=1e-6)``).
@@ -89,32 +91,27 @@ class Factorization:
 
 # ----------------------------------------------------------------------------- argument checks
 
-def _require(cond: bool, name: str, value, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
-
-
 def _check_matrix(A) -> torch.Tensor:
-    _require(isinstance(A, torch.Tensor), "A", type(A).__name__, "use a torch tensor (..., n, d)")
-    _require(A.dim() >= 2 and A.shape[-1] >= 1 and A.shape[-2] >= 1, "A", f"<tensor of shape {tuple(A.shape)}>",
-             "use a tensor of matrices (..., n, d) with n, d ≥ 1")
-    _require(A.is_floating_point(), "A", f"<tensor of dtype {A.dtype}>", "use a floating-point tensor")
-    _require(bool(torch.isfinite(A).all()), "A", "<tensor with NaN or inf>", "use finite values")
-    _require(bool((A >= 0).all()), "A", f"<tensor with minimum {float(A.min()):.3g}>",
-             "use a non-negative matrix (e.g. ReLU activations)")
+    require(isinstance(A, torch.Tensor), "A", type(A).__name__, "use a torch tensor (..., n, d)")
+    require(A.dim() >= 2 and A.shape[-1] >= 1 and A.shape[-2] >= 1, "A", f"<tensor of shape {tuple(A.shape)}>",
+            "use a tensor of matrices (..., n, d) with n, d ≥ 1")
+    require(A.is_floating_point(), "A", f"<tensor of dtype {A.dtype}>", "use a floating-point tensor")
+    require(bool(torch.isfinite(A).all()), "A", "<tensor with NaN or inf>", "use finite values")
+    require(bool((A >= 0).all()), "A", f"<tensor with minimum {float(A.min()):.3g}>",
+            "use a non-negative matrix (e.g. ReLU activations)")
     return A
 
 
 def _check_rank(name: str, rank, A: torch.Tensor) -> int:
     n, d = A.shape[-2:]
     ok = isinstance(rank, int) and not isinstance(rank, bool) and 1 <= rank <= min(n, d)
-    _require(ok, name, rank, f"use an integer rank in [1, min(n, d) = {min(n, d)}] for matrices of shape {n} × {d}")
+    require(ok, name, rank, f"use an integer rank in [1, min(n, d) = {min(n, d)}] for matrices of shape {n} × {d}")
     return rank
 
 
 def _check_iter(n_iter) -> int:
-    _require(isinstance(n_iter, int) and not isinstance(n_iter, bool) and n_iter >= 0, "n_iter", n_iter,
-             "use a non-negative number of iterations (scikit-learn's default max_iter: 200)")
+    require(isinstance(n_iter, int) and not isinstance(n_iter, bool) and n_iter >= 0, "n_iter", n_iter,
+            "use a non-negative number of iterations (scikit-learn's default max_iter: 200)")
     return n_iter
 
 
@@ -243,11 +240,11 @@ def nmf(A: torch.Tensor, rank: int, n_iter: int = N_ITER, W0: torch.Tensor | Non
     else:
         n, d = A.shape[-2:]
         for name, t, shape in (("W0", W0, (*A.shape[:-2], n, rank)), ("H0", H0, (*A.shape[:-2], rank, d))):
-            _require(isinstance(t, torch.Tensor) and tuple(t.shape) == shape, name,
-                     f"<{type(t).__name__} of shape {tuple(getattr(t, 'shape', ()))}>",
-                     f"use a tensor of shape {shape}")
-            _require(bool((t >= 0).all()) and bool(torch.isfinite(t).all()), name, "<tensor with a negative or "
-                     "non-finite entry>", "use a finite non-negative initialisation")
+            require(isinstance(t, torch.Tensor) and tuple(t.shape) == shape, name,
+                    f"<{type(t).__name__} of shape {tuple(getattr(t, 'shape', ()))}>",
+                    f"use a tensor of shape {shape}")
+            require(bool((t >= 0).all()) and bool(torch.isfinite(t).all()), name, "<tensor with a negative or "
+                    "non-finite entry>", "use a finite non-negative initialisation")
         W0, H0 = W0.to(A.dtype), H0.to(A.dtype)
     W, H = _multiplicative_updates(A, W0.contiguous().clone(), H0.contiguous().clone(), n_iter)
     return Factorization(W, H, relative_error(A, W, H))
@@ -285,7 +282,7 @@ def nmf_errors(A: torch.Tensor, max_rank: int, n_iter: int = N_ITER) -> torch.Te
 def nonlinearity(errors: torch.Tensor) -> torch.Tensor:
     """The area under the normalised error curve over ranks 1 … K, divided by K (module docstring): the mean of
     ``errors`` ``(..., K)`` over its last axis, ``(...)``. NaN stays NaN (an all-zero matrix has no value)."""
-    _require(isinstance(errors, torch.Tensor) and errors.dim() >= 1 and errors.shape[-1] >= 1, "errors",
-             f"<{type(errors).__name__} of shape {tuple(getattr(errors, 'shape', ()))}>",
-             "use a tensor (..., K) of errors at ranks 1 … K, K ≥ 1")
+    require(isinstance(errors, torch.Tensor) and errors.dim() >= 1 and errors.shape[-1] >= 1, "errors",
+            f"<{type(errors).__name__} of shape {tuple(getattr(errors, 'shape', ()))}>",
+            "use a tensor (..., K) of errors at ranks 1 … K, K ≥ 1")
     return errors.mean(dim=-1)

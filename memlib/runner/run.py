@@ -96,13 +96,19 @@ def preflight(study: str, params: dict) -> None:
     """Checks against this machine that need no kernel: a CUDA GPU when one is asked for, the dataset's files under
     ``MEMLIB_DATA`` (looked at, never created). Raises :class:`Refused`."""
     device = params.get("device")
-    if isinstance(device, str) and device.startswith("cuda"):
-        from ..config import get_device
+    if device is not None:
+        from ..config import check_device_name, get_device
 
         try:
-            get_device(device)
-        except RuntimeError as err:
-            raise Refused(f"{err} (DEVICE={device}; make DEVICE=cpu, or run on a machine with an NVIDIA GPU)") from None
+            check_device_name(device)
+        except ValueError as err:
+            raise Refused(f"{err} (DEVICE={device})") from None
+        if device.startswith("cuda"):  # torch is imported only to look for a GPU
+            try:
+                get_device(device)
+            except RuntimeError as err:
+                raise Refused(f"{err} (DEVICE={device}; make DEVICE=cpu, or run on a machine with an NVIDIA GPU)"
+                              ) from None
     dataset = params.get("dataset")
     if isinstance(dataset, str):
         from ..data import missing_files

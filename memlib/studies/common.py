@@ -27,7 +27,7 @@ import dataclasses
 import time
 from typing import Callable
 
-from ..config import require
+from ..config import check_device_name, require
 from ..results import cached
 
 #: Claims that compare conditions need the network to have learned: accuracy ≥ chance + LEARN_MARGIN·(1 − chance)
@@ -83,8 +83,7 @@ def validate_common(cfg, min_train: int = 10) -> None:
                 and list(cfg.noise_levels) == sorted(set(cfg.noise_levels)), "noise_levels", cfg.noise_levels,
                 "use ≥ 2 increasing distinct fractions strictly between 0 and 1")
     if has("device"):
-        require(cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "auto", "device", cfg.device,
-                "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+        check_device_name(cfg.device)
     if has("precision"):
         require(cfg.precision in PRECISIONS, "precision", cfg.precision, f"choose one of {list(PRECISIONS)}")
         from ..train import require_fast_bf16  # bf16 only where the device computes it natively
