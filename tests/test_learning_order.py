@@ -1,75 +1,12 @@
-"""Study 12 (learning order): TP-agreement, accessibility and the binomial comparison on hand-made correctness
-arrays (values worked out by hand, a brute-force loop, scipy), bad input refused before any work, claim logic on
-hand-made results that must pass and must fail, and a tiny end-to-end run."""
-import math
-
+"""Study 12 (learning order): the wiring around memlib.methods.agreement (tested in test_agreement.py) — which
+epochs are shown, config errors, claim logic on hand-made results that must pass and must fail, the checks that
+the experiment worked, and a tiny end-to-end run."""
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.stats
 
 from memlib.studies import learning_order as S
-
-# 3 epochs (0 = untrained), 4 networks, 3 examples
-HAND = np.array([
-    [[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]],
-    [[1, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]],
-    [[1, 1, 0], [1, 1, 0], [1, 0, 0], [1, 0, 1]],
-], dtype=bool)
-
-
-def test_tp_agreement_and_accessibility_by_hand():
-    tpa = S.tp_agreement(HAND)
-    assert tpa.shape == (3, 3)
-    np.testing.assert_allclose(tpa, [[0, 0, 0], [1, 0.25, 0], [1, 0.5, 0.25]])
-    np.testing.assert_allclose(S.tp_agreement(HAND[2]), [1, 0.5, 0.25])  # one epoch: (networks, examples)
-    # accessibility over epochs 1 and 2: (1 + 1)/2, (0.25 + 0.5)/2, (0 + 0.25)/2
-    np.testing.assert_allclose(S.accessibility(HAND[1:]), [1.0, 0.375, 0.125])
-    np.testing.assert_allclose(S.band_share(S.tp_agreement(HAND)), [0, 1 / 3, 2 / 3])
-
-
-def test_accessibility_equals_a_brute_force_loop():
-    c = np.random.default_rng(3).random((6, 7, 11)) < 0.6
-    brute = [sum(sum(int(c[t, n, x]) for n in range(7)) / 7 for t in range(6)) / 6 for x in range(11)]
-    np.testing.assert_allclose(S.accessibility(c), brute)
-
-
-def test_binomial_table_by_hand():
-    t = S.binomial_table(HAND)
-    assert list(t.epoch) == [0, 1, 2]
-    p1 = (1 + 0.25 + 0) / 3
-    # N = 4: K/4 strictly inside (0.2, 0.8) means K ∈ {1, 2, 3}
-    expected = 1 - (1 - p1) ** 4 - p1 ** 4
-    assert t.p_bar[1] == pytest.approx(p1) and t.expected[1] == pytest.approx(expected)
-    assert t.observed[1] == pytest.approx(1 / 3) and t.ratio[1] == pytest.approx((1 / 3) / expected)
-    assert t.low[1] == pytest.approx(1 / 3) and t.high[1] == pytest.approx(1 / 3)
-    # epoch 0 is never judged; epoch 2 (p̄ = 7/12) expects ≥ 0.5 in the band
-    p2 = 7 / 12
-    assert t.expected[2] == pytest.approx(sum(math.comb(4, k) * p2 ** k * (1 - p2) ** (4 - k) for k in (1, 2, 3)))
-    assert list(t.judged) == [False, True, True]
-    assert list(S.binomial_table(HAND, judge_share=0.9).judged) == [False, False, False]
-
-
-def test_split_half_and_cross_correlations():
-    # examples learned at epochs 1 … 5 by every network: perfect agreement, order 0 < 1 < … < 4
-    learn = np.array([3, 1, 5, 2, 4])
-    epochs = np.arange(1, 6)[:, None, None]
-    same = np.broadcast_to(epochs >= learn[None, None, :], (5, 4, 5))
-    assert S.split_half_rho(same) == pytest.approx(1.0)
-    # half 2 learns in the reverse order: ρ = −1
-    rev = same.copy()
-    rev[:, 2:] = epochs >= (6 - learn)[None, None, :]
-    assert S.split_half_rho(rev) == pytest.approx(-1.0)
-    # across: A as `same`, B learns the same order but two examples swapped — the mean of four equal ρ
-    b = np.broadcast_to(epochs >= np.array([3, 1, 5, 4, 2])[None, None, :], (5, 4, 5))
-    oracle = scipy.stats.spearmanr(-learn, -np.array([3, 1, 5, 4, 2])).statistic
-    assert S.cross_rho(same, b) == pytest.approx(oracle)
-    # every example equally accessible: ρ undefined → NaN
-    assert math.isnan(S.split_half_rho(np.ones((2, 4, 5), dtype=bool)))
-    # odd N: the last network is left out, halves of equal size
-    h1, h2 = S.split_halves(5)
-    assert list(h1) == [0, 1] and list(h2) == [2, 3]
-
+from memlib.studies.common import Check
 
 def test_pick_epochs():
     assert S.pick_epochs([0.1, 0.2, 0.3, 0.6, 0.8, 0.9]) == [2, 3, 4, 5]
@@ -77,26 +14,7 @@ def test_pick_epochs():
     assert S.pick_epochs([0.1, 0.12, 0.15]) == [2]  # never reached: the last epoch only
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.ones((3, 1, 5), dtype=bool), "N ≥ 2"),
-    (np.ones((1, 5), dtype=bool), "N ≥ 2"),
-    (np.ones(5, dtype=bool), "expected shape"),
-    (np.full((2, 3, 4), 2), "0/1"),
-])
-def test_bad_correctness_is_refused(bad, match):
-    with pytest.raises(ValueError, match=match):
-        S.tp_agreement(bad)
-
-
-def test_other_bad_input_is_refused():
-    with pytest.raises(ValueError, match="expected shape"):
-        S.accessibility(HAND[1])  # needs an epochs axis
-    with pytest.raises(ValueError, match="n_networks"):
-        S.split_halves(3)
-    with pytest.raises(ValueError, match="correct_b"):
-        S.cross_rho(np.ones((2, 4, 5), bool), np.ones((2, 4, 6), bool))
-    with pytest.raises(ValueError, match="hi"):
-        S.band_share([0.5], 0.8, 0.2)
+def test_pick_epochs_refuses_too_few_epochs():
     with pytest.raises(ValueError, match="p_bar"):
         S.pick_epochs([0.5])
 
@@ -189,6 +107,22 @@ def test_no_judged_epoch_is_undefined_and_not_reproduced():
     fast = ordered(np.ones(NX, dtype=int))
     c = by_id(fake_result(fast, fast, independent(0.6, EC, seed=2)))
     assert not c["bimodal_real"].reproduced and "undefined" in c["bimodal_real"].measured
+
+
+def test_experiment_worked_gives_named_checks_with_their_reasons():
+    good = (ordered(LEARN), ordered(np.clip(LEARN + 1, 1, E)), independent(0.6, EC, seed=2))
+    w = S.experiment_worked(fake_result(*good))
+    assert set(w) == {"a", "b", "control"} and all(isinstance(c, Check) and c.ok and c.why == "" for c in w.values())
+    w = S.experiment_worked(fake_result(*good, test_acc=0.1, control_acc=0.15))
+    assert not any(c.ok for c in w.values())
+    assert w["a"].why == "A: mlp 256 learned 0/20 (test accuracy 0.1 min)"
+    assert w["control"].why == ("random-label networks did not train (mean training accuracy on their labels 0.15 < "
+                                "0.325)")
+    # the cross-architecture claim needs A and B: both reasons, joined, after one lead
+    c = by_id(fake_result(*good, test_acc=0.1))
+    assert c["across_architectures"].measured.endswith(
+        "; experiment did not work: A: mlp 256 learned 0/20 (test accuracy 0.1 min); B: cnn learned 0/20 (test "
+        "accuracy 0.1 min)")
 
 
 # ----------------------------------------------------------------------------- end to end

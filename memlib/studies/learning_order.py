@@ -14,8 +14,8 @@ on one fixed training subset, the networks differing only in their seed (initial
 After every epoch each network's correctness on every training example (against the labels it was trained on) and
 every test example is recorded (``TrainConfig.record_correct``: ``correct`` and ``test_correct`` of train_many).
 
-The measurements (pure functions below; the per-example mean and the binomial reference come from
-:mod:`memlib.stats`)::
+The measurements (pure functions of :mod:`memlib.methods.agreement`; the per-example mean and the binomial
+reference come from :mod:`memlib.stats`)::
 
     TP-agreement    TPA_t(x) = (1/N) Σ_n 1[f_n^t(x) = y]       at epoch t, over the N networks of one ensemble
     accessibility   acc(x)   = (1/E) Σ_{t=1..E} TPA_t(x)        epochs 1 … E (epoch 0, the untrained networks, left out)
@@ -44,8 +44,13 @@ from numpy.typing import ArrayLike, NDArray
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
-from ..stats import binomial_expected_share, per_example_rate, spearman
-from .common import LEARN_MARGIN, chance, learned, run_cached, train_config, validate_common
+from ..methods import agreement
+from ..models import MODEL_INPUTS, MODELS, build_model
+from ..plots import interactive, legend
+from ..stats import spearman
+from ..train import train_many
+from .common import (LEARN_MARGIN, Check, all_of, chance, check, learned, run_cached, train_config, validate_common,
+                     verdict)
 
 STUDY = "learning_order"
 PAPER = ("Hacohen, Choshen & Weinshall — Let's Agree to Agree: Neural Networks Share Classification Order on Real "
@@ -71,6 +76,8 @@ SPLIT_HALF_MIN = 0.9
 EVAL_BATCH = 1024
 #: Target mean agreements p̄ at which :func:`pick_epochs` shows histograms (plus the last epoch).
 SHOW_AT = (0.25, 0.5, 0.75)
+#: How a claim's ``measured`` text says that an ensemble it needs did not work (:func:`experiment_worked`).
+NOT_WORKED = "; experiment did not work: "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +103,8 @@ class Config(StrictConfig):
 
     def validate(self) -> None:
         validate_common(self)
-        from ..data import INPUT_KINDS
-        from ..models import MODEL_INPUTS, MODELS
-
         require(self.model_b in MODELS, "model_b", self.model_b, f"choose one of {list(MODELS)}")
-        kind = INPUT_KINDS[self.dataset]
+        kind = D.INPUT_KINDS[self.dataset]
         fits = [m for m in MODELS if kind in MODEL_INPUTS[m]]
         require(self.model_b in fits, "model_b", self.model_b,
                 f"it does not fit dataset={self.dataset!r} ({kind} inputs); use one of {fits}")
@@ -150,101 +154,7 @@ class Result:
     meta: dict
 
 
-# ----------------------------------------------------------------------------- the measurements (pure functions)
-
-def _correct_array(correct: ArrayLike, ndim: int, name: str = "correct") -> np.ndarray:
-    """``correct`` as an array of ``ndim`` axes with at least 2 networks on axis −2 (clear error otherwise)."""
-    c = np.asarray(correct)
-    if c.ndim != ndim:
-        layout = "(networks, examples)" if ndim == 2 else "(epochs, networks, examples)"
-        raise ValueError(f"{name}=<array of shape {c.shape}> is not allowed; expected shape {layout}")
-    if c.shape[-2] < 2:
-        raise ValueError(f"{name}=<array of shape {c.shape}> is not allowed; TP-agreement needs N ≥ 2 networks "
-                         f"on axis −2, got {c.shape[-2]}")
-    if c.shape[-1] < 1 or (ndim == 3 and c.shape[0] < 1):
-        raise ValueError(f"{name}=<array of shape {c.shape}> is not allowed; need at least one example and epoch")
-    return c
-
-
-def tp_agreement(correct: ArrayLike) -> NDArray[np.float64]:
-    """TP-agreement per example: the fraction of the N networks that classify it correctly,
-    TPA(x) = (1/N) Σ_n correct[..., n, x]. ``correct`` is bool (or 0/1) ``(networks, examples)`` or
-    ``(epochs, networks, examples)`` with N ≥ 2; returns float64 ``(examples,)`` or ``(epochs, examples)``."""
-    c = np.asarray(correct)
-    c = _correct_array(c, 3 if c.ndim == 3 else 2)
-    return per_example_rate(c, axis=-2)
-
-
-def accessibility(correct: ArrayLike) -> NDArray[np.float64]:
-    """Accessibility per example: the mean of TP-agreement over the epochs of ``correct`` (bool
-    ``(epochs, networks, examples)``, N ≥ 2): acc(x) = (1/E) Σ_t TPA_t(x), shape ``(examples,)``. Pass the epochs
-    to average (the study leaves out epoch 0, the untrained networks)."""
-    return tp_agreement(_correct_array(correct, 3)).mean(axis=0)
-
-
-def band_share(tpa: ArrayLike, lo: float = BAND[0], hi: float = BAND[1]) -> NDArray[np.float64]:
-    """Share of examples with lo < TPA < hi (strictly) along the last axis: a float for ``(examples,)``, an array
-    ``(epochs,)`` for ``(epochs, examples)``."""
-    t = np.asarray(tpa, dtype=np.float64)
-    if t.ndim < 1 or t.shape[-1] < 1:
-        raise ValueError(f"tpa=<array of shape {t.shape}> is not allowed; need at least one example on the last axis")
-    if not lo < hi:
-        raise ValueError(f"hi={hi!r} is not allowed; use hi > lo (lo = {lo!r})")
-    return ((lo < t) & (t < hi)).mean(axis=-1)
-
-
-def binomial_table(correct: ArrayLike, lo: float = BAND[0], hi: float = BAND[1],
-                   judge_share: float = JUDGE_SHARE) -> pd.DataFrame:
-    """Per epoch of ``correct`` (bool ``(epochs, networks, examples)``; row t is epoch t): the mean agreement
-    ``p_bar`` = p̄_t, the observed band share ``observed`` = #{lo < TPA_t < hi}/n, the binomial expectation
-    ``expected`` = P(lo < K/N < hi) for K ~ Binomial(N, p̄_t) (:func:`memlib.stats.binomial_expected_share`), their
-    ``ratio`` (NaN where nothing is expected), the shares at the ends (``low``: TPA ≤ lo, ``high``: TPA ≥ hi) and
-    ``judged`` — whether ``expected ≥ judge_share`` and the epoch is not 0."""
-    c = _correct_array(correct, 3)
-    n_networks = c.shape[1]
-    tpa = tp_agreement(c)
-    rows = []
-    for t, row in enumerate(tpa):
-        p = float(row.mean())
-        exp = binomial_expected_share(min(max(p, 0.0), 1.0), n_networks, lo, hi)
-        obs = float(band_share(row, lo, hi))
-        rows.append(dict(epoch=t, p_bar=p, observed=obs, expected=exp,
-                         ratio=obs / exp if exp > 0 else float("nan"),
-                         low=float(np.mean(row <= lo)), high=float(np.mean(row >= hi)),
-                         judged=bool(t >= 1 and exp >= judge_share)))
-    return pd.DataFrame(rows)
-
-
-def split_halves(n_networks: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two disjoint halves of equal size of networks 0 … N − 1: the first ⌊N/2⌋ and the next ⌊N/2⌋ (an odd N leaves
-    the last network out). N ≥ 4, so that each half has the 2 networks TP-agreement needs."""
-    if isinstance(n_networks, bool) or not isinstance(n_networks, (int, np.integer)) or n_networks < 4:
-        raise ValueError(f"n_networks={n_networks!r} is not allowed; use an integer ≥ 4 (two halves of ≥ 2 networks)")
-    h = int(n_networks) // 2
-    return np.arange(h), np.arange(h, 2 * h)
-
-
-def split_half_rho(correct: ArrayLike) -> float:
-    """Spearman ρ between the accessibility measured by two disjoint halves of one ensemble (:func:`split_halves`),
-    over the epochs of ``correct`` (bool ``(epochs, networks, examples)``); NaN where undefined
-    (:func:`memlib.stats.spearman`: e.g. an accessibility that is the same for every example)."""
-    c = _correct_array(correct, 3)
-    h1, h2 = split_halves(c.shape[1])
-    return spearman(accessibility(c[:, h1]), accessibility(c[:, h2]))
-
-
-def cross_rho(correct_a: ArrayLike, correct_b: ArrayLike) -> float:
-    """Mean of the four Spearman ρ between the accessibility of a half of ensemble A and of a half of ensemble B
-    (:func:`split_halves` of each): the across-architecture counterpart of :func:`split_half_rho`, with ensembles
-    of the same size. Both bool ``(epochs, networks, examples)`` over the same examples; NaN if any ρ is."""
-    a, b = _correct_array(correct_a, 3, "correct_a"), _correct_array(correct_b, 3, "correct_b")
-    if a.shape[-1] != b.shape[-1]:
-        raise ValueError(f"correct_b=<array of shape {b.shape}> is not allowed; use the same examples (last axis) "
-                         f"as correct_a, shape {a.shape}")
-    acc_a = [accessibility(a[:, h]) for h in split_halves(a.shape[1])]
-    acc_b = [accessibility(b[:, h]) for h in split_halves(b.shape[1])]
-    return float(np.mean([spearman(x, y) for x in acc_a for y in acc_b]))
-
+# ----------------------------------------------------------------------------- choosing epochs to show
 
 def pick_epochs(p_bar: Sequence[float], targets: Sequence[float] = SHOW_AT) -> list[int]:
     """Epochs to show: for each target, the first epoch t ≥ 1 with p̄_t ≥ target (none if never reached), and the
@@ -277,9 +187,6 @@ def control_datasets(cfg: Config, base: D.Dataset) -> list[D.Dataset]:
 
 
 def _compute(cfg: Config, progress: bool):
-    from ..models import build_model
-    from ..train import train_many
-
     base = prepare(cfg)
     tcfg = train_config(cfg, record_correct=True, eval_batch_size=EVAL_BATCH)
     n = cfg.n_networks
@@ -346,12 +253,13 @@ def label(result: Result, ensemble: str) -> str:
 
 def accessibility_of(result: Result, ensemble: str, split: str = "train") -> np.ndarray:
     """Accessibility of every example for ``ensemble`` on ``split``: TP-agreement averaged over epochs 1 … E."""
-    return accessibility(correct(result, ensemble, split)[1:])
+    return agreement.accessibility(correct(result, ensemble, split)[1:])
 
 
 def binomial_of(result: Result, ensemble: str, split: str = "train") -> pd.DataFrame:
-    """:func:`binomial_table` of ``ensemble`` on ``split`` (one row per epoch, epoch 0 included)."""
-    return binomial_table(correct(result, ensemble, split))
+    """:func:`memlib.methods.agreement.binomial_table` of ``ensemble`` on ``split`` with the band :data:`BAND` and
+    :data:`JUDGE_SHARE` (one row per epoch, epoch 0 included)."""
+    return agreement.binomial_table(correct(result, ensemble, split), *BAND, JUDGE_SHARE)
 
 
 def correlations(result: Result) -> dict[str, float]:
@@ -360,42 +268,36 @@ def correlations(result: Result) -> dict[str, float]:
     out = {}
     for split in SETS:
         a, b = correct(result, "a", split)[1:], correct(result, "b", split)[1:]
-        out[f"within_a_{split}"] = split_half_rho(a)
-        out[f"within_b_{split}"] = split_half_rho(b)
-        out[f"across_{split}"] = cross_rho(a, b)
-        out[f"full_ab_{split}"] = spearman(accessibility(a), accessibility(b))
-    out["within_control_train"] = split_half_rho(correct(result, "control")[1:])
+        out[f"within_a_{split}"] = agreement.split_half_rho(a)
+        out[f"within_b_{split}"] = agreement.split_half_rho(b)
+        out[f"across_{split}"] = agreement.cross_rho(a, b)
+        out[f"full_ab_{split}"] = spearman(agreement.accessibility(a), agreement.accessibility(b))
+    out["within_control_train"] = agreement.split_half_rho(correct(result, "control")[1:])
     return out
 
 
-def experiment_worked(result: Result) -> dict[str, tuple[bool, str]]:
-    """Per ensemble, ``(worked, why not)``: A and B — every network learned (final test accuracy ≥ chance + 25 % of
-    the way to 100 %, :func:`memlib.studies.common.learned`); the control — its networks trained (mean final
-    training accuracy on their random labels ≥ the same threshold)."""
+def experiment_worked(result: Result) -> dict[str, Check]:
+    """Per ensemble, whether it worked: A and B — every network learned (final test accuracy ≥ chance + 25 % of the
+    way to 100 %, :func:`memlib.studies.common.learned`); the control — its networks trained (mean final training
+    accuracy on their random labels ≥ the same threshold)."""
     nets = result.networks
     classes = D.num_classes(result.config.dataset)
     out = {}
     for ens in ("a", "b"):
         t = nets[nets.ensemble == ens].test_acc
         n_ok = sum(learned(a, classes) for a in t)
-        out[ens] = (bool(len(t) and n_ok == len(t)),
-                    "" if n_ok == len(t) else f"{label(result, ens)} learned {n_ok}/{len(t)} (test accuracy "
-                                               f"{fmt(t.min())} min)")
+        out[ens] = check(len(t) and n_ok == len(t),
+                         f"{label(result, ens)} learned {n_ok}/{len(t)} (test accuracy {fmt(t.min())} min)")
     c = nets[nets.ensemble == "control"].train_acc
     need = chance(classes) + LEARN_MARGIN * (1 - chance(classes))
-    ok = bool(len(c) and learned(c.mean(), classes))
-    out["control"] = (ok, "" if ok else f"random-label networks did not train (mean training accuracy on their "
-                                        f"labels {fmt(c.mean())} < {fmt(need)})")
+    out["control"] = check(len(c) and learned(c.mean(), classes),
+                           f"random-label networks did not train (mean training accuracy on their labels "
+                           f"{fmt(c.mean())} < {fmt(need)})")
     return out
 
 
-def _note(*checks: tuple[bool, str]) -> tuple[bool, str]:
-    bad = [why for ok, why in checks if not ok]
-    return not bad, ("; experiment did not work: " + "; ".join(bad)) if bad else ""
-
-
 def _judged_text(t: pd.DataFrame) -> str:
-    """The judged epochs of a :func:`binomial_table` in words: the ratio's range and the epoch with p̄ nearest ½."""
+    """The judged epochs of a :func:`binomial_of` table in words: the ratio's range and the epoch with p̄ nearest ½."""
     j = t[t.judged]
     mid = j.iloc[int(np.argmin(np.abs(j.p_bar.to_numpy() - 0.5)))]
     return (f"observed/expected {fmt(j.ratio.min())}–{fmt(j.ratio.max())} over {len(j)} judged epoch"
@@ -414,10 +316,10 @@ def _no_judged_epoch(t: pd.DataFrame) -> str:
             "learning is too fast, or too slow, for epoch resolution)")
 
 
-def _bimodal_claim(result: Result, worked: dict) -> Claim:
+def _bimodal_claim(result: Result, worked: dict[str, Check]) -> Claim:
     t = binomial_of(result, "a")
     j = t[t.judged]
-    ok, note = _note(worked["a"])
+    needs = all_of(worked["a"])
     holds = bool(len(j) and (j.ratio <= WELL_BELOW).all())
     text = _judged_text(t) if len(j) else _no_judged_epoch(t)
     tb = binomial_of(result, "b")
@@ -427,11 +329,12 @@ def _bimodal_claim(result: Result, worked: dict) -> Claim:
                  f"On real data ({label(result, 'a')}, training set), the share of examples with TP-agreement in "
                  f"({lo:g}, {hi:g}) is at most {WELL_BELOW:g} × the Binomial(N, p̄) expectation at every epoch where "
                  f"that expectation is ≥ {JUDGE_SHARE:g}",
-                 "bimodal, far from the binomial (papers.md §7 [M])", text + other + note, bool(ok and holds))
+                 "bimodal, far from the binomial (papers.md §7 [M])", text + other + needs.note(NOT_WORKED),
+                 verdict(holds, needs))
 
 
-def _split_half_claim(result: Result, rho: dict, worked: dict, split: str) -> Claim:
-    ok, note = _note(worked["a"])
+def _split_half_claim(result: Result, rho: dict, worked: dict[str, Check], split: str) -> Claim:
+    needs = all_of(worked["a"])
     v = rho[f"within_a_{split}"]
     cid = "split_half" if split == "train" else "split_half_test"
     expected = ("high correlation across seeds (papers.md §7 [M])" if split == "train"
@@ -440,12 +343,12 @@ def _split_half_claim(result: Result, rho: dict, worked: dict, split: str) -> Cl
                  f"Accessibility ({split} set, {label(result, 'a')}) measured by two disjoint halves of the ensemble "
                  f"correlates with Spearman ρ ≥ {SPLIT_HALF_MIN:g}",
                  expected, f"ρ = {fmt(v)} ({result.config.n_networks // 2} vs {result.config.n_networks // 2} "
-                           f"networks; B: ρ = {fmt(rho[f'within_b_{split}'])})" + note,
-                 bool(ok and v >= SPLIT_HALF_MIN))
+                           f"networks; B: ρ = {fmt(rho[f'within_b_{split}'])})" + needs.note(NOT_WORKED),
+                 verdict(v >= SPLIT_HALF_MIN, needs))
 
 
-def _cross_claim(result: Result, rho: dict, worked: dict) -> Claim:
-    ok, note = _note(worked["a"], worked["b"])
+def _cross_claim(result: Result, rho: dict, worked: dict[str, Check]) -> Claim:
+    needs = all_of(worked["a"], worked["b"])
     across, wa, wb = rho["across_train"], rho["within_a_train"], rho["within_b_train"]
     holds = bool(across > 0 and across < min(wa, wb))
     return Claim("across_architectures",
@@ -453,13 +356,13 @@ def _cross_claim(result: Result, rho: dict, worked: dict) -> Claim:
                  "ρ > 0 and below both within-architecture split-half ρ",
                  "present across architectures, strongest within (papers.md §7 [V])",
                  f"across ρ = {fmt(across)} vs within A {fmt(wa)}, within B {fmt(wb)} (full ensembles: "
-                 f"{fmt(rho['full_ab_train'])})" + note, holds and ok)
+                 f"{fmt(rho['full_ab_train'])})" + needs.note(NOT_WORKED), verdict(holds, needs))
 
 
-def _control_claim(result: Result, worked: dict) -> Claim:
+def _control_claim(result: Result, worked: dict[str, Check]) -> Claim:
     t = binomial_of(result, "control")
     j = t[t.judged]
-    ok, note = _note(worked["control"])
+    needs = all_of(worked["control"])
     lo, hi = CLOSE
     holds = bool(len(j) and ((j.ratio >= lo) & (j.ratio <= hi)).all())
     text = _judged_text(t) if len(j) else _no_judged_epoch(t)
@@ -468,7 +371,7 @@ def _control_claim(result: Result, worked: dict) -> Claim:
                  f"expectation: observed / expected in [{lo:g}, {hi:g}] at every epoch where the expectation is ≥ "
                  f"{JUDGE_SHARE:g}",
                  "the pattern disappears on synthetic data (papers.md §7 [V]); ≈ binomial [I]",
-                 text + note, bool(ok and holds))
+                 text + needs.note(NOT_WORKED), verdict(holds, needs))
 
 
 def claims(result: Result) -> list[Claim]:
@@ -523,7 +426,7 @@ def control_diagnosis(result: Result) -> dict:
     acc = accessibility_of(result, "control")
     y_control = result.arrays["y_control"]
     rho = spearman(acc, label_frequency(result.arrays["y_train"], y_control)) if y_control.ndim == 1 else float("nan")
-    return {"rho_label_frequency": rho, "split_half_rho": split_half_rho(correct(result, "control")[1:])}
+    return {"rho_label_frequency": rho, "split_half_rho": agreement.split_half_rho(correct(result, "control")[1:])}
 
 
 def headline(result: Result) -> dict:
@@ -563,7 +466,7 @@ def plot_histograms(result: Result, split: str = "train", epochs: Optional[dict]
     import matplotlib.pyplot as plt
 
     ensembles = [e for e in ENSEMBLES if not (split == "test" and e == "control")]
-    tpa = {e: tp_agreement(correct(result, e, split)) for e in ensembles}
+    tpa = {e: agreement.tp_agreement(correct(result, e, split)) for e in ensembles}
     shown = {e: (epochs or {}).get(e) or pick_epochs(tpa[e].mean(axis=1)) for e in ensembles}
     cols = max(len(v) for v in shown.values())
     fig, axes = plt.subplots(len(ensembles), cols, figsize=(2.5 * cols, 2.0 * len(ensembles)), squeeze=False)
@@ -591,8 +494,6 @@ def plot_band_share(result: Result, ax=None):
     at judged epochs (expectation ≥ JUDGE_SHARE). Lines: "well below" (WELL_BELOW) and the "close" band (CLOSE)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import legend
-
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
     for e in ENSEMBLES:
         t = binomial_of(result, e).iloc[1:]
@@ -615,9 +516,9 @@ def plot_accessibility(result: Result, split: str = "train", axes=None):
 
     fig, axes = (axes[0].figure, axes) if axes is not None else plt.subplots(1, 2, figsize=(8, 3.8))
     a = correct(result, "a", split)[1:]
-    h1, h2 = split_halves(a.shape[1])
-    x1, x2 = accessibility(a[:, h1]), accessibility(a[:, h2])
-    full_a, full_b = accessibility(a), accessibility_of(result, "b", split)
+    h1, h2 = agreement.split_halves(a.shape[1])
+    x1, x2 = agreement.accessibility(a[:, h1]), agreement.accessibility(a[:, h2])
+    full_a, full_b = agreement.accessibility(a), accessibility_of(result, "b", split)
     panels = ((x1, x2, "A, networks of half 1", "A, networks of half 2", COLORS["a"]),
               (full_a, full_b, label(result, "a"), label(result, "b"), COLORS["b"]))
     for ax, (x, y, xl, yl, color) in zip(axes, panels):
@@ -669,15 +570,13 @@ def explore(result: Result):
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    from ..plots import interactive
-
     def show(ensemble, split, epoch):
         if split == "test" and ensemble == "control":
             split = "train"  # the control has random training labels only
         c = correct(result, ensemble, split)
         t = min(epoch, c.shape[0] - 1)
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        _hist_panel(ax, tp_agreement(c[t]), result.config.n_networks, COLORS[ensemble],
+        _hist_panel(ax, agreement.tp_agreement(c[t]), result.config.n_networks, COLORS[ensemble],
                     f"{label(result, ensemble)}, {split} set, epoch {t}")
         ax.set(xlabel="TP-agreement", ylabel="examples")
         ax.legend(fontsize=7)

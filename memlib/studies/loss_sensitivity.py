@@ -2,23 +2,16 @@
 
 A small MLP (the paper's 2 hidden layers of 16 units) is trained with plain SGD on 1,000 examples of real
 data, of random inputs (randX: every input Gaussian with the data's mean and variance) and of 50 % noise
-(half of the inputs replaced), each with its normal labels and with *one class per example* (n output units,
-label i for example i). At every SGD step, for each example x of the mini-batch, we measure
+(half of the inputs replaced: ``noise_level``), each with its normal labels and with *one class per example*
+(n output units, label i for example i). At every SGD step, for each example x of the mini-batch, we measure
 
     g_x^t = ‖∂L_t / ∂x‖₁,     L_t = L(θ'),  θ' = θ − η ∇_θ ℓ_batch(θ)
 
 the sensitivity of the loss *after* the step to the example the step was made with, differentiated back
-through that one step (one-step unrolling, Maclaurin et al. 2015). With v = ∇_θ' L(θ') held fixed,
-
-    ∂L(θ')/∂x = −η · ∂/∂x [ ∇_θ ℓ_batch(θ) · v ],
-
-a mixed second derivative, computed for every example of the batch by one double backward pass
-(``torch.autograd.grad(..., create_graph=True)``; the examples of a batch interact only through the
-shared step). **Choice of L** (the paper only says "the loss after t SGD updates"): the mean
-cross-entropy over the *whole training set* with its inputs held fixed, so that g_x measures x's
-influence through training, not the direct dependence of x's own loss term on x. Its class-i term
-L(y=i) = (1/n) Σ_{x: y_x = i} CE(f(x), i) gives the per-class sensitivity |∂L_t(y=i)/∂x|₁; for the
-total, ∂L/∂x = Σ_i ∂L(y=i)/∂x.
+through that one step (one-step unrolling, Maclaurin et al. 2015), with L the mean cross-entropy over the whole
+training set (inputs held fixed) and its class terms L(y=i) for the per-class sensitivity. The measurement, its
+derivation and our choices where the paper is silent are in :mod:`memlib.methods.sensitivity`; this module wires
+it into the experiment (conditions, label modes, seeds), its tables, claims and figures.
 
 ḡ_x is the mean of g_x^t over the steps in which x took part (one per epoch); the Gini coefficient of
 {ḡ_x} — from the running means at the end of every epoch — is tracked over training.
@@ -26,22 +19,19 @@ total, ∂L/∂x = Σ_i ∂L(y=i)/∂x.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
-from ..config import StrictConfig, get_device, require, stream
-from ..models import build_model
+from ..config import StrictConfig, get_device, require
+from ..methods import sensitivity
 from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
 from ..stats import gini
-from ..train import build_seeded
-from .common import learned, run_cached, validate_common
+from .common import Check, check, learned, run_cached, validate_common, verdict
 
 STUDY = "loss_sensitivity"
 PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §3.2"
@@ -60,17 +50,19 @@ class Config(StrictConfig):
     n_train: int = 1000
     pool: int = 1
     widths: tuple[int, ...] = (16, 16)
-    noise_fraction: float = 0.5
+    noise_level: float = 0.5
     epochs: int = 30
     batch_size: int = 32
     lr: float = 0.1
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
 
+    RENAMED: ClassVar[dict] = {"noise_fraction": "noise_level"}
+
     def validate(self) -> None:
         validate_common(self)
         require(self.pool >= 1, "pool", self.pool, "use a positive integer (1 = no pooling, 2 = 2×2 average pooling)")
-        require(0 < self.noise_fraction < 1, "noise_fraction", self.noise_fraction,
+        require(0 < self.noise_level < 1, "noise_level", self.noise_level,
                 "use a fraction strictly between 0 and 1")
         require(self.epochs >= 1, "epochs", self.epochs, "use a positive integer")
         require(1 <= self.batch_size <= self.n_train, "batch_size", self.batch_size,
@@ -91,193 +83,20 @@ class Result:
     meta: dict
 
 
-# ----------------------------------------------------------------------------- the batched MLP
-
-def init_params(input_dim: int, num_classes: int, widths, seeds, device, dtype=torch.float32) -> list[torch.Tensor]:
-    """Weights of ``memlib.models`` MLPs (PyTorch's default init) built from each seed's ``"init"`` stream
-    (:func:`memlib.train.build_seeded`, as every trainer does), stacked as
-    ``[W1 (K, d, h1), b1 (K, 1, h1), W2, b2, …]`` — model k is the one built with ``seeds[k]``."""
-    per_model = []
-    for s in seeds:
-        m = build_seeded(lambda: build_model("mlp", (input_dim,), num_classes, tuple(widths)), int(s))
-        lin = [layer for layer in m if isinstance(layer, torch.nn.Linear)]
-        per_model.append([t for layer in lin for t in (layer.weight.detach().T, layer.bias.detach()[None])])
-    return [torch.stack([p[i] for p in per_model]).to(device=device, dtype=dtype).contiguous()
-            for i in range(len(per_model[0]))]
-
-
-def features(hidden: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Last hidden activations: every (W, b) pair of ``hidden`` as ``relu(x W + b)``."""
-    h = x
-    for layer in range(len(hidden) // 2):
-        h = torch.relu(torch.matmul(h, hidden[2 * layer]) + hidden[2 * layer + 1])
-    return h
-
-
-def forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Logits of the stacked MLPs: ``x`` is ``(K, …, N, d)``, weights ``(K, …, d, h)`` broadcast over ``…``."""
-    return torch.matmul(features(params[:-2], x), params[-2]) + params[-1]
-
-
-def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy per example along the last axis (any leading shape)."""
-    return torch.logsumexp(logits, -1) - logits.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-
-
-@dataclasses.dataclass
-class EvalSet:
-    """The set L is computed on (the training set, inputs held fixed).
-
-    ``per_class=True``: examples grouped by label into ``(K, C, m, d)`` slots (``mask`` marks real ones), so
-    one backward pass through class-expanded weights yields every class term's gradient.
-    ``per_class=False``: only the total loss; examples ``(K, n, d)``, evaluated model by model (memory)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    mask: Optional[torch.Tensor]
-    n: int
-    num_classes: int
-    per_class: bool
-
-    @classmethod
-    def build(cls, x: torch.Tensor, y: torch.Tensor, num_classes: int, per_class: bool) -> "EvalSet":
-        k, n = y.shape
-        if not per_class:
-            return cls(x=x, y=y, mask=None, n=n, num_classes=num_classes, per_class=False)
-        counts = torch.stack([torch.bincount(y[j], minlength=num_classes) for j in range(k)])
-        m = int(counts.max())
-        idx = torch.zeros(k, num_classes, m, dtype=torch.long, device=x.device)
-        mask = torch.zeros(k, num_classes, m, dtype=x.dtype, device=x.device)
-        for j in range(k):
-            for c in range(num_classes):
-                members = (y[j] == c).nonzero().flatten()
-                idx[j, c, :len(members)] = members
-                mask[j, c, :len(members)] = 1
-        kk = torch.arange(k, device=x.device)[:, None, None]
-        yc = torch.arange(num_classes, device=x.device)[None, :, None].expand(k, num_classes, m)
-        return cls(x=x[kk, idx], y=yc.contiguous(), mask=mask, n=n, num_classes=num_classes, per_class=True)
-
-    def loss_grads(self, params: list[torch.Tensor], stats: bool = True):
-        """``v``: per parameter, ``(R, K, *shape)`` gradients of the R loss terms at ``params`` (R = classes, or
-        1 for the total); with ``stats``, also the total loss ``(K,)`` and training accuracy ``(K,)``."""
-        if self.per_class:
-            k, c = self.mask.shape[:2]
-            leaves = [p.detach().unsqueeze(1).expand(k, c, *p.shape[1:]).contiguous().requires_grad_(True)
-                      for p in params]
-            logits = forward(leaves, self.x)  # (K, C, m, C)
-            per_ex = _ce(logits, self.y) * self.mask
-            grads = torch.autograd.grad(per_ex.sum() / self.n, leaves)
-            v = [g.transpose(0, 1) for g in grads]
-            if not stats:
-                return v, None, None
-            with torch.no_grad():
-                loss = per_ex.sum((1, 2)) / self.n
-                correct = ((logits.argmax(-1) == self.y).to(self.mask.dtype) * self.mask).sum((1, 2))
-            return v, loss.detach(), correct / self.n
-        vs, losses, accs = [], [], []
-        rows = torch.arange(self.n, device=self.x.device)
-        for j in range(self.y.shape[0]):  # one model at a time: logits are (n, n) for one class per example
-            hidden = [p[j].detach().requires_grad_(True) for p in params[:-2]]
-            w, b = params[-2][j].detach(), params[-1][j].detach()
-            a = features(hidden, self.x[j])  # last hidden activations (n, h)
-            with torch.no_grad():  # the output layer's backward by hand (softmax − one-hot), to spare memory passes
-                p_soft = torch.softmax(torch.addmm(b, a, w), -1)
-                y = self.y[j]
-                if stats:
-                    losses.append(-torch.log(p_soft[rows, y]).mean())
-                    accs.append((p_soft.argmax(-1) == y).to(p_soft.dtype).mean())
-                minus_one = torch.tensor(-1.0, dtype=p_soft.dtype, device=p_soft.device)
-                p_soft.index_put_((rows, y), minus_one, accumulate=True)
-                p_soft.div_(self.n)
-                gw, gb = a.detach().T @ p_soft, p_soft.sum(0, keepdim=True)
-                ga = p_soft @ w.T
-            lower = list(torch.autograd.grad(a, hidden, grad_outputs=ga))
-            vs.append(lower + [gw, gb])
-        v = [torch.stack([g[i] for g in vs]).unsqueeze(0) for i in range(len(params))]
-        return v, (torch.stack(losses) if stats else None), (torch.stack(accs) if stats else None)
-
-
-def sgd_step_sensitivity(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, lr: float, eval_set: EvalSet,
-                          stats: bool = True):
-    """One plain SGD step of K models on their mini-batches ``xb (K, B, d)``, ``yb (K, B)`` (mean CE per model),
-    and the input sensitivities of the loss after it.
-
-    Returns ``(new_params, s, loss, acc)``: ``s`` is ``(R, K, B, d)`` = ∂L_r(θ')/∂x_b, one-step unrolled, for
-    every loss term r of ``eval_set`` (classes, or the total); ``loss``/``acc`` are the training loss and
-    accuracy at θ' (``(K,)``; None unless ``stats``)."""
-    xb = xb.detach().requires_grad_(True)
-    leaves = [p.detach().requires_grad_(True) for p in params]
-    batch_loss = _ce(forward(leaves, xb), yb).mean(-1).sum()  # models are independent: sum of their means
-    g = torch.autograd.grad(batch_loss, leaves, create_graph=True)
-    new = [(p - lr * gp).detach() for p, gp in zip(leaves, g)]
-    v, loss, acc = eval_set.loss_grads(new, stats)
-    # d/dx_b [g(θ, x_b) · v_r] for all r at once: a vmapped double backward through the first gradient
-    (mixed,) = torch.autograd.grad(g, xb, grad_outputs=v, is_grads_batched=True)
-    return new, -lr * mixed, loss, acc
-
-
 # ----------------------------------------------------------------------------- data
-
-def pool_inputs(x: torch.Tensor, pool: int) -> torch.Tensor:
-    """Average-pool images ``(N, C, H, W)`` (or sequences ``(N, C, L)``) by ``pool``×``pool`` non-overlapping
-    windows (2 turns MNIST's 28×28 into the paper's 14×14); trailing rows/columns that do not fill a window are
-    dropped."""
-    if pool == 1:
-        return x
-    if x.shape[-1] < pool or (x.ndim == 4 and x.shape[-2] < pool):
-        raise ValueError(f"pool={pool} is not allowed: inputs of shape {tuple(x.shape[1:])} are smaller than "
-                         "the pooling window")
-    return F.avg_pool2d(x, pool) if x.ndim == 4 else F.avg_pool1d(x, pool)
-
 
 def prepare(cfg: Config, seed: int) -> dict[str, D.Dataset]:
     """The seed's training subset, pooled, standardised (one mean/std), and its three input conditions."""
     base = D.load(cfg.dataset, cfg.n_train, None, seed=seed)
-    base = dataclasses.replace(base, x_train=pool_inputs(base.x_train, cfg.pool),
-                               x_test=pool_inputs(base.x_test, cfg.pool))
+    base = dataclasses.replace(base, x_train=sensitivity.pool_inputs(base.x_train, cfg.pool),
+                               x_test=sensitivity.pool_inputs(base.x_test, cfg.pool))
     base = D.standardize(base)
     return {"real": base,
             "randX": D.corrupt(base, "randX", 1.0, seed=seed),
-            "noise": D.corrupt(base, "randX", cfg.noise_fraction, seed=seed)}
+            "noise": D.corrupt(base, "randX", cfg.noise_level, seed=seed)}
 
 
 # ----------------------------------------------------------------------------- the experiment
-
-def _train_group(cfg: Config, xs: torch.Tensor, ys: torch.Tensor, num_classes: int, per_class: bool,
-                 seeds: list[int], progress: bool, desc: str):
-    """Train K models (one per row of ``xs``) together; return per-step sensitivities ``(E, K, n)``, per-class
-    sums over epochs ``(K, n, C)`` and per-epoch class matrices ``(E, K, C, C)`` (or None), training loss and
-    accuracy ``(E, K)``."""
-    device = xs.device
-    k, n, d = xs.shape
-    params = init_params(d, num_classes, cfg.widths, seeds, device)
-    eval_set = EvalSet.build(xs, ys, num_classes, per_class)
-    orders = [stream(s, "order") for s in seeds]
-    rows = torch.arange(k, device=device)[:, None]
-    g_steps = torch.zeros(cfg.epochs, k, n, device=device)
-    per_class_sum = torch.zeros(k, n, num_classes, device=device) if per_class else None
-    matrices = torch.zeros(cfg.epochs, k, num_classes, num_classes, device=device) if per_class else None
-    if per_class:
-        onehot = F.one_hot(ys, num_classes).to(xs.dtype)
-        counts = onehot.sum(1).clamp_min(1)  # (K, C)
-    loss_e = torch.zeros(cfg.epochs, k, device=device)
-    acc_e = torch.zeros(cfg.epochs, k, device=device)
-    for epoch in tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress):
-        perms = torch.stack([torch.randperm(n, generator=o) for o in orders]).to(device)
-        pc_epoch = torch.zeros(k, n, num_classes, device=device) if per_class else None
-        for i in range(0, n, cfg.batch_size):
-            idx = perms[:, i:i + cfg.batch_size]
-            last = i + cfg.batch_size >= n
-            params, s, loss, acc = sgd_step_sensitivity(params, xs[rows, idx], ys[rows, idx], cfg.lr, eval_set, last)
-            g_steps[epoch][rows, idx] = s.sum(0).abs().sum(-1)
-            if per_class:
-                pc_epoch[rows, idx] = s.abs().sum(-1).permute(1, 2, 0)
-        if per_class:  # cell (i, j): mean over examples of class j of this epoch's |∂L(y=i)/∂x|₁
-            per_class_sum += pc_epoch
-            matrices[epoch] = torch.einsum("kxi,kxj->kij", pc_epoch, onehot) / counts[:, None, :]
-        loss_e[epoch], acc_e[epoch] = loss, acc
-    return g_steps, per_class_sum, matrices, loss_e, acc_e
-
 
 def _compute(cfg: Config, progress: bool):
     device = get_device(cfg.device)
@@ -300,27 +119,26 @@ def _compute(cfg: Config, progress: bool):
     one = torch.arange(n, device=device).expand(len(models), n).contiguous()
     out = {}
     for mode, labels, k_classes, per_class in (("normal", ys, num_classes, True), ("one_per_example", one, n, False)):
-        out[mode] = _train_group(cfg, xs, labels, k_classes, per_class, model_seeds, progress,
-                                 f"loss-sensitivity, {LABELS[mode]}")
+        out[mode] = sensitivity.train_with_sensitivity(
+            xs, labels, k_classes, widths=cfg.widths, seeds=model_seeds, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            lr=cfg.lr, per_class=per_class, progress=progress, desc=f"loss-sensitivity, {LABELS[mode]}")
     rows = []
-    epochs = np.arange(1, cfg.epochs + 1)
-    for mode, (g_steps, per_class_sum, matrices, loss_e, acc_e) in out.items():
-        g = g_steps.cpu().numpy()
+    for mode, trace in out.items():
+        g = trace.g.cpu().numpy()
         arrays[f"g_{mode}"] = g.astype(np.float32)
-        running = np.cumsum(g, axis=0) / epochs[:, None, None]
-        gini_run, gini_ep = gini(running), gini(g)  # (E, K)
+        gini_run, gini_ep = gini(sensitivity.running_means(g)), gini(g)  # (E, K)
         off_run = off_ep = np.full_like(gini_run, np.nan)
-        if per_class_sum is not None:
-            arrays[f"per_class_{mode}"] = (per_class_sum / cfg.epochs).cpu().numpy().astype(np.float32)
-            mats = matrices.cpu().numpy().astype(np.float64)
+        if trace.per_class_sum is not None:
+            arrays[f"per_class_{mode}"] = (trace.per_class_sum / cfg.epochs).cpu().numpy().astype(np.float32)
+            mats = trace.matrices.cpu().numpy().astype(np.float64)
             arrays[f"class_matrix_epoch_{mode}"] = mats.astype(np.float32)
-            off_ep = _off_diagonal(mats)
-            off_run = _off_diagonal(np.cumsum(mats, axis=0))
+            off_ep = sensitivity.off_diagonal_share(mats)
+            off_run = sensitivity.off_diagonal_share(np.cumsum(mats, axis=0))
         for m, (c, s) in enumerate(models):
             for e in range(cfg.epochs):
                 rows.append(dict(label_mode=mode, condition=c, seed=s, epoch=e + 1, gini=gini_run[e, m],
                                  gini_epoch=gini_ep[e, m], off_diagonal=off_run[e, m], off_diagonal_epoch=off_ep[e, m],
-                                 train_loss=float(loss_e[e, m]), train_acc=float(acc_e[e, m])))
+                                 train_loss=float(trace.loss[e, m]), train_acc=float(trace.acc[e, m])))
     arrays["labels"] = ys.cpu().numpy()
     arrays["model_condition"] = np.array([CONDITIONS.index(c) for c, _ in models])
     arrays["model_seed"] = np.array(model_seeds)
@@ -342,29 +160,18 @@ def per_class_matrix(result: Result, condition: str, seed: Optional[int] = None)
     pc, labels = result.arrays["per_class_normal"], result.arrays["labels"]
     cond, seeds = result.arrays["model_condition"], result.arrays["model_seed"]
     c_idx = CONDITIONS.index(condition)
-    k_classes = pc.shape[-1]
-    mats = []
-    for m in np.flatnonzero((cond == c_idx) & ((seeds == seed) if seed is not None else True)):
-        mat = np.full((k_classes, k_classes), np.nan)
-        for j in range(k_classes):
-            members = labels[m] == j
-            if members.any():
-                mat[:, j] = pc[m][members].mean(0)
-        mats.append(mat)
+    mats = [sensitivity.class_matrix(pc[m], labels[m])
+            for m in np.flatnonzero((cond == c_idx) & ((seeds == seed) if seed is not None else True))]
     if not mats:
         raise ValueError(f"no model for condition={condition!r}, seed={seed!r}")
     return np.nanmean(np.stack(mats), axis=0)
 
 
-def _off_diagonal(mats: np.ndarray) -> np.ndarray:
-    """Off-diagonal share of square matrices along the last two axes."""
-    return 1.0 - np.trace(mats, axis1=-2, axis2=-1) / mats.sum((-2, -1))
-
-
 def off_diagonal_share(mat: np.ndarray) -> float:
-    """Share of the matrix's mass off the diagonal: Σ_{i≠j} M_ij / Σ_ij M_ij."""
-    mat = np.nan_to_num(np.asarray(mat, dtype=np.float64))
-    return float(1.0 - np.trace(mat) / mat.sum())
+    """Share of the matrix's mass off the diagonal, Σ_{i≠j} M_ij / Σ_ij M_ij
+    (:func:`memlib.methods.sensitivity.off_diagonal_share`), a class without examples (NaN column of
+    :func:`per_class_matrix`) counting as no mass."""
+    return float(sensitivity.off_diagonal_share(np.nan_to_num(np.asarray(mat, dtype=np.float64))))
 
 
 def gini_table(result: Result, column: str = "gini") -> pd.DataFrame:
@@ -373,17 +180,23 @@ def gini_table(result: Result, column: str = "gini") -> pd.DataFrame:
     return t[[c for c in CONDITIONS if c in t.columns]]
 
 
-def real_learned(result: Result, mode: str) -> tuple[bool, float]:
-    """Whether the real-data networks learned in label mode ``mode`` (final training accuracy, mean over seeds, ≥
-    chance + 25 % of the way to 100 %; chance is 1/classes, or 1/n_train with one class per example)."""
+def real_accuracy(result: Result, mode: str) -> float:
+    """Final training accuracy of the real-data networks in label mode ``mode``, mean over seeds."""
     c = result.curves[(result.curves.label_mode == mode) & (result.curves.condition == "real")]
-    acc = float(c[c.epoch == c.epoch.max()].train_acc.mean())
+    return float(c[c.epoch == c.epoch.max()].train_acc.mean())
+
+
+def real_learned(result: Result, mode: str, why: str = "real data not learned (train accuracy {:.1f} %)") -> Check:
+    """Whether the real-data networks learned in label mode ``mode`` (:func:`real_accuracy` ≥ chance + 25 % of the
+    way to 100 %; chance is 1/classes, or 1/n_train with one class per example); ``why`` is the reason's text, with
+    ``{}`` for the accuracy in %."""
+    acc = real_accuracy(result, mode)
     k = D.num_classes(result.config.dataset) if mode == "normal" else result.config.n_train
-    return learned(acc, k), acc
+    return check(learned(acc, k), lambda: why.format(100 * acc))
 
 
 def _gini_claim(result: Result, mode: str, cid: str) -> Claim:
-    ok, acc = real_learned(result, mode)
+    worked = real_learned(result, mode)
     c = result.curves[result.curves.label_mode == mode]
     mean = c.groupby(["epoch", "condition"])[["gini", "gini_epoch"]].mean().unstack("condition")
     gap = mean["gini"]["real"] - mean["gini"]["randX"]
@@ -396,32 +209,35 @@ def _gini_claim(result: Result, mode: str, cid: str) -> Claim:
                 f"real above at {int((gap > 0).sum())}/{len(gap)} "
                 f"epochs (seed means), {held}/{len(per_seed)} (seed, epoch) pairs; final {fmt(last['real'])} vs "
                 f"{fmt(last['randX'])}; per-epoch Gini: real above at {int((gap_epoch > 0).sum())}/{len(gap_epoch)}"
-                + ("" if ok else f"; real data not learned (train accuracy {100 * acc:.1f} %)"))
+                + worked.note())
     return Claim(cid, f"Gini of the loss-sensitivities ḡ_x (running means) is higher for real data than for random "
                       f"inputs at every epoch ({LABELS[mode]})",
                  f"Gini(real) > Gini(randX) throughout training (paper Fig. 3 {side}, poster Fig. 3.2)",
-                 measured, bool(ok and (gap > 0).all()))
+                 measured, verdict((gap > 0).all(), worked))
 
 
-def claims(result: Result) -> list[Claim]:
-    """The paper's claims computed from the result (definitions as in STUDIES.md §04)."""
-    out = [_gini_claim(result, "normal", "gini_real_above_random"),
-           _gini_claim(result, "one_per_example", "gini_real_above_random_one_class")]
+def _off_diagonal_claim(result: Result) -> Claim:
     seeds = sorted(set(result.arrays["model_seed"].tolist()))
     real = off_diagonal_share(per_class_matrix(result, "real"))
     rand = off_diagonal_share(per_class_matrix(result, "randX"))
     per_seed = [(off_diagonal_share(per_class_matrix(result, "real", s)),
                  off_diagonal_share(per_class_matrix(result, "randX", s))) for s in seeds]
     held = sum(a > b for a, b in per_seed)
-    ok, acc = real_learned(result, "normal")
-    out.append(Claim("per_class_off_diagonal", "The per-class sensitivity matrix puts a larger share of its mass off "
-                     "the diagonal for real data than for random inputs",
-                     "both diagonal-dominant, more spread off the diagonal for real data "
-                     "(paper Fig. 4, poster Fig. 3.3)",
-                     f"off-diagonal share {100 * real:.1f} % (real) vs {100 * rand:.1f} % (randX); "
-                     f"{held}/{len(per_seed)} seeds" + ("" if ok else f"; real data not learned ({100 * acc:.1f} %)"),
-                     bool(ok and real > rand)))
-    return out
+    worked = real_learned(result, "normal", why="real data not learned ({:.1f} %)")
+    return Claim("per_class_off_diagonal", "The per-class sensitivity matrix puts a larger share of its mass off "
+                 "the diagonal for real data than for random inputs",
+                 "both diagonal-dominant, more spread off the diagonal for real data "
+                 "(paper Fig. 4, poster Fig. 3.3)",
+                 f"off-diagonal share {100 * real:.1f} % (real) vs {100 * rand:.1f} % (randX); "
+                 f"{held}/{len(per_seed)} seeds" + worked.note(),
+                 verdict(real > rand, worked))
+
+
+def claims(result: Result) -> list[Claim]:
+    """The paper's claims computed from the result (definitions as in STUDIES.md §04)."""
+    return [_gini_claim(result, "normal", "gini_real_above_random"),
+            _gini_claim(result, "one_per_example", "gini_real_above_random_one_class"),
+            _off_diagonal_claim(result)]
 
 
 def headline(result: Result) -> dict:
@@ -441,7 +257,7 @@ def headline(result: Result) -> dict:
 # ----------------------------------------------------------------------------- figures
 
 def _label(cond: str, cfg: Config) -> str:
-    return f"{100 * cfg.noise_fraction:g} % input noise" if cond == "noise" else LABELS[cond]
+    return f"{100 * cfg.noise_level:g} % input noise" if cond == "noise" else LABELS[cond]
 
 
 def plot_gini(result: Result, axes=None, column: str = "gini"):
