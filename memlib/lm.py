@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .config import StrictConfig, get_device, local_seed, require, stream, stream_seed
+from .config import StrictConfig, check_device_name, get_device, local_seed, require, stream, stream_seed
 
 LN2 = math.log(2.0)
 
@@ -77,6 +77,7 @@ class LMTrainConfig(StrictConfig):
     seed: int = 0
 
     def validate(self) -> None:
+        check_device_name(self.device)
         require(self.epochs >= 1, "epochs", self.epochs, "use a positive integer")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "use a positive integer")
         require(self.seq_len >= 2, "seq_len", self.seq_len, "use windows of at least 2 characters")

@@ -75,13 +75,22 @@ def test_a_short_corpus_is_refused(tmp_path):
     ({"noise_multipliers": (-1.0, 1.0)}, "noise_multipliers", "positive"),
     ({"dp_epochs": 13}, "dp_epochs", "epochs"),
     ({"n_samples": 10}, "n_samples", "100"),
-    ({"eval_points": (0.5, 1.5)}, "eval_points", "fractions"),
+    ({"measure_fractions": (0.5, 1.5)}, "measure_fractions", "fractions"),
+    ({"measure_fractions": (0.5, 0.25)}, "measure_fractions", "increasing"),
     ({"hidden": 0}, "hidden", "integer"),
 ])
 def test_bad_parameters_are_refused_with_their_name(kwargs, name, says):
     with pytest.raises(ValueError, match=name) as e:
         study.Config(**kwargs)
     assert says in str(e.value)
+
+
+def test_old_name_eval_points_is_an_alias_with_a_warning():
+    with pytest.warns(UserWarning, match="'eval_points' is now called 'measure_fractions'"):
+        cfg = study.Config.from_dict({"eval_points": [0.2, 0.6]})
+    assert cfg.measure_fractions == (0.2, 0.6)
+    with pytest.raises(TypeError, match="both given"):
+        study.Config.from_dict({"eval_points": [0.2], "measure_fractions": [0.2]})
 
 
 def test_large_digits_pass_without_the_exact_rank_or_on_a_gpu():
@@ -133,7 +142,7 @@ def fake_result(exp_final=(3.0, 5.0, 12.0, 18.0, 19.93), control=1.0, first_epoc
              delta=float("nan"), valid_loss=losses[7.0], reference_loss=losses[7.0], unigram_loss=4.6),
         dict(model="DP σ=1", noise_multiplier=1.0, epochs=4.0, epsilon=4.0, delta=1e-5, valid_loss=dp_loss,
              reference_loss=losses[4.0], unigram_loss=4.6)])
-    cfg = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, eval_points=(0.5,))
+    cfg = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, measure_fractions=(0.5,))
     arrays = dict(sample_index=np.arange(100), sample_px=np.zeros((2, 100)), skewnorm_params=np.zeros((2, 3)),
                   canary_index=np.arange(6), insertion_points=np.zeros(31, np.int64),
                   insertion_canary=np.zeros(31, np.int64))
@@ -165,6 +174,33 @@ def test_each_claim_says_no_when_its_definition_fails(kwargs, claim):
     v = verdicts(fake_result(**kwargs))
     assert v[claim] is False
     assert sum(not x for x in v.values()) == 1, v  # and only that one
+
+
+def test_without_the_exact_rank_every_claim_says_no_and_why():
+    r = fake_result()
+    r.config = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, measure_fractions=(0.5,),
+                            exact_rank=False)
+    c = {x.id: x for x in study.claims(r)}
+    assert not any(x.reproduced for x in c.values())
+    assert all(x.measured.endswith("; not measured: exact_rank is False") for x in c.values()), c
+    assert c["extrapolation_matches_exact"].measured == "no canary with an exact rank > 1; not measured: exact_rank " \
+                                                        "is False"
+
+
+def test_claims_on_the_non_private_model_need_it_to_have_learned_the_language():
+    r = fake_result()
+    r.models.loc[r.models.model == "non-private", "unigram_loss"] = 2.5  # final valid loss 2.3: only 0.2 bits below
+    c = {x.id: x for x in study.claims(r)}
+    needs = ("exposure_grows_with_insertions", "early_and_before_overfitting")
+    assert {k: x.reproduced for k, x in c.items()} == {k: k not in needs for k in c}
+    for k in needs:
+        assert c[k].measured.endswith("; the model did not learn: valid loss 2.3 vs unigram 2.5 bits/char")
+    assert "did not learn" not in c["dp_sgd_removes_exposure"].measured
+
+
+def test_a_private_model_that_did_not_learn_is_named():
+    c = {x.id: x for x in study.claims(fake_result(dp_loss=4.5))}
+    assert c["dp_sgd_removes_exposure"].measured.endswith("(unigram 4.6) — did not learn")
 
 
 def test_the_curve_and_labels_follow_the_canaries():

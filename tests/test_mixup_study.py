@@ -114,6 +114,38 @@ def test_claims_fail_on_results_made_to_fail():
     assert not any(x.reproduced for x in c.values())
 
 
+def test_experiment_worked_is_two_checks_with_every_failure_named():
+    w = S.experiment_worked(fake_result())
+    assert set(w) == {"erm", "all"} and w["erm"].ok and w["all"].ok and w["erm"].why == w["all"].why == ""
+    # ERM did not memorize: both fail, with the counts and the threshold
+    w = S.experiment_worked(fake_result(erm_changed=0.5))
+    assert not w["erm"].ok and not w["all"].ok
+    assert w["all"].why == ("ERM memorized its changed labels in 0/6 runs (training accuracy on them 0.5 min, "
+                            "needed 0.9)")
+    # only one mixup α failed to learn: the ERM part holds, the whole does not, and the ERM claim still may say yes
+    r = fake_result()
+    r.runs.loc[(r.runs.method == "mixup_1") & (r.runs.level == 0.8), "best_test_acc"] = 0.1
+    w = S.experiment_worked(r)
+    assert w["erm"].ok and not w["all"].ok
+    assert w["all"].why == "did not learn: mixup (α = 1) at p = 0.8 seed 0, mixup (α = 1) at p = 0.8 seed 1"
+    c = by_id(r)
+    assert c["erm_last_exceeds_best"].reproduced and "did not work" not in c["erm_last_exceeds_best"].measured
+    for k in ("mixup_last_below_erm", "mixup_fits_fewer_corrupted"):
+        assert not c[k].reproduced and c[k].measured.endswith("; experiment did not work: " + w["all"].why)
+    # when the ERM part fails, the ERM claim names everything that failed
+    r.runs.loc[r.runs.method == "erm", "acc_changed"] = 0.5
+    why = S.experiment_worked(r)["erm"].why
+    assert why.startswith("ERM memorized its changed labels in 0/6") and why.endswith("at p = 0.8 seed 1")
+    assert by_id(r)["erm_last_exceeds_best"].measured.endswith("; experiment did not work: " + why)
+
+
+def test_seed_agreement_counts_level_seed_pairs():
+    r = fake_result(seeds=(0, 1, 2))
+    # ERM's last error above mixup_8's in every pair but one
+    r.runs.loc[(r.runs.method == "mixup_8") & (r.runs.level == 0.5) & (r.runs.seed == 2), "last_error"] = 0.99
+    assert S._seed_agreement(r, "mixup_8", "last_error", 1.0) == "held in 8/9 (level, seed) pairs"
+
+
 def test_tiny_run_end_to_end(isolated_build):
     cfg = S.Config(n_train=120, n_test=60, widths=(16,), noise_levels=(0.3, 0.7), methods=("erm", "mixup"),
                    mixup_alphas=(1.0, 4.0), epochs=4, milestones=(2,), batch_size=30, seeds=(0, 1))

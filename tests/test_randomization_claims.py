@@ -61,6 +61,8 @@ def test_unfitted_runs_never_count_as_fitted():
     r.summary.loc[r.summary.condition == "random_labels", "epochs_to_fit"] = np.nan
     c = by_id(study.claims(r))
     assert not c["random_labels_slower"].reproduced and not c["noise_inputs_faster"].reproduced
+    assert c["random_labels_slower"].measured == "not every run fitted (true 10.5, random nan epochs)"
+    assert c["noise_inputs_faster"].measured.endswith("vs random labels nan epochs (not every run fitted)")
 
 
 def test_non_monotone_test_error_fails_spearman():

@@ -21,7 +21,7 @@ practice.
 
 Exposure (:mod:`memlib.methods.exposure`). Scored from the context "\\nthe random number is ", over the digits:
 rank = |{r′ : Px(r′) ≤ Px(canary)}| among all 10^d fillings, exposure = log₂ 10^d − log₂ rank — exactly, by the
-digit trie, after every epoch and at ``eval_points`` of the first epoch (``exact_rank``); and by extrapolation
+digit trie, after every epoch and at ``measure_fractions`` of the first epoch (``exact_rank``); and by extrapolation
 (a skew-normal fitted to ``n_samples`` sampled fillings, the canaries excluded) for every final model.
 """
 from __future__ import annotations
@@ -29,15 +29,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..claims import Claim, fmt
-from ..config import StrictConfig, get_device, require, stream, stream_seed
+from ..config import StrictConfig, check_device_name, get_device, require, stream, stream_seed
+from ..lm import LMTrainConfig, Privacy, train_lm, unigram_bits
+from ..methods import exposure
+from ..models import CharLSTM
+from ..plots import interactive, legend
 from ..stats import spearman
-from .common import run_cached
+from ..text import CharVocab, pydoc_corpus
+from .common import Check, check, run_cached, verdict
 
 STUDY = "exposure"
 PAPER = ("Carlini, Liu, Erlingsson, Kos, Song — The Secret Sharer: Evaluating and Testing Unintended Memorization "
@@ -85,7 +90,7 @@ class Config(StrictConfig):
     seq_len: int = 100
     lr: float = 0.003
     clip_norm: float = 5.0
-    eval_points: tuple[float, ...] = (0.25, 0.5, 0.75)
+    measure_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     noise_multipliers: tuple[float, ...] = (0.3, 1.0)
     dp_epochs: int = 8
     dp_batch_size: int = 64
@@ -95,9 +100,10 @@ class Config(StrictConfig):
     seed: int = 0
     device: str = "cpu"
 
-    def validate(self) -> None:
-        from ..lm import LMTrainConfig
+    RENAMED: ClassVar[dict] = {"eval_points": "measure_fractions"}
 
+    def validate(self) -> None:
+        check_device_name(self.device)
         require(isinstance(self.digits, int) and self.digits >= 1, "digits", self.digits,
                 "use a positive number of digits (the paper: 9)")
         kind = "cuda" if self.device.startswith("cuda") else "cpu"
@@ -128,13 +134,13 @@ class Config(StrictConfig):
         require(self.n_chars is None or self.n_chars >= 20 * self.seq_len, "n_chars", self.n_chars,
                 f"use None (the whole corpus) or at least 20 windows' worth (20 × seq_len = {20 * self.seq_len})")
         require(self.seed >= 0, "seed", self.seed, "use a non-negative integer")
-        require(self.device == "cpu" or self.device.startswith("cuda") or self.device == "auto", "device",
-                self.device, "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-        from ..models import CharLSTM
-
+        require(all(0 < p < 1 for p in self.measure_fractions)
+                and list(self.measure_fractions) == sorted(set(self.measure_fractions)), "measure_fractions",
+                self.measure_fractions, "use increasing distinct fractions of the first epoch in (0, 1), or an empty "
+                "list (exposure after every epoch only)")
         CharLSTM(2, self.embed, self.hidden, self.layers)  # the model's own size checks
         LMTrainConfig(epochs=self.epochs, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
-                      clip_norm=self.clip_norm, eval_points=self.eval_points, device=self.device, seed=self.seed)
+                      clip_norm=self.clip_norm, eval_points=self.measure_fractions, device=self.device, seed=self.seed)
         text = load_corpus(self.corpus_path)  # a missing, empty or non-UTF-8 file fails here, before any work
         n = len(text) if self.n_chars is None else min(self.n_chars, len(text))
         require(n >= 20 * self.seq_len, "corpus_path", self.corpus_path,
@@ -144,8 +150,6 @@ class Config(StrictConfig):
 def load_corpus(path: Optional[str]) -> str:
     """The corpus text: the embedded ``pydoc_data.topics`` corpus (:func:`memlib.text.pydoc_corpus`) for None, else
     the UTF-8 file at ``path``; a missing, unreadable, non-UTF-8 or empty file is a ValueError naming it."""
-    from ..text import pydoc_corpus
-
     if path is None:
         return pydoc_corpus()
     p = Path(path).expanduser()
@@ -234,11 +238,6 @@ def model_names(cfg: Config) -> list[str]:
 def _compute(cfg: Config, progress: bool):
     import torch
 
-    from ..methods import exposure
-    from ..lm import LMTrainConfig, Privacy, train_lm, unigram_bits
-    from ..models import CharLSTM
-    from ..text import CharVocab
-
     corpus = load_corpus(cfg.corpus_path)
     text = corpus if cfg.n_chars is None else corpus[: cfg.n_chars]
     n_valid = int(round(cfg.valid_fraction * len(text)))
@@ -267,7 +266,8 @@ def _compute(cfg: Config, progress: bool):
     names = model_names(cfg)
     runs = []
     base_cfg = LMTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=cfg.lr,
-                             clip_norm=cfg.clip_norm, eval_points=cfg.eval_points, device=cfg.device, seed=cfg.seed)
+                             clip_norm=cfg.clip_norm, eval_points=cfg.measure_fractions, device=cfg.device,
+                             seed=cfg.seed)
     runs.append((names[0], float("nan"), train_lm(build, train_ids, valid_ids, base_cfg, progress=progress,
                                                   desc="non-private LSTM", on_eval=measure)))
     for name, sigma in zip(names[1:], cfg.noise_multipliers):
@@ -376,53 +376,69 @@ def _peak_and_minimum(result: Result) -> tuple[float, float, float, str]:
     return peak, float(c.valid_loss.idxmin()), float(e.max()), f"n={n_max}"
 
 
-def claims(result: Result) -> list[Claim]:
-    """STUDIES.md §11, thresholds fixed before any result was seen (see the module constants). Without the exact
-    rank (``exact_rank=False``) the claims that need it say no, with the reason."""
-    cfg = result.config
-    exact = cfg.exact_rank
-    no_exact = "; not measured: exact_rank is False" if not exact else ""
-    m = result.models.set_index("model")
-    np_row = m.loc["non-private"]
-    learned_np = bool(np_row.valid_loss <= np_row.unigram_loss - LEARN_BITS)
-    note_np = "" if learned_np else (f"; the model did not learn: valid loss {fmt(np_row.valid_loss)} vs unigram "
-                                     f"{fmt(np_row.unigram_loss)} bits/char")
-    out = []
+def _exact_measured(result: Result) -> Check:
+    """The exact rank was measured (``exact_rank``): the claims built on exact exposures need it."""
+    return check(result.config.exact_rank, "not measured: exact_rank is False")
 
-    # 1. exposure grows with insertions
+
+def _language_learned(result: Result) -> Check:
+    """The non-private model learned the language: validation loss ≥ LEARN_BITS bits/char below the unigram
+    baseline."""
+    row = result.models.set_index("model").loc["non-private"]
+    return check(row.valid_loss <= row.unigram_loss - LEARN_BITS,
+                 lambda: f"the model did not learn: valid loss {fmt(row.valid_loss)} vs unigram "
+                         f"{fmt(row.unigram_loss)} bits/char")
+
+
+def _private_model_learned(row) -> Check:
+    """A private model (a row of ``Result.models``) learned the language: its validation loss is ≥ LEARN_MARGIN of
+    the way from the unigram baseline down to the non-private model's at the same epoch."""
+    return check(row.valid_loss <= row.unigram_loss - LEARN_MARGIN * (row.unigram_loss - row.reference_loss),
+                 "did not learn")
+
+
+def _exposure_grows_claim(result: Result) -> Claim:
+    """Exposure of the final non-private model grows with the insertion count (Spearman ρ ≥ RHO_THRESHOLD)."""
+    exact, learned_np = _exact_measured(result), _language_learned(result)
     g = by_insertions(result)
     inserted = g[g.index > 0]
     rho = spearman(inserted.index.to_numpy(float), inserted.to_numpy()) if len(inserted) >= 3 else float("nan")
-    out.append(Claim(
+    return Claim(
         "exposure_grows_with_insertions",
         f"The exact exposure of the final non-private model grows with the number of insertions (Spearman ρ ≥ "
         f"{RHO_THRESHOLD} over the inserted counts, ≥ 3 of them)",
         "exposure increases with insertions; rank 1 at moderate counts",
         f"ρ = {fmt(rho)}; " + ", ".join(f"n={n}: {fmt(v)}" for n, v in inserted.items())
-        + f" bits (max {fmt(result.meta['space_bits'])}){note_np}{no_exact}",
-        bool(exact and learned_np and rho >= RHO_THRESHOLD)))
+        + f" bits (max {fmt(result.meta['space_bits'])}){learned_np.note()}{exact.note()}",
+        verdict(rho >= RHO_THRESHOLD, exact, learned_np))
 
-    # 2. the control stays low
+
+def _control_stays_low_claim(result: Result) -> Claim:
+    """The never-inserted control canary stays below MEASURABLE_BITS at every evaluation."""
+    exact = _exact_measured(result)
     e = result.exposures
     ctrl = e[(e.model == "non-private") & (e.insertions == 0)].exposure
-    out.append(Claim(
+    return Claim(
         "control_stays_low",
         f"The never-inserted control canary's exposure stays below log₂ 1000 = {MEASURABLE_BITS:.2f} bits at every "
         "evaluation of the non-private model (a canary the model never saw reaches it with probability 1/1000)",
         "exposure ≈ 0 for 0 insertions",
         f"max {fmt(ctrl.max())} bits over {ctrl.notna().sum()} evaluations "
         f"(final {fmt(ctrl.iloc[-1] if len(ctrl) else float('nan'))})"
-        f"{no_exact}",
-        bool(exact and ctrl.notna().any() and ctrl.max() < MEASURABLE_BITS)))
+        f"{exact.note()}",
+        verdict(ctrl.notna().any() and ctrl.max() < MEASURABLE_BITS, exact))
 
-    # 3. memorization early and not overfitting
+
+def _early_and_before_overfitting_claim(result: Result) -> Claim:
+    """The most-inserted canary is measurable within the first epoch and peaks before the validation-loss minimum."""
+    exact, learned_np = _exact_measured(result), _language_learned(result)
     peak, vmin, top, label = _peak_and_minimum(result)
     c = curve(result)
     first = c[(c.index > 0) & (c.index <= 1)]
     cols = [lab for lab in c.columns if lab.split(" ")[0] == label]
     rise = float(first[cols].mean(axis=1).max()) if len(first) and cols else float("nan")
     last_epoch = float(c.index.max())
-    out.append(Claim(
+    return Claim(
         "early_and_before_overfitting",
         f"The most-inserted canary ({label}) becomes measurable within the first epoch (exposure ≥ "
         f"{MEASURABLE_BITS:.2f} bits at an evaluation in epoch (0, 1]), and its exposure peaks (first evaluation "
@@ -430,44 +446,60 @@ def claims(result: Result) -> list[Claim]:
         "memorization starts in the first epoch and peaks before overfitting begins",
         f"first-epoch max {fmt(rise)} bits; peak {fmt(top)} bits at epoch {fmt(peak)}; validation-loss minimum at "
         f"epoch {fmt(vmin)} of {fmt(last_epoch)}" + (" (still falling at the end)" if vmin == last_epoch else "")
-        + note_np + no_exact,
-        bool(exact and learned_np and rise >= MEASURABLE_BITS and peak < vmin)))
+        + learned_np.note() + exact.note(),
+        verdict(rise >= MEASURABLE_BITS and peak < vmin, exact, learned_np))
 
-    # 4. extrapolation vs exact
+
+def _extrapolation_matches_exact_claim(result: Result) -> Claim:
+    """Skew-normal extrapolation and exact exposure agree within AGREE_BITS for every canary of rank > 1."""
+    exact = _exact_measured(result)
     f = result.final
     both = f[f["rank"] > 1] if exact else f.iloc[0:0]
     diff = (both.skewnorm - both.exposure).abs()
-    out.append(Claim(
+    return Claim(
         "extrapolation_matches_exact",
-        f"Skew-normal extrapolation ({cfg.n_samples} sampled candidates) and the exact exposure agree within "
-        f"{AGREE_BITS:g} bit for every canary of every final model whose exact rank is > 1 (at rank 1 the exact "
-        "value is only a lower bound)",
+        f"Skew-normal extrapolation ({result.config.n_samples} sampled candidates) and the exact exposure agree "
+        f"within {AGREE_BITS:g} bit for every canary of every final model whose exact rank is > 1 (at rank 1 the "
+        "exact value is only a lower bound)",
         "the skew-normal fits 'nearly perfectly'",
         (f"max |Δ| {fmt(diff.max())} bits, median {fmt(diff.median())}, over {len(both)} canaries "
          f"({int((diff <= AGREE_BITS).sum())} within {AGREE_BITS:g}); {int((f['rank'] == 1).sum())} at rank 1 left out"
-         if len(both) else "no canary with an exact rank > 1" + no_exact),
-        bool(exact and len(both) >= 3 and diff.max() <= AGREE_BITS)))
+         if len(both) else "no canary with an exact rank > 1" + exact.note()),
+        verdict(len(both) >= 3 and diff.max() <= AGREE_BITS, exact))
 
-    # 5. DP-SGD
+
+def _dp_sgd_removes_exposure_claim(result: Result) -> Claim:
+    """Every DP-SGD model keeps every inserted canary below MEASURABLE_BITS where the non-private model at the same
+    epoch exceeds it, while still learning the language."""
+    exact = _exact_measured(result)
+    m = result.models.set_index("model")
+    f, e = result.final, result.exposures
     private = m[m.noise_multiplier.notna()]
-    parts, ok = [], bool(exact and len(private))
+    parts, holds = [], []
     for name, row in private.iterrows():
         fe = f[(f.model == name) & (f.insertions > 0)].exposure.max()
         ref = e[(e.model == "non-private") & (e.epoch == row.epochs) & (e.insertions > 0)].exposure.max()
-        learned = row.valid_loss <= row.unigram_loss - LEARN_MARGIN * (row.unigram_loss - row.reference_loss)
-        ok = bool(ok and learned and fe < MEASURABLE_BITS and ref >= MEASURABLE_BITS)
+        learned_dp = _private_model_learned(row)
+        holds.append(verdict(fe < MEASURABLE_BITS and ref >= MEASURABLE_BITS, learned_dp))
         parts.append(f"{name} (ε = {fmt(row.epsilon)} at δ = {row.delta:g}): max inserted {fmt(fe)} bits vs "
                      f"non-private {fmt(ref)} at epoch {fmt(row.epochs)}; valid loss {fmt(row.valid_loss)} vs "
-                     f"{fmt(row.reference_loss)} (unigram {fmt(row.unigram_loss)})"
-                     + ("" if learned else " — did not learn"))
-    out.append(Claim(
+                     f"{fmt(row.reference_loss)} (unigram {fmt(row.unigram_loss)})" + learned_dp.note(" — "))
+    return Claim(
         "dp_sgd_removes_exposure",
         f"Every DP-SGD model keeps every inserted canary below {MEASURABLE_BITS:.2f} bits (like a never-inserted one) "
         "where the non-private model at the same epoch exceeds it, while still learning the language (validation loss "
         f"≥ {LEARN_MARGIN:g} of the way from the unigram baseline to the non-private model's)",
         "DP-SGD removes measurable memorization, even without a meaningful guarantee",
-        ("; ".join(parts) if parts else "no private model (noise_multipliers is empty)") + no_exact, ok))
-    return out
+        ("; ".join(parts) if parts else "no private model (noise_multipliers is empty)") + exact.note(),
+        verdict(len(private) > 0 and all(holds), exact))
+
+
+def claims(result: Result) -> list[Claim]:
+    """STUDIES.md §11, thresholds fixed before any result was seen (see the module constants). Without the exact
+    rank (``exact_rank=False``) the claims that need it say no, with the reason."""
+    return [_exposure_grows_claim(result), _control_stays_low_claim(result),
+            _early_and_before_overfitting_claim(result), _extrapolation_matches_exact_claim(result),
+            _dp_sgd_removes_exposure_claim(result)]
 
 
 def headline(result: Result) -> dict:
@@ -488,8 +520,6 @@ def plot_exposure_vs_insertions(result: Result, ax=None):
     """Final exposure (exact: dots and lines; skew-normal extrapolation: open markers) against the number of
     insertions, for the non-private model and each DP-SGD model."""
     import matplotlib.pyplot as plt
-
-    from ..plots import legend
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.8))
     names = list(result.models.model)
@@ -568,8 +598,6 @@ def explore(result: Result):
     """Interactive view: the skew-normal fit and the exposure curve of one model (ipywidgets)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-
-    from ..plots import interactive
 
     def show(model):
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))

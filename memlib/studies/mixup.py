@@ -37,7 +37,11 @@ import pandas as pd
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
-from .common import learned, run_cached, train_config, validate_common
+from ..methods.mixup import mixup_loss_fn
+from ..models import build_model
+from ..plots import interactive, legend
+from ..train import train_many
+from .common import Check, all_of, check, held_in, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "mixup"
 PAPER = "Zhang, Cisse, Dauphin, Lopez-Paz — mixup: Beyond Empirical Risk Minimization (ICLR 2018, arXiv 1710.09412)"
@@ -62,6 +66,8 @@ FIT_THRESHOLD = 0.9
 GAP_POINTS = 2.0
 #: mixup "fits fewer corrupted labels": its accuracy on the changed labels is ≥ FEWER_POINTS points below ERM's.
 FEWER_POINTS = 10.0
+#: What a claim's ``measured`` text says before the reasons of a failed :func:`experiment_worked` check.
+NOT_WORKED = "; experiment did not work: "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,10 +179,6 @@ class Result:
 
 
 def _compute(cfg: Config, progress: bool):
-    from ..methods.mixup import mixup_loss_fn
-    from ..models import build_model
-    from ..train import train_many
-
     levels, seeds = list(cfg.noise_levels), list(cfg.seeds)
     base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seeds[0]))
     noisy = [D.corrupt(base, "label_noise", p, seed=s) for p in levels for s in seeds]  # model order: level, seed
@@ -301,34 +303,32 @@ def table2(result: Result) -> pd.DataFrame:
     return t.sort_values(["level", "order"]).drop(columns=["order"]).reset_index(drop=True)
 
 
-def experiment_worked(result: Result) -> tuple[bool, bool, str]:
-    """``(erm_ok, all_ok, why)``: ``erm_ok`` when the schedule has a low-rate phase (the last epoch's rate is below
-    the first's), every ERM network learned (best test accuracy ≥ chance + 25 % of the way) and memorized its noisy
-    labels (last-epoch training accuracy on the changed labels ≥ FIT_THRESHOLD); ``all_ok`` when also every
-    network of every method learned; ``why`` lists what failed."""
+def experiment_worked(result: Result) -> dict[str, Check]:
+    """The preconditions of the claims, as two :class:`Check`: ``"erm"`` passes when the schedule has a low-rate
+    phase (the last epoch's rate is below the first's), every ERM network learned (best test accuracy ≥ chance +
+    25 % of the way) and memorized its noisy labels (last-epoch training accuracy on the changed labels ≥
+    FIT_THRESHOLD); ``"all"`` when also every network of every method learned. The reason of either lists
+    everything that failed."""
     cfg = result.config
     classes = D.num_classes(cfg.dataset)
     r = result.runs
-    notes = []
-    if not train_config(cfg).lr_at(cfg.epochs - 1) < cfg.lr:
-        notes.append("no low-rate phase: the rate never drops before the last epoch")
+    low_rate = check(train_config(cfg).lr_at(cfg.epochs - 1) < cfg.lr,
+                     "no low-rate phase: the rate never drops before the last epoch")
     erm = r[r.method == "erm"]
     n_learned = sum(learned(a, classes) for a in erm.best_test_acc)
-    if n_learned < len(erm):
-        notes.append(f"ERM learned in {n_learned}/{len(erm)} runs "
-                     f"(best test accuracy {fmt(erm.best_test_acc.min())} min)")
+    erm_learned = check(n_learned >= len(erm), lambda: f"ERM learned in {n_learned}/{len(erm)} runs "
+                                                       f"(best test accuracy {fmt(erm.best_test_acc.min())} min)")
     n_fit = int((erm.acc_changed >= FIT_THRESHOLD - 1e-12).sum())
-    if n_fit < len(erm):
-        notes.append(f"ERM memorized its changed labels in {n_fit}/{len(erm)} runs (training accuracy on them "
-                     f"{fmt(erm.acc_changed.min())} min, needed {FIT_THRESHOLD:g})")
-    erm_ok = not notes
+    erm_memorized = check(n_fit >= len(erm), lambda: f"ERM memorized its changed labels in {n_fit}/{len(erm)} runs "
+                                                     f"(training accuracy on them {fmt(erm.acc_changed.min())} min, "
+                                                     f"needed {FIT_THRESHOLD:g})")
     other = r[r.method != "erm"]
     bad = other[[not learned(a, classes) for a in other.best_test_acc]]
-    if len(bad):
-        names = method_names(result)
-        notes.append("did not learn: " + ", ".join(f"{names[m]} at p = {lvl:g} seed {s}"
-                                                    for m, lvl, s in zip(bad.method, bad.level, bad.seed)))
-    return erm_ok, not notes, "; ".join(notes)
+    names = method_names(result)
+    others_learned = check(len(bad) == 0, lambda: "did not learn: " + ", ".join(
+        f"{names[m]} at p = {lvl:g} seed {s}" for m, lvl, s in zip(bad.method, bad.level, bad.seed)))
+    everything = all_of(low_rate, erm_learned, erm_memorized, others_learned)
+    return {"erm": check(all_of(low_rate, erm_learned, erm_memorized), everything.why), "all": everything}
 
 
 def fit_before_drop(result: Result, key: str = "erm") -> dict[float, float]:
@@ -341,66 +341,88 @@ def fit_before_drop(result: Result, key: str = "erm") -> dict[float, float]:
 
 
 def _seed_agreement(result: Result, key: str, column: str, sign: float, margin: float = 0.0) -> str:
-    """"held in a/b seed pairs": per level and seed, whether sign·(ERM − method) of ``column`` > margin."""
+    """"held in a/b (level, seed) pairs": per level and seed, whether sign·(ERM − method) of ``column`` > margin."""
     r = result.runs.set_index(["method", "level", "seed"])[column]
-    held = total = 0
-    for (level, seed), v in r.loc["erm"].items():
-        if (key, level, seed) in r.index:
-            total += 1
-            held += bool(sign * (v - r.loc[(key, level, seed)]) > margin)
-    return f"held in {held}/{total} (level, seed) pairs"
+    flags = [sign * (v - r.loc[(key, level, seed)]) > margin
+             for (level, seed), v in r.loc["erm"].items() if (key, level, seed) in r.index]
+    return held_in(flags, "(level, seed) pairs")
+
+
+def _levels(result: Result) -> list[float]:
+    return sorted(float(v) for v in result.runs.level.unique())
+
+
+def _erm_last_exceeds_best_claim(result: Result) -> Claim:
+    """ERM's last-epoch error exceeds its best by ≥ GAP_POINTS at every level, the gap growing with the level."""
+    worked = experiment_worked(result)["erm"]
+    levels = _levels(result)
+    erm = summary(result).loc["erm"]
+    gaps = [float(erm.loc[lvl, "gap"]) for lvl in levels]
+    grows = check(all(b > a for a, b in zip(gaps, gaps[1:])), "the gap does not grow with p")
+    before = fit_before_drop(result)
+    gap_text = "; ".join(f"p = {lvl:g}: best {fmt(erm.loc[lvl, 'best'])} %, last {fmt(erm.loc[lvl, 'last'])} %, "
+                         f"gap {fmt(g)} points" for lvl, g in zip(levels, gaps))
+    gap_text += " (changed labels fitted before the first rate drop → at the end: " + ", ".join(
+        f"{fmt(100 * before.get(lvl, float('nan')))} → {fmt(erm.loc[lvl, 'acc_changed'])} %" for lvl in levels) + ")"
+    return Claim("erm_last_exceeds_best",
+                 f"ERM's last-epoch test error exceeds its best-epoch error by ≥ {GAP_POINTS:g} points at every noise "
+                 "level, and the gap grows with the noise level (means over seeds)",
+                 "16.6 vs 12.7 % at 20 %, 44.6 vs 18.8 % at 50 %, 73.9 vs 36.5 % at 80 % (gap 3.9 → 25.8 → 37.4)",
+                 gap_text + grows.note() + worked.note(NOT_WORKED),
+                 verdict(all(g >= GAP_POINTS for g in gaps), grows, worked))
+
+
+def _mixup_last_below_erm_claim(result: Result) -> Claim:
+    """Table 2's mixup has a lower last-epoch test error than ERM at every noise level."""
+    worked = experiment_worked(result)["all"]
+    s = summary(result)
+    erm = s.loc["erm"]
+    names = method_names(result)
+    chosen = table2_mixup_alpha(result)
+    mixups = [m.key for m in methods(result.config) if m.family == "mixup"]
+    below, text = [], []
+    for lvl in _levels(result):
+        key = chosen[lvl]
+        mix = s.loc[(key, lvl)]
+        n_below = sum(float(s.loc[(k, lvl), "last"]) < float(erm.loc[lvl, "last"]) for k in mixups)
+        below.append(float(mix["last"]) < float(erm.loc[lvl, "last"]))
+        text.append(f"p = {lvl:g}: ERM {fmt(erm.loc[lvl, 'last'])} % vs {names[key]} {fmt(mix['last'])} % "
+                    f"({n_below}/{len(mixups)} α below ERM; {_seed_agreement(result, key, 'last_error', 1.0)})")
+    return Claim("mixup_last_below_erm",
+                 "mixup's last-epoch test error is below ERM's at every noise level (Table 2's mixup: the α of the "
+                 "grid with the lowest mean last-epoch error at that level)",
+                 "mixup 6.4 / 12.7 / 30.9 % vs ERM 16.6 / 44.6 / 73.9 % at 20 / 50 / 80 %",
+                 "; ".join(text) + worked.note(NOT_WORKED), verdict(all(below), worked))
+
+
+def _mixup_fits_fewer_corrupted_claim(result: Result) -> Claim:
+    """Table 2's mixup fits ≥ FEWER_POINTS points fewer of the changed labels than ERM at every noise level."""
+    worked = experiment_worked(result)["all"]
+    s = summary(result)
+    erm = s.loc["erm"]
+    names = method_names(result)
+    chosen = table2_mixup_alpha(result)
+    fewer, text = [], []
+    for lvl in _levels(result):
+        key = chosen[lvl]
+        mix = s.loc[(key, lvl)]
+        fewer.append(float(erm.loc[lvl, "acc_changed"]) - float(mix["acc_changed"]) >= FEWER_POINTS)
+        text.append(f"p = {lvl:g}: ERM {fmt(erm.loc[lvl, 'acc_changed'])} % vs {names[key]} "
+                    f"{fmt(mix['acc_changed'])} % "
+                    f"({_seed_agreement(result, key, 'acc_changed', 1.0, FEWER_POINTS / 100)})")
+    return Claim("mixup_fits_fewer_corrupted",
+                 f"mixup fits fewer corrupted labels than ERM: at every noise level its last-epoch training accuracy "
+                 f"on the changed labels (against those labels) is ≥ {FEWER_POINTS:g} points below ERM's",
+                 "\"mixup reduces the memorization of corrupt labels\" (abstract); ERM fits nearly all of them",
+                 "; ".join(text) + worked.note(NOT_WORKED), verdict(all(fewer), worked))
 
 
 def claims(result: Result) -> list[Claim]:
     """STUDIES.md §10, thresholds fixed before any result was seen; means over seeds per noise level. Each claim
     needs :func:`experiment_worked` (the ERM claim its ERM part, the comparisons everything). The mixup compared
     with ERM at a level is Table 2's: the α with the lowest mean last-epoch error there (the paper's choice)."""
-    erm_ok, all_ok, why = experiment_worked(result)
-    s = summary(result)
-    levels = sorted(float(v) for v in result.runs.level.unique())
-    names = method_names(result)
-    erm = s.loc["erm"]
-    gaps = [float(erm.loc[lvl, "gap"]) for lvl in levels]
-    grows = all(b > a for a, b in zip(gaps, gaps[1:]))
-    big = all(g >= GAP_POINTS for g in gaps)
-    note = lambda ok: "" if ok else f"; experiment did not work: {why}"  # noqa: E731
-    before = fit_before_drop(result)
-    gap_text = "; ".join(f"p = {lvl:g}: best {fmt(erm.loc[lvl, 'best'])} %, last {fmt(erm.loc[lvl, 'last'])} %, "
-                         f"gap {fmt(g)} points" for lvl, g in zip(levels, gaps))
-    gap_text += " (changed labels fitted before the first rate drop → at the end: " + ", ".join(
-        f"{fmt(100 * before.get(lvl, float('nan')))} → {fmt(erm.loc[lvl, 'acc_changed'])} %" for lvl in levels) + ")"
-    chosen = table2_mixup_alpha(result)
-    below, fewer, below_text, fewer_text = [], [], [], []
-    for lvl in levels:
-        key = chosen[lvl]
-        mix = s.loc[(key, lvl)]
-        mixups = [m.key for m in methods(result.config) if m.family == "mixup"]
-        n_below = sum(float(s.loc[(k, lvl), "last"]) < float(erm.loc[lvl, "last"]) for k in mixups)
-        below.append(float(mix["last"]) < float(erm.loc[lvl, "last"]))
-        below_text.append(f"p = {lvl:g}: ERM {fmt(erm.loc[lvl, 'last'])} % vs {names[key]} {fmt(mix['last'])} % "
-                          f"({n_below}/{len(mixups)} α below ERM; {_seed_agreement(result, key, 'last_error', 1.0)})")
-        fewer.append(float(erm.loc[lvl, "acc_changed"]) - float(mix["acc_changed"]) >= FEWER_POINTS)
-        fewer_text.append(f"p = {lvl:g}: ERM {fmt(erm.loc[lvl, 'acc_changed'])} % vs {names[key]} "
-                          f"{fmt(mix['acc_changed'])} % "
-                          f"({_seed_agreement(result, key, 'acc_changed', 1.0, FEWER_POINTS / 100)})")
-    return [
-        Claim("erm_last_exceeds_best",
-              f"ERM's last-epoch test error exceeds its best-epoch error by ≥ {GAP_POINTS:g} points at every noise "
-              "level, and the gap grows with the noise level (means over seeds)",
-              "16.6 vs 12.7 % at 20 %, 44.6 vs 18.8 % at 50 %, 73.9 vs 36.5 % at 80 % (gap 3.9 → 25.8 → 37.4)",
-              gap_text + ("" if grows else "; the gap does not grow with p") + note(erm_ok),
-              bool(erm_ok and grows and big)),
-        Claim("mixup_last_below_erm",
-              "mixup's last-epoch test error is below ERM's at every noise level (Table 2's mixup: the α of the "
-              "grid with the lowest mean last-epoch error at that level)",
-              "mixup 6.4 / 12.7 / 30.9 % vs ERM 16.6 / 44.6 / 73.9 % at 20 / 50 / 80 %",
-              "; ".join(below_text) + note(all_ok), bool(all_ok and all(below))),
-        Claim("mixup_fits_fewer_corrupted",
-              f"mixup fits fewer corrupted labels than ERM: at every noise level its last-epoch training accuracy on "
-              f"the changed labels (against those labels) is ≥ {FEWER_POINTS:g} points below ERM's",
-              "\"mixup reduces the memorization of corrupt labels\" (abstract); ERM fits nearly all of them",
-              "; ".join(fewer_text) + note(all_ok), bool(all_ok and all(fewer))),
-    ]
+    return [_erm_last_exceeds_best_claim(result), _mixup_last_below_erm_claim(result),
+            _mixup_fits_fewer_corrupted_claim(result)]
 
 
 def headline(result: Result) -> dict:
@@ -437,8 +459,6 @@ def _curves(result: Result, column: str, keys, levels, axes, ylabel: str, scale:
             suffix: str = ""):
     """Mean over seeds (line) and min–max over seeds (band) of ``column`` per epoch, one panel per level; ``ls``
     overrides the line style, ``suffix`` is added to the legend labels."""
-    from ..plots import legend
-
     h = result.history
     names = method_names(result)
     for ax, level in zip(axes, levels):
@@ -526,8 +546,6 @@ def explore(result: Result):
     level over epochs, against ERM (ipywidgets)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-
-    from ..plots import interactive
 
     names = method_names(result)
 

@@ -21,7 +21,7 @@ from ..models import build_model
 from ..plots import interactive, legend, note_not_shown, nothing_to_show, value_ticks
 from ..stats import spearman
 from ..train import train_many
-from .common import Condition, learned, run_cached, train_config, validate_common
+from .common import Check, Condition, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "noise_vs_capacity"
 PAPER = ("Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §3.3; Krueger et al. — "
@@ -187,54 +187,71 @@ def slope(sizes, values) -> float:
     return float(np.polyfit(x / x[0], y, 1)[0])
 
 
-def claims(result: Result) -> list[Claim]:
-    """The three claims of STUDIES.md §02, definitions fixed before looking at results."""
-    cfg = result.config
-    out = []
+def _real_learned(result: Result) -> Check:
+    """Real data was learned: the best mean validation accuracy over widths is ≥ chance + 25 % of the way."""
     real_best = float(capacity_table(result).loc[("real", 0.0)].max())
-    ok_real = learned(real_best, D.num_classes(cfg.dataset))
-    for kind in NOISE_KINDS:
-        need = width_needed(result, kind)
-        rho = spearman(need.index, need.values)  # NaN when w* is the same at every level: no growth
-        out.append(Claim(f"width_grows_{kind}",
-                         f"{kind}: the width needed for 99 % of the best validation accuracy "
-                         "grows with the noise level "
-                         f"(Spearman ρ ≥ {RHO_MIN:g}; real data learned)",
-                         "more hidden units needed with noise (Arpit et al. Fig. 5)",
-                         "w* = " + ", ".join(f"{w} @ {lvl:g}" for lvl, w in need.items())
-                         + f" (Spearman ρ = {fmt(rho)})"
-                         + ("" if ok_real else f"; real data not learned (best val {100 * real_best:.1f} %)"),
-                         bool(ok_real and rho >= RHO_MIN)))
+    return check(learned(real_best, D.num_classes(result.config.dataset)),
+                 lambda: f"real data not learned (best val {100 * real_best:.1f} %)")
+
+
+def _width_grows_claim(result: Result, kind: str) -> Claim:
+    """``kind``: the width needed for 99 % of the best validation accuracy grows with the noise level (Spearman
+    ρ ≥ RHO_MIN), real data learned."""
+    real = _real_learned(result)
+    need = width_needed(result, kind)
+    rho = spearman(need.index, need.values)  # NaN when w* is the same at every level: no growth
+    return Claim(f"width_grows_{kind}",
+                 f"{kind}: the width needed for 99 % of the best validation accuracy "
+                 "grows with the noise level "
+                 f"(Spearman ρ ≥ {RHO_MIN:g}; real data learned)",
+                 "more hidden units needed with noise (Arpit et al. Fig. 5)",
+                 "w* = " + ", ".join(f"{w} @ {lvl:g}" for lvl, w in need.items())
+                 + f" (Spearman ρ = {fmt(rho)})" + real.note(),
+                 verdict(rho >= RHO_MIN, real))
+
+
+def _convergence_slope_claim(result: Result) -> Claim:
+    """Epochs to fit grow faster with the training-set size for the noisiest randX than for real data."""
     norm = convergence_table(result, normalize=True)
     sizes = list(norm.columns)
-    noisiest = f"randX {max(cfg.noise_levels):g}"
+    noisiest = f"randX {max(result.config.noise_levels):g}"
     s_real, s_noise = slope(sizes, norm.loc["real"]), slope(sizes, norm.loc[noisiest])
     # "grows faster" = the noise curve really grows (Spearman ρ ≥ RHO_MIN between n and its epochs-to-fit, as every
     # "rises with" claim: a flat noise curve with a slightly positive slope is no growth) and has a larger slope
     # than real data. The ratio is reported where it is defined (real slope > 0); a real-data slope ≤ 0 with a
     # growing noise curve is "faster" too; an unfitted run makes the slope undefined (no).
     rho_noise = spearman(sizes, norm.loc[noisiest].to_numpy())
-    faster_growth = bool(rho_noise >= RHO_MIN and s_noise > max(s_real, 0.0)) \
-        if not (np.isnan(s_noise) or np.isnan(s_real)) else False
+    defined = check(not (np.isnan(s_noise) or np.isnan(s_real)), "a slope is undefined (a run did not fit)")
     ratio = f"ratio {fmt(s_noise / s_real)}" if s_real > 0 else "real slope ≤ 0"
-    out.append(Claim("convergence_slope", f"Time to convergence grows faster with dataset size for noise ({noisiest}) "
-                     f"than for real data (noise curve rising, Spearman ρ ≥ {RHO_MIN:g}; ratio of slopes > 1)",
-                     "much faster for noise (Arpit et al. Fig. 6)",
-                     f"slopes of normalised epochs-to-fit: noise {fmt(s_noise)} (ρ = {fmt(rho_noise)}), real "
-                     f"{fmt(s_real)}, {ratio}", faster_growth))
+    return Claim("convergence_slope", f"Time to convergence grows faster with dataset size for noise ({noisiest}) "
+                 f"than for real data (noise curve rising, Spearman ρ ≥ {RHO_MIN:g}; ratio of slopes > 1)",
+                 "much faster for noise (Arpit et al. Fig. 6)",
+                 f"slopes of normalised epochs-to-fit: noise {fmt(s_noise)} (ρ = {fmt(rho_noise)}), real "
+                 f"{fmt(s_real)}, {ratio}", verdict(rho_noise >= RHO_MIN and s_noise > max(s_real, 0.0), defined))
+
+
+def _inputs_faster_than_labels_claim(result: Result) -> Claim:
+    """All-random inputs fit in fewer epochs than all-random labels at every training-set size."""
     raw = convergence_table(result, normalize=False)
+    sizes = list(raw.columns)
     x_ep, y_ep = raw.loc["randX 1"], raw.loc["randY 1"]
     # A run that does not fit within the epoch budget took longer than the budget (right-censored): random inputs
     # are faster at a size if they fitted and random labels either fitted later or not at all.
-    faster = bool(all(not np.isnan(a) and (np.isnan(b) or a < b) for a, b in zip(x_ep, y_ep)))
-    budget = f"> {cfg.convergence_epochs}"
-    out.append(Claim("inputs_faster_than_labels", "Random inputs converge faster than random labels (at every size)",
-                     "shorter for random inputs (Krueger et al.)",
-                     "epochs randX / randY: " + ", ".join(f"{fmt(a) if not np.isnan(a) else budget}/"
-                                                          f"{fmt(b) if not np.isnan(b) else budget} @ n={n}"
-                                                          for n, a, b in zip(sizes, x_ep, y_ep)),
-                     faster))
-    return out
+    faster = all(not np.isnan(a) and (np.isnan(b) or a < b) for a, b in zip(x_ep, y_ep))
+    budget = f"> {result.config.convergence_epochs}"
+    return Claim("inputs_faster_than_labels", "Random inputs converge faster than random labels (at every size)",
+                 "shorter for random inputs (Krueger et al.)",
+                 "epochs randX / randY: " + ", ".join(f"{fmt(a) if not np.isnan(a) else budget}/"
+                                                      f"{fmt(b) if not np.isnan(b) else budget} @ n={n}"
+                                                      for n, a, b in zip(sizes, x_ep, y_ep)),
+                 verdict(faster))
+
+
+def claims(result: Result) -> list[Claim]:
+    """The three claims of STUDIES.md §02 (the width claim once per noise kind), definitions fixed before looking
+    at results."""
+    return [*(_width_grows_claim(result, kind) for kind in NOISE_KINDS), _convergence_slope_claim(result),
+            _inputs_faster_than_labels_claim(result)]
 
 
 def headline(result: Result) -> dict:

@@ -22,7 +22,7 @@ from ..models import build_model
 from ..plots import hide_empty_curves, interactive, legend, note_not_shown, nothing_to_show
 from ..stats import spearman
 from ..train import train_many
-from .common import Condition, learned, run_cached, train_config, validate_common
+from .common import Check, Condition, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "randomization_tests"
 PAPER = ("Zhang, Bengio, Hardt, Recht & Vinyals — Understanding deep learning requires rethinking generalization "
@@ -157,61 +157,86 @@ def label_sweep(result: Result) -> pd.DataFrame:
     return t[t.p.notna()].sort_values("p")
 
 
+def _fits_everything_claim(result: Result) -> Claim:
+    """Every condition (every run) reaches FIT_MIN training accuracy."""
+    s = result.summary
+    worst = s.loc[s.final_train_acc.idxmin()]
+    return Claim("fits_everything", f"Every condition reaches ≥ {100 * FIT_MIN:g} % training accuracy",
+                 "100 % (Zhang et al. Table 1, Fig. 1a)",
+                 f"min {100 * worst.final_train_acc:.2f} % ({worst.condition}, seed {int(worst.seed)})",
+                 verdict(s.final_train_acc.min() >= FIT_MIN))
+
+
+def _random_labels_chance_claim(result: Result) -> Claim:
+    """Random labels are fitted in every seed and their test accuracy is within CHANCE_POINTS of chance."""
+    s = result.summary
+    chance = 1.0 / D.num_classes(result.config.dataset)
+    rl = s[s.condition == "random_labels"]
+    fitted = rl.final_train_acc >= FIT_MIN
+    rl_fit = check(fitted.all(), "random labels not fitted in every seed")
+    return Claim("random_labels_chance",
+                 f"Random labels are fitted (≥ {100 * FIT_MIN:g} % train) and their test accuracy is within "
+                 f"{100 * CHANCE_POINTS:g} points of chance",
+                 f"≈ {100 * chance:.0f} % (paper 9.78–10.61 %)",
+                 f"test {100 * rl.final_test_acc.mean():.1f} ± {100 * rl.final_test_acc.std(ddof=0):.1f} %; "
+                 f"random labels fitted in {int(fitted.sum())}/{len(rl)} seeds",
+                 verdict(abs(rl.final_test_acc.mean() - chance) <= CHANCE_POINTS, rl_fit))
+
+
+def _all_fitted(result: Result, names) -> Check:
+    """Every run of the conditions ``names`` fitted (reached fit_threshold within the epoch budget)."""
+    t = by_condition(result)
+    return check(all(t.loc[c, "fitted_runs"] == len(result.config.seeds) for c in names), "not every run fitted")
+
+
+def _random_labels_slower_claim(result: Result) -> Claim:
+    """Random labels take more epochs to fit than true labels (every run of both fitted)."""
+    t = by_condition(result)
+    e_true, e_rand = t.loc["true_labels", "epochs_to_fit"], t.loc["random_labels", "epochs_to_fit"]
+    all_fit = _all_fitted(result, ["true_labels", "random_labels"])
+    factor = e_rand / e_true if all_fit and e_true > 0 else float("nan")
+    return Claim("random_labels_slower", "Random labels take longer to fit than true labels (factor reported)",
+                 "longer, by a small constant factor",
+                 f"{fmt(e_rand)} vs {fmt(e_true)} epochs (×{fmt(factor)})" if all_fit else
+                 f"{all_fit.why} (true {fmt(e_true)}, random {fmt(e_rand)} epochs)",
+                 verdict(e_rand > e_true, all_fit))
+
+
+def _noise_inputs_faster_claim(result: Result) -> Claim:
+    """Random pixels and Gaussian inputs fit in fewer epochs than random labels (every run of the three fitted)."""
+    t = by_condition(result)
+    inputs_fit = _all_fitted(result, ["random_pixels", "gaussian", "random_labels"])
+    e_pix, e_gau = t.loc["random_pixels", "epochs_to_fit"], t.loc["gaussian", "epochs_to_fit"]
+    e_rand = t.loc["random_labels", "epochs_to_fit"]
+    return Claim("noise_inputs_faster", "Random pixels and Gaussian inputs fit faster than random labels",
+                 "faster (Fig. 1a)",
+                 f"random pixels {fmt(e_pix)}, Gaussian {fmt(e_gau)} vs random labels {fmt(e_rand)} epochs"
+                 + ("" if inputs_fit else f" ({inputs_fit.why})"),
+                 verdict(e_pix < e_rand and e_gau < e_rand, inputs_fit))
+
+
+def _test_error_rises_claim(result: Result) -> Claim:
+    """Test error rises with the label-corruption probability (Spearman ρ ≥ RHO_MIN), true labels learned."""
+    sweep = label_sweep(result)
+    rho = spearman(sweep.p, sweep.final_test_error)
+    true_acc = by_condition(result).loc["true_labels", "final_test_acc"]
+    true_learned = check(learned(true_acc, D.num_classes(result.config.dataset)), "true labels not learned")
+    return Claim("test_error_rises",
+                 f"Test error rises with the label-corruption probability p (Spearman ρ ≥ {RHO_MIN:g}; true labels "
+                 "learned)", "monotone, → 90 % at p = 1 (Fig. 1c)",
+                 f"ρ = {fmt(rho)}; error {100 * sweep.final_test_error.iloc[0]:.1f} % at p=0 → "
+                 f"{100 * sweep.final_test_error.iloc[-1]:.1f} % at p=1"
+                 + ("" if true_learned else f" ({true_learned.why})"),
+                 verdict(rho >= RHO_MIN, true_learned))
+
+
 def claims(result: Result) -> list[Claim]:
     """The paper's claims computed from the result (definitions as in STUDIES.md §01). Each needs the experiment
     to have worked: the comparisons of fitting times need every run of the conditions compared to have fitted, the
     random-label chance claim needs the random labels fitted (else "near chance" says nothing about memorization),
     and the error-growth claim needs true labels learned."""
-    cfg, t, s = result.config, by_condition(result), result.summary
-    k = D.num_classes(cfg.dataset)
-    chance = 1.0 / k
-    out = []
-
-    worst = s.loc[s.final_train_acc.idxmin()]
-    out.append(Claim("fits_everything", f"Every condition reaches ≥ {100 * FIT_MIN:g} % training accuracy",
-                     "100 % (Zhang et al. Table 1, Fig. 1a)",
-                     f"min {100 * worst.final_train_acc:.2f} % ({worst.condition}, seed {int(worst.seed)})",
-                     bool(s.final_train_acc.min() >= FIT_MIN)))
-
-    rl = s[s.condition == "random_labels"]
-    rl_fit = bool((rl.final_train_acc >= FIT_MIN).all())
-    out.append(Claim("random_labels_chance",
-                     f"Random labels are fitted (≥ {100 * FIT_MIN:g} % train) and their test accuracy is within "
-                     f"{100 * CHANCE_POINTS:g} points of chance",
-                     f"≈ {100 * chance:.0f} % (paper 9.78–10.61 %)",
-                     f"test {100 * rl.final_test_acc.mean():.1f} ± {100 * rl.final_test_acc.std(ddof=0):.1f} %; "
-                     f"random labels fitted in {int((rl.final_train_acc >= FIT_MIN).sum())}/{len(rl)} seeds",
-                     bool(rl_fit and abs(rl.final_test_acc.mean() - chance) <= CHANCE_POINTS)))
-
-    e_true, e_rand = t.loc["true_labels", "epochs_to_fit"], t.loc["random_labels", "epochs_to_fit"]
-    all_fit = bool(t.loc[["true_labels", "random_labels"], "fitted_runs"].min() == len(cfg.seeds))
-    factor = e_rand / e_true if all_fit and e_true > 0 else float("nan")
-    out.append(Claim("random_labels_slower", "Random labels take longer to fit than true labels (factor reported)",
-                     "longer, by a small constant factor",
-                     f"{fmt(e_rand)} vs {fmt(e_true)} epochs (×{fmt(factor)})" if all_fit else
-                     f"not every run fitted (true {fmt(e_true)}, random {fmt(e_rand)} epochs)",
-                     bool(all_fit and e_rand > e_true)))
-
-    inputs_fit = all(t.loc[c, "fitted_runs"] == len(cfg.seeds) for c in ("random_pixels", "gaussian", "random_labels"))
-    e_pix, e_gau = t.loc["random_pixels", "epochs_to_fit"], t.loc["gaussian", "epochs_to_fit"]
-    out.append(Claim("noise_inputs_faster", "Random pixels and Gaussian inputs fit faster than random labels",
-                     "faster (Fig. 1a)",
-                     f"random pixels {fmt(e_pix)}, Gaussian {fmt(e_gau)} vs random labels {fmt(e_rand)} epochs"
-                     + ("" if inputs_fit else " (not every run fitted)"),
-                     bool(inputs_fit and e_pix < e_rand and e_gau < e_rand)))
-
-    sweep = label_sweep(result)
-    rho = spearman(sweep.p, sweep.final_test_error)
-    true_acc = t.loc["true_labels", "final_test_acc"]
-    ok_true = learned(true_acc, k)
-    out.append(Claim("test_error_rises",
-                     f"Test error rises with the label-corruption probability p (Spearman ρ ≥ {RHO_MIN:g}; true labels "
-                     "learned)", "monotone, → 90 % at p = 1 (Fig. 1c)",
-                     f"ρ = {fmt(rho)}; error {100 * sweep.final_test_error.iloc[0]:.1f} % at p=0 → "
-                     f"{100 * sweep.final_test_error.iloc[-1]:.1f} % at p=1" + ("" if ok_true else
-                                                                                " (true labels not learned)"),
-                     bool(ok_true and rho >= RHO_MIN)))
-    return out
+    return [_fits_everything_claim(result), _random_labels_chance_claim(result), _random_labels_slower_claim(result),
+            _noise_inputs_faster_claim(result), _test_error_rises_claim(result)]
 
 
 def headline(result: Result) -> dict:
