@@ -16,12 +16,18 @@ def test_config_rejects_bad_values():
         S.Config(radii_255=(0.3, -1.0))
     with pytest.raises(ValueError, match="noise_levels"):
         S.Config(noise_levels=(0.4, 0.2))
-    with pytest.raises(ValueError, match="csr_every"):
-        S.Config(epochs=5, csr_every=6)
+    with pytest.raises(ValueError, match="measure_every"):
+        S.Config(epochs=5, measure_every=6)
     with pytest.raises(ValueError, match="alpha_255"):
         S.Config(alpha_255=0.0)
     with pytest.raises(ValueError, match="min_new"):
         S.Config(min_new=-1)
+
+
+def test_old_name_csr_every_gives_measure_every():
+    with pytest.warns(UserWarning, match="'csr_every' is now called 'measure_every'"):
+        cfg = S.Config.from_dict({"csr_every": 5, "epochs": 20})
+    assert cfg.measure_every == 5
 
 
 def test_conditions_and_lass_settings_by_hand():
@@ -38,7 +44,7 @@ def test_conditions_and_lass_settings_by_hand():
 
 def fake_result(csr_final: dict, train_curves: dict, val_curves: dict, levels=(0.2, 0.4)) -> S.Result:
     """A Result built by hand: one seed; CSR only at the last epoch."""
-    cfg = S.Config(noise_levels=levels, epochs=16, csr_every=1, seeds=(0,))
+    cfg = S.Config(noise_levels=levels, epochs=16, measure_every=1, seeds=(0,))
     hist, summ = [], []
     for c in S.conditions(cfg):
         name, kind, level = c.name, c.kind, c.level
@@ -108,10 +114,13 @@ def test_csr_claims_need_real_data_learned():
     c = {x.id: x for x in S.claims(fake_result(CSR, {}, val))}
     assert not c["csr_noise_above_real_r0"].reproduced and "not learned" in c["csr_noise_above_real_r0"].measured
     assert not c["csr_rises_randY_r0"].reproduced
+    worked = S.real_learned(fake_result(CSR, {}, val))
+    assert not worked and worked.why == "real data not learned (validation accuracy 20.0 %)"
+    assert S.real_learned(fake_result(CSR, {}, {})).ok  # validation accuracy 90 %
 
 
 def test_tiny_run_end_to_end():
-    cfg = S.Config(n_train=60, n_test=40, widths=(16,), noise_levels=(0.3, 0.6), epochs=4, csr_every=2,
+    cfg = S.Config(n_train=60, n_test=40, widths=(16,), noise_levels=(0.3, 0.6), epochs=4, measure_every=2,
                    batch_size=20, lr=0.05, max_iter=5, min_new=0, seeds=(0,))
     res = S.run(cfg, progress=False, use_cache=False)
     h = res.history

@@ -8,16 +8,17 @@ import torch
 from memlib import data as D
 from memlib.models import build_model
 from memlib.studies import easiness as study
+from memlib.studies.common import Check
 from memlib.train import TrainConfig, train
 
-N_RUNS = 100
+N_NETWORKS = 100
 
 
 # ----------------------------------------------------------------------------- measurements
 
 def test_class_decomposition_by_hand():
     # class 0: rates 0.1, 0.3 (mean 0.2); class 1: rates 0.8, 0.8 (mean 0.8); overall mean 0.5
-    d = study.class_decomposition(np.array([0.1, 0.3, 0.8, 0.8]), np.array([0, 0, 1, 1]), n_runs=10)
+    d = study.class_decomposition(np.array([0.1, 0.3, 0.8, 0.8]), np.array([0, 0, 1, 1]), n_networks=10)
     assert d["within_class"] == pytest.approx((0.01 + 0.01 + 0 + 0) / 4)
     assert d["between_class"] == pytest.approx(0.09)
     assert d["var"] == pytest.approx(d["within_class"] + d["between_class"])  # law of total variance
@@ -27,15 +28,15 @@ def test_class_decomposition_by_hand():
 
 # ----------------------------------------------------------------------------- claim logic on hand-made arrays
 
-def correct_from_rates(rates, n_runs=N_RUNS):
-    """(2, n_runs, n) correctness whose last-epoch per-example misclassification rates are exactly ``rates``."""
-    k_wrong = np.round(np.asarray(rates) * n_runs).astype(int)
-    last = np.arange(n_runs)[:, None] >= k_wrong[None, :]  # run r is right on example i iff r ≥ k_wrong[i]
+def correct_from_rates(rates, n_networks=N_NETWORKS):
+    """(2, n_networks, n) correctness whose last-epoch per-example misclassification rates are exactly ``rates``."""
+    k_wrong = np.round(np.asarray(rates) * n_networks).astype(int)
+    last = np.arange(n_networks)[:, None] >= k_wrong[None, :]  # network r is right on example i iff r ≥ k_wrong[i]
     return np.stack([np.ones_like(last), last])
 
 
 def make_result(real, randX, randY):
-    cfg = study.Config(n_train=10, n_runs=N_RUNS)
+    cfg = study.Config(n_train=10, n_networks=N_NETWORKS)
     arrays = {f"correct_{c}": correct_from_rates(v) for c, v in (("real", real), ("randX", randX), ("randY", randY))}
     arrays.update(y_train=np.array([0, 1, 0, 1]), y_train_randY=np.array([1, 1, 0, 0]))
     return study.Result(config=cfg, history=pd.DataFrame(), arrays=arrays, meta={})
@@ -51,7 +52,7 @@ def by_id(claims):
 
 
 def test_summary_numbers_by_hand():
-    s = study.summarize(study.rates(make_result(REAL, RANDX, RANDY)), N_RUNS)
+    s = study.summarize(study.rates(make_result(REAL, RANDX, RANDY)), N_NETWORKS)
     assert s.loc["randX", "mean_misclassification"] == pytest.approx(0.9)
     assert s.loc["randX", "var"] == pytest.approx(0.0012)
     assert s.loc["randX", "binomial_var"] == pytest.approx(0.0009)
@@ -98,6 +99,12 @@ def test_nothing_learned_on_real_data_fails_every_claim():
     assert all("not learned" in x.measured for x in c.values())
 
 
+def test_real_learned_is_a_check_with_its_reason():
+    assert study.real_learned(make_result(REAL, RANDX, RANDY)) == Check(True)  # real accuracy 0.5 ≥ 0.325
+    worked = study.real_learned(make_result([0.7, 0.7, 1.0, 1.0], RANDX, RANDY))  # accuracy 0.15
+    assert not worked and worked.why == "real data not learned (accuracy 15.0 %)"
+
+
 def test_degenerate_randX_never_counts_as_binomial():
     c = by_id(study.claims(make_result(REAL, [1.0, 1.0, 1.0, 1.0], RANDY)))  # p̄ = 1: binomial variance 0
     assert not c["randX_binomial"].reproduced
@@ -127,7 +134,8 @@ def test_class_balanced_subset():
         study.balanced_subset(D.load("digits", None, 100), 1500, seed=0)
 
 
-@pytest.mark.parametrize("kwargs, words", [({"dataset": "svhn"}, ["dataset='svhn'"]), ({"n_runs": 1}, ["n_runs=1"]),
+@pytest.mark.parametrize("kwargs, words", [({"dataset": "svhn"}, ["dataset='svhn'"]),
+                                           ({"n_networks": 1}, ["n_networks=1", "at least 2 networks"]),
                                            ({"lr": 0.0}, ["lr=0.0"]), ({"seed": -1}, ["seed=-1"]),
                                            ({"n_train": 995, "class_balanced": True}, ["n_train=995", "multiple"]),
                                            ({"widths": [0]}, ["widths"])])
@@ -135,6 +143,12 @@ def test_config_errors(kwargs, words):
     with pytest.raises(ValueError) as e:
         study.Config(**kwargs)
     assert all(w in str(e.value) for w in words)
+
+
+def test_old_name_n_runs_gives_n_networks():
+    with pytest.warns(UserWarning, match="'n_runs' is now called 'n_networks'"):
+        cfg = study.Config.from_dict({"n_runs": 7})
+    assert cfg.n_networks == 7 and cfg.run_seeds == list(range(7))
 
 
 def test_unknown_parameter_is_named():
@@ -147,7 +161,7 @@ def test_unknown_parameter_is_named():
 def test_batched_runs_equal_separately_trained_networks():
     """Run r of the batched computation is the network ``train`` gives with seed r, scored against the
     condition's own (for randY: random) training labels."""
-    cfg = study.Config(n_train=60, n_test=20, widths=[16], n_runs=3, batch_size=10, lr=0.05)
+    cfg = study.Config(n_train=60, n_test=20, widths=[16], n_networks=3, batch_size=10, lr=0.05)
     result = study.run(cfg, progress=False, use_cache=False)
     d = study.condition_datasets(cfg)
     for cond in ("real", "randY"):

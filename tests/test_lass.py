@@ -104,6 +104,27 @@ def test_paper_constants_and_conversions():
     assert radius_in_std(0.5, x) == pytest.approx(0.5 * 2.581988897)
 
 
+def test_standardized_settings_for_another_raw_range_by_hand():
+    """Raw inputs in [0, 2], mean 0.5, std 0.25: one pixel unit is 2/255 raw = 8/255 ≈ 0.0313725 standardized units,
+    so r = 0.3 → 2.4/255 = 0.00941176, α = 0.25 → 2/255 = 0.00784314, β = 0.2 → 1.6/255 = 0.00627451, and the
+    valid range [0, 2] becomes [(0 − 0.5)/0.25, (2 − 0.5)/0.25] = [−2, 6]."""
+    s = standardized_settings(mean=0.5, std=0.25, radius_255=0.3, alpha_255=0.25, beta_255=0.2, raw_range=(0.0, 2.0))
+    assert s["radius"] == pytest.approx(0.00941176, rel=1e-6) and s["alpha"] == pytest.approx(0.00784314, rel=1e-6)
+    assert s["beta"] == pytest.approx(0.00627451, rel=1e-6) and s["clip"] == pytest.approx((-2.0, 6.0))
+    # the default range is the paper's [0, 1] pixel scale: a value divided by 255·std exactly
+    assert standardized_settings(mean=0.5, std=0.25)["radius"] == 0.3 / (255 * 0.25)
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(raw_range=(1.0, 1.0)), "raw_range"), (dict(raw_range=(0.0, float("inf"))), "raw_range"),
+    (dict(raw_range=(0.0,)), "raw_range"), (dict(std=0.0), "std"), (dict(mean=float("nan")), "mean"),
+    (dict(radius_255=-0.3), "radius_255"), (dict(beta_255=-0.1), "beta_255"),
+])
+def test_standardized_settings_bad_arguments(kw, name):
+    with pytest.raises(ValueError, match=name):
+        standardized_settings(**(dict(mean=0.5, std=0.25) | kw))
+
+
 @pytest.mark.parametrize("kw, name", [
     (dict(radius=0.0), "radius"), (dict(radius=-1.0), "radius"), (dict(radius=float("nan")), "radius"),
     (dict(alpha=0.0), "alpha"), (dict(beta=-0.1), "beta"), (dict(max_iter=0), "max_iter"),

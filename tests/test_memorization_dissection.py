@@ -8,15 +8,22 @@ import pytest
 
 from memlib import stats
 from memlib.studies import memorization_dissection as S
+from memlib.studies.common import Check
 
 
 @pytest.mark.parametrize("field, value", [
-    ("noise", 0.0), ("noise", 1.5), ("similarity", "svcca"), ("seeds", (0,)), ("sigma_frac", 0.0),
+    ("noise_level", 0.0), ("noise_level", 1.5), ("similarity", "svcca"), ("seeds", (0,)), ("sigma_frac", 0.0),
     ("model", "cnn1d"), ("n_test", 501), ("widths", ()),
 ])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         S.Config(**{field: value})
+
+
+def test_old_name_noise_gives_noise_level():
+    with pytest.warns(UserWarning, match="'noise' is now called 'noise_level'"):
+        cfg = S.Config.from_dict({"noise": 0.4})
+    assert cfg.noise_level == 0.4
 
 
 def test_gradient_cosine_by_hand():
@@ -77,6 +84,25 @@ def test_claims_fail_on_results_made_to_fail():
     # an undefined similarity (NaN) cannot pass
     c = by_id(fake_result([0.9, 0.9, float("nan")], [0.8, 0.5, 0.2], 0.6, 0.05))
     assert not c["last_hidden_true_more_similar"].reproduced
+
+
+def test_experiment_worked_is_a_check_with_its_reasons():
+    assert S.experiment_worked(fake_result([0.9] * 3, [0.2] * 3, 0.6, 0.05)) == Check(True)
+    worked = S.experiment_worked(fake_result([0.9] * 3, [0.2] * 3, 0.6, 0.05, test_acc=0.1, rand_train=0.5))
+    assert not worked and worked.why == ("true-label networks learned 0/2 (test accuracy 0.1 min); random-label "
+                                         "networks fitted 0/2 (train accuracy 0.5 min, needed 0.95)")
+
+
+def test_separation_by_hand():
+    values = pd.DataFrame(dict(group=["true", "true", "random", "random"], v=[0.9, 0.7, 0.6, 0.2]))
+    assert S.pairs_defined(values, "v") and S.separated(values, "v")
+    assert S.separation_text(values, "v").endswith("(min 0.7) vs random 0.4 ± 0.283 (max 0.6); "
+                                                   "2/2 true pairs above every random pair")
+    values.loc[1, "v"] = 0.5  # 0.5 < 0.6: one true pair is below a random pair
+    assert not S.separated(values, "v") and "1/2 true pairs" in S.separation_text(values, "v")
+    values.loc[2, "v"] = float("nan")
+    defined = S.pairs_defined(values, "v")
+    assert not defined and S.separation_text(values, "v") == defined.why == "undefined (a pair's value is missing)"
 
 
 def test_tiny_run_end_to_end(isolated_build):

@@ -108,7 +108,8 @@ def _digits_small():
 
 
 def _fake_lass_many(shift):
-    """A stand-in for memlib.methods.lass.lass_many whose 'search' returns x + shift (no example critical)."""
+    """A stand-in for memlib.methods.lass.lass_many (as the study module imports it) whose 'search' returns
+    x + shift (no example critical)."""
     def lass_many(ens, x, radius, alpha, beta, max_iter=100, min_new=20, clip=None, generator=None, stop="pooled",
                   shared=True):
         assert not shared and x.shape[0] == ens.k
@@ -122,9 +123,7 @@ def test_adversarial_training_matches_plain_training(monkeypatch, weight, shift)
     """x̂ = x: the mixed loss is the clean loss → same weights as memlib.train.train. weight 1, x̂ = x + δ: only
     the adversarial term counts → same weights as train() on the shifted training inputs. Two models in one
     train_many run, each checked against its own separate run (oracle: torch.optim.SGD, one module at a time)."""
-    import memlib.methods.lass
-
-    monkeypatch.setattr(memlib.methods.lass, "lass_many", _fake_lass_many(shift))
+    monkeypatch.setattr(R, "lass_many", _fake_lass_many(shift))
     ds = _digits_small()
     cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, momentum=0.9)
     build = lambda: R.RegularizedMLP(ds.input_shape, (32,), 10)  # noqa: E731
@@ -159,16 +158,18 @@ def test_adversarial_loss_finds_points_in_the_ball():
     assert loss.shape == (2,) and torch.isfinite(loss).all() and int(counts[0].sum()) > 0
 
 
-def test_lass_settings_match_the_lass_module_for_unit_range_inputs():
-    lass = pytest.importorskip("memlib.methods.lass")
-    cfg = R.Config(adv_weight=(0.5,), adv_dropout=(0.2,))
-    x = torch.rand(500, 1, 8, 8)
-    x[0, 0, 0, 0], x[1, 0, 0, 0] = 0.0, 1.0
-    got = R.lass_settings(cfg, x)
-    want = lass.standardized_settings(float(x.mean()), float(x.std()))
-    for key in ("radius", "alpha", "beta"):
-        assert math.isclose(got[key], want[key], rel_tol=1e-6)
-    assert np.allclose(got["clip"], want["clip"])
+def test_lass_settings_by_hand():
+    """Raw inputs 0, 1, 0.5, 0.5: mean 0.5, std (unbiased) √(1/6) = 0.408248, range [0, 1] → one pixel unit is
+    1/255 of it: radius 0.3 / 255 / 0.408248 = 0.00288175, α 0.25 / (255 · 0.408248) = 0.00240146,
+    β 0.2 / (255 · 0.408248) = 0.00192117, clip (−0.5, 0.5) / 0.408248 = (−1.224745, 1.224745). Doubling the raw
+    inputs (range [0, 2]) changes nothing in standardised units: the pixel unit is 1/255 of the observed range."""
+    cfg = R.Config()
+    for scale in (1.0, 2.0):
+        got = R.lass_settings(cfg, scale * torch.tensor([0.0, 1.0, 0.5, 0.5]).view(4, 1))
+        assert got["radius"] == pytest.approx(0.00288175, rel=1e-5)
+        assert got["alpha"] == pytest.approx(0.00240146, rel=1e-5)
+        assert got["beta"] == pytest.approx(0.00192117, rel=1e-5)
+        assert got["clip"] == pytest.approx((-1.224745, 1.224745), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- claim arithmetic
@@ -241,6 +242,9 @@ def test_dropout_flattest_needs_three_ranked_regularizers():
     assert set(ranked.regularizer) == {"dropout", "weight_decay"}
     c = {x.id: x for x in R.claims(res)}
     assert not c["dropout_flattest"].reproduced and "inconclusive" in c["dropout_flattest"].measured
+    enough = R.enough_ranked(R.slopes(res))
+    assert not enough and enough.why == "only 2 regularizer(s) remove ≥ 5 points: fewer than 3 to rank (inconclusive)"
+    assert R.enough_ranked(R.slopes(_fake_result(POINTS))).ok  # five regularizers with a slope
 
 
 @pytest.mark.parametrize("kw,name", [(dict(dropout=(0.95,)), "dropout"), (dict(hidden_noise=(0.5,)), "hidden_noise"),

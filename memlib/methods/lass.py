@@ -21,8 +21,9 @@ one iteration, or after ``max_iter`` (100) iterations. Examples already found cr
 Paper defaults on the 0–255 pixel scale: α = 0.25, β = 0.2, r = 0.3 (:data:`ALPHA_255`,
 :data:`BETA_255`, :data:`RADIUS_255`); for inputs in [0, 1] divide by 255 (:data:`ALPHA`, :data:`BETA`,
 :data:`RADIUS`). For standardized inputs x_std = (x − μ)/σ, with x in [0, 1], divide once more by σ:
-``radius = RADIUS / σ`` (likewise α, β), and the valid range is ``clip = ((0 − μ)/σ, (1 − μ)/σ)``
-(:func:`standardized_settings` does both).
+``radius = RADIUS / σ`` (likewise α, β), and the valid range is ``clip = ((0 − μ)/σ, (1 − μ)/σ)``.
+:func:`standardized_settings` does both — the one conversion from the pixel scale that memlib's studies use;
+for raw inputs in another range ``(lo, hi)`` one pixel unit is (hi − lo)/255 of them.
 """
 from __future__ import annotations
 
@@ -165,15 +166,29 @@ def radius_in_std(radius_std: float, x: torch.Tensor) -> float:
 
 
 def standardized_settings(mean: float, std: float, radius_255: float = RADIUS_255, alpha_255: float = ALPHA_255,
-                          beta_255: float = BETA_255) -> dict:
-    """LASS keyword arguments for inputs standardized as (x − mean)/std from raw x in [0, 1]: the 0–255 scale
-    values divided by 255·std, and ``clip = ((0 − mean)/std, (1 − mean)/std)``."""
+                          beta_255: float = BETA_255, raw_range: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """LASS keyword arguments ``radius``, ``alpha``, ``beta`` and ``clip`` for inputs standardized as
+    (x − mean)/std, from the paper's settings on the 0–255 pixel scale.
+
+    One pixel unit is 1/255 of the raw inputs' range ``raw_range = (lo, hi)`` — by default (0, 1), raw inputs in
+    [0, 1] as in the authors' code (r = 0.3/255 there) — so each setting is divided by 255·std/(hi − lo); ``clip``
+    is the raw range standardized, ((lo − mean)/std, (hi − mean)/std). Example: mean 0.25, std 0.5, raw range
+    (0, 1): radius 0.3/(255·0.5) ≈ 0.00235, clip (−0.5, 1.5)."""
+    if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean):
+        raise ValueError(f"mean={mean!r} is not allowed; use a finite number (the raw inputs' mean)")
     std = _positive_finite("std", std)
-    s = 255.0 * std
+    ok = (isinstance(raw_range, (tuple, list)) and len(raw_range) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw_range)
+          and raw_range[0] < raw_range[1])
+    if not ok:
+        raise ValueError(f"raw_range={raw_range!r} is not allowed; use a pair (lo, hi) of finite numbers with lo < hi "
+                         "(the raw inputs' range; (0, 1) for images scaled to [0, 1])")
+    lo, hi = float(raw_range[0]), float(raw_range[1])
+    s = 255.0 * std / (hi - lo)
     return dict(radius=_positive_finite("radius_255", radius_255) / s,
                 alpha=_positive_finite("alpha_255", alpha_255) / s,
                 beta=_positive_finite("beta_255", beta_255, allow_zero=True) / s,
-                clip=((0.0 - mean) / std, (1.0 - mean) / std))
+                clip=((lo - mean) / std, (hi - mean) / std))
 
 
 def _per_model_settings(x, k, shared, radius, alpha, beta, max_iter, min_new, clip, generator):

@@ -9,7 +9,7 @@ inputs (randX fraction) or labels (randY fraction). The validation set is always
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from ..models import build_model
 from ..plots import hide_empty_curves, interactive, legend
 from ..stats import spearman
 from ..train import train_many
-from .common import Condition, learned, run_cached, train_config, validate_common
+from .common import Check, Condition, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "critical_samples"
 PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §4"
@@ -52,7 +52,7 @@ class Config(StrictConfig):
     batch_size: int = 32
     lr: float = 0.01
     momentum: float = 0.9
-    csr_every: int = 10
+    measure_every: int = 10
     radii_255: tuple[float, ...] = (RADIUS_255, 3.0)
     alpha_255: float = ALPHA_255
     beta_255: float = BETA_255
@@ -62,11 +62,13 @@ class Config(StrictConfig):
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
 
+    RENAMED: ClassVar[dict] = {"csr_every": "measure_every"}
+
     def validate(self) -> None:
         require(self.dataset in DATASETS, "dataset", self.dataset,
                 f"choose one of {list(DATASETS)} (raw inputs in [0, 1], so that the 0–255 radius is defined)")
         validate_common(self, min_train=20)
-        require(1 <= self.csr_every <= self.epochs, "csr_every", self.csr_every,
+        require(1 <= self.measure_every <= self.epochs, "measure_every", self.measure_every,
                 f"use an integer in [1, epochs={self.epochs}]")
         require(len(self.radii_255) == 2 and all(r > 0 for r in self.radii_255)
                 and self.radii_255[0] != self.radii_255[1],
@@ -105,8 +107,9 @@ def conditions(cfg: Config) -> list[Condition]:
 
 
 def lass_settings(cfg: Config, mean: float, std: float) -> list[dict]:
-    """LASS arguments per radius for inputs standardized with (mean, std) of raw [0, 1] data. α and β keep
-    the paper's ratio to r (α/r = 0.25/0.3, β/r = 0.2/0.3 by default) at every radius."""
+    """LASS arguments per radius for inputs standardized with (mean, std) of raw [0, 1] data
+    (:func:`memlib.methods.lass.standardized_settings`: one pixel unit is 1/255 of [0, 1]). α and β keep the
+    paper's ratio to r (α/r = 0.25/0.3, β/r = 0.2/0.3 by default) at every radius."""
     r0 = RADIUS_255
     return [standardized_settings(mean, std, r, cfg.alpha_255 * r / r0, cfg.beta_255 * r / r0) for r in cfg.radii_255]
 
@@ -135,7 +138,7 @@ def _compute(cfg: Config, progress: bool):
         final = {}
 
         def on_epoch(epoch, ens, models):
-            if epoch % cfg.csr_every and epoch != cfg.epochs:
+            if epoch % cfg.measure_every and epoch != cfg.epochs:
                 return {f"csr_r{j}": [float("nan")] * len(models) for j in range(len(settings))}
             out = {}
             for j, st in enumerate(settings):
@@ -214,48 +217,66 @@ def radius_text(result: Result, j: int) -> str:
     return f"r = {r.radius_255:g}/255 = {r.radius_std:.3g} std"
 
 
-def claims(result: Result) -> list[Claim]:
-    """The paper's claims (STUDIES.md §05) at both radii; thresholds fixed before any result was seen. The CSR
-    claims need the real-data network to have learned (validation accuracy ≥ chance + 25 % of the way to 100 %);
-    the plateau claim needs each training curve to have flattened and memorized (:func:`peak_and_plateau`)."""
-    cfg, t = result.config, by_condition(result)
-    real_val = float(t.loc["real", "final_val_acc"])
-    ok_real = learned(real_val, D.num_classes(cfg.dataset))
-    note = "" if ok_real else f"; real data not learned (validation accuracy {100 * real_val:.1f} %)"
-    out = []
-    for j in range(len(cfg.radii_255)):
-        col, rt = f"final_csr_r{j}", radius_text(result, j)
-        real, rx, ry = t.loc["real", col], t.loc["randX", col], t.loc["randY", col]
-        out.append(Claim(f"csr_noise_above_real_r{j}",
-                         f"Final validation CSR is higher for randX and for randY than for real data ({rt})",
-                         "much higher for randX and randY (Fig. 9)",
-                         f"real {fmt(real)}, randX {fmt(rx)}, randY {fmt(ry)}" + note,
-                         bool(ok_real and rx > real and ry > real)))
-        for kind in ("randX", "randY"):
-            s = sweep(result, kind)
-            rho = spearman(s.level, s[col])  # a constant CSR (e.g. 0 everywhere) has no rank correlation: NaN, no
-            out.append(Claim(f"csr_rises_{kind}_r{j}",
-                             f"Final CSR increases with the {KIND_LABEL[kind]} fraction 0, "
-                             f"{', '.join(f'{p:g}' for p in cfg.noise_levels)}, 1 (Spearman ρ ≥ {RHO_THRESHOLD}; {rt})",
-                             "higher CSR for noisier data (Figs 7, 8)",
-                             f"ρ = {fmt(rho)}; CSR " + " → ".join(fmt(v, 3) for v in s[col]) + note,
-                             bool(ok_real and rho >= RHO_THRESHOLD)))
-    parts, ok = [], True
+def real_learned(result: Result) -> Check:
+    """Did the experiment work? The CSR claims need the real-data network to have learned: validation accuracy (mean
+    over seeds) ≥ chance + 25 % of the way to 100 % (:func:`memlib.studies.common.learned`)."""
+    real_val = float(by_condition(result).loc["real", "final_val_acc"])
+    return check(learned(real_val, D.num_classes(result.config.dataset)),
+                 lambda: f"real data not learned (validation accuracy {100 * real_val:.1f} %)")
+
+
+def _csr_noise_above_real_claim(result: Result, j: int) -> Claim:
+    col, rt, worked = f"final_csr_r{j}", radius_text(result, j), real_learned(result)
+    t = by_condition(result)
+    real, rx, ry = t.loc["real", col], t.loc["randX", col], t.loc["randY", col]
+    return Claim(f"csr_noise_above_real_r{j}",
+                 f"Final validation CSR is higher for randX and for randY than for real data ({rt})",
+                 "much higher for randX and randY (Fig. 9)",
+                 f"real {fmt(real)}, randX {fmt(rx)}, randY {fmt(ry)}" + worked.note(),
+                 verdict(rx > real and ry > real, worked))
+
+
+def _csr_rises_claim(result: Result, kind: str, j: int) -> Claim:
+    col, rt, worked = f"final_csr_r{j}", radius_text(result, j), real_learned(result)
+    s = sweep(result, kind)
+    rho = spearman(s.level, s[col])  # a constant CSR (e.g. 0 everywhere) has no rank correlation: NaN, no
+    return Claim(f"csr_rises_{kind}_r{j}",
+                 f"Final CSR increases with the {KIND_LABEL[kind]} fraction 0, "
+                 f"{', '.join(f'{p:g}' for p in result.config.noise_levels)}, 1 (Spearman ρ ≥ {RHO_THRESHOLD}; {rt})",
+                 "higher CSR for noisier data (Figs 7, 8)",
+                 f"ρ = {fmt(rho)}; CSR " + " → ".join(fmt(v, 3) for v in s[col]) + worked.note(),
+                 verdict(rho >= RHO_THRESHOLD, worked))
+
+
+def _val_peak_before_train_plateau_claim(result: Result) -> Claim:
+    cfg = result.config
+    parts, held = [], []
     for p in cfg.noise_levels:
         r = peak_and_plateau(result, f"randY {p:g}")
-        ok &= r["best"] < r["plateau"] and r["stable"] and r["final"] >= r["needed"]
-        parts.append(f"{p:g}: {r['best']} vs {r['plateau']}" + ("" if r["stable"] else " (no plateau)")
-                     + ("" if r["final"] >= r["needed"] else
-                        f" (train {100 * r['final']:.0f} % < {100 * r['needed']:.0f} %: noise not memorized)"))
-    out.append(Claim("val_peak_before_train_plateau",
-                     "With partial randY, the best validation accuracy comes before training accuracy reaches its "
-                     f"plateau (first epoch within {100 * cfg.plateau_tol:g} points of the final training accuracy), "
-                     f"for every fraction; each training curve must have flattened (last {PLATEAU_WINDOW} epochs "
-                     f"within {100 * cfg.plateau_tol:g} points) and memorized (final train accuracy ≥ clean fraction + "
-                     f"{MEMORIZED_SHARE:g} × noisy fraction)",
-                     "validation peaks before training accuracy gets high (Figs 7, 8)",
-                     "best-val epoch vs plateau epoch — " + "; ".join(parts), bool(ok)))
-    return out
+        flattened = check(r["stable"], "(no plateau)")
+        memorized = check(r["final"] >= r["needed"],
+                          f"(train {100 * r['final']:.0f} % < {100 * r['needed']:.0f} %: noise not memorized)")
+        held.append(verdict(r["best"] < r["plateau"], flattened, memorized))
+        parts.append(f"{p:g}: {r['best']} vs {r['plateau']}" + flattened.note(" ") + memorized.note(" "))
+    return Claim("val_peak_before_train_plateau",
+                 "With partial randY, the best validation accuracy comes before training accuracy reaches its "
+                 f"plateau (first epoch within {100 * cfg.plateau_tol:g} points of the final training accuracy), "
+                 f"for every fraction; each training curve must have flattened (last {PLATEAU_WINDOW} epochs "
+                 f"within {100 * cfg.plateau_tol:g} points) and memorized (final train accuracy ≥ clean fraction + "
+                 f"{MEMORIZED_SHARE:g} × noisy fraction)",
+                 "validation peaks before training accuracy gets high (Figs 7, 8)",
+                 "best-val epoch vs plateau epoch — " + "; ".join(parts), all(held))
+
+
+def claims(result: Result) -> list[Claim]:
+    """The paper's claims (STUDIES.md §05) at both radii; thresholds fixed before any result was seen. The CSR
+    claims need the real-data network to have learned (:func:`real_learned`); the plateau claim needs each training
+    curve to have flattened and memorized (:func:`peak_and_plateau`)."""
+    out = []
+    for j in range(len(result.config.radii_255)):
+        out += [_csr_noise_above_real_claim(result, j),
+                _csr_rises_claim(result, "randX", j), _csr_rises_claim(result, "randY", j)]
+    return out + [_val_peak_before_train_plateau_claim(result)]
 
 
 def headline(result: Result) -> dict:

@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from .. import data as D
+from ..activations import collect_many
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require
+from ..grads import input_gradients_many
+from ..models import build_model
+from ..plots import interactive, legend
 from ..stats import linear_cka, rbf_cka, spearman
-from .common import learned, run_cached, train_config, validate_common
+from ..train import evaluate_many, train_many
+from .common import Check, all_of, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "memorization_dissection"
 PAPER = "Gu & Tresp — Neural Network Memorization Dissection (NeurIPS 2019 workshop, arXiv 1911.09537)"
@@ -52,7 +58,7 @@ class Config(StrictConfig):
     n_test: int = 500
     model: str = "mlp"
     widths: tuple[int, ...] = (256, 256, 256, 256)
-    noise: float = 1.0
+    noise_level: float = 1.0
     epochs: int = 150
     batch_size: int = 32
     lr: float = 0.01
@@ -62,11 +68,13 @@ class Config(StrictConfig):
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     device: str = "cpu"
 
+    RENAMED: ClassVar[dict] = {"noise": "noise_level"}
+
     def validate(self) -> None:
         validate_common(self)
         require(len(self.seeds) >= 2, "seeds", self.seeds,
                 "use at least 2 distinct seeds: similarity is measured between pairs of networks")
-        require(0 < self.noise <= 1, "noise", self.noise,
+        require(0 < self.noise_level <= 1, "noise_level", self.noise_level,
                 "use the fraction of training labels re-drawn at random for the random-label group, in (0, 1] "
                 "(1 = random labels, the paper's setting)")
         require(self.similarity in SIMILARITIES, "similarity", self.similarity, f"choose one of {list(SIMILARITIES)}")
@@ -122,15 +130,10 @@ def cosine_per_example(g: np.ndarray) -> np.ndarray:
 
 
 def _compute(cfg: Config, progress: bool):
-    from ..activations import collect_many
-    from ..grads import input_gradients_many
-    from ..models import build_model
-    from ..train import train_many
-
     seeds = list(cfg.seeds)
     s = len(seeds)
     base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seeds[0]))
-    noisy = [D.corrupt(base, "label_noise", cfg.noise, seed=seed) for seed in seeds]
+    noisy = [D.corrupt(base, "label_noise", cfg.noise_level, seed=seed) for seed in seeds]
     mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths),
                     [base] * s + noisy, train_config(cfg), seeds + seeds, progress=progress,
                     desc=f"{2 * s} networks (true and random labels)")
@@ -162,8 +165,6 @@ def _compute(cfg: Config, progress: bool):
                  for a, b in itertools.combinations(range(k), 2)]
     df = mh.df.assign(group=[GROUPS[groups[m]] for m in mh.df.model])
     last = df[df.epoch == df.epoch.max()].set_index("model")
-    from ..train import evaluate_many
-
     _, clean_acc, _ = evaluate_many(ens, base.x_train.to(device), base.y_train.to(device), shared=True)
     models = pd.DataFrame(dict(model=np.arange(k), group=[GROUPS[g] for g in groups], seed=model_seed,
                                train_acc=last.train_acc.reindex(range(k)).to_numpy(),
@@ -207,65 +208,98 @@ def gradient_summary(result: Result) -> pd.DataFrame:
     return result.grad_pairs.groupby("group", sort=False).grad_cosine.agg(["mean", "std", "min", "max"])
 
 
-def experiment_worked(result: Result) -> tuple[bool, str]:
-    """Whether every true-label network learned (probe accuracy ≥ chance + 25 % of the way) and every random-label
-    network fitted its labels (training accuracy ≥ FIT_THRESHOLD); the reason when not."""
+def experiment_worked(result: Result) -> Check:
+    """Did the experiment work? Every true-label network learned (probe accuracy ≥ chance + 25 % of the way) and
+    every random-label network fitted its labels (training accuracy ≥ FIT_THRESHOLD); the reason when not."""
     m = result.models
     classes = D.num_classes(result.config.dataset)
     true, rand = m[m.group == "true"], m[m.group == "random"]
     n_learned = sum(learned(a, classes) for a in true.test_acc)
     n_fit = int((rand.train_acc >= FIT_THRESHOLD - 1e-12).sum())
-    notes = []
-    if n_learned < len(true):
-        notes.append(f"true-label networks learned {n_learned}/{len(true)} "
-                     f"(test accuracy {fmt(true.test_acc.min())} min)")
-    if n_fit < len(rand):
-        notes.append(f"random-label networks fitted {n_fit}/{len(rand)} "
-                     f"(train accuracy {fmt(rand.train_acc.min())} min, "
-                     f"needed {FIT_THRESHOLD:g})")
-    return not notes, "; ".join(notes)
+    return all_of(check(n_learned == len(true), lambda: f"true-label networks learned {n_learned}/{len(true)} "
+                                                        f"(test accuracy {fmt(true.test_acc.min())} min)"),
+                  check(n_fit == len(rand), lambda: f"random-label networks fitted {n_fit}/{len(rand)} "
+                                                    f"(train accuracy {fmt(rand.train_acc.min())} min, "
+                                                    f"needed {FIT_THRESHOLD:g})"))
 
 
-def _separation(values: pd.DataFrame, column: str) -> tuple[bool, str]:
-    """Whether every true pair's value is above every random pair's (min true > max random), with the text."""
-    t, r = values[values.group == "true"][column], values[values.group == "random"][column]
-    if t.empty or r.empty or t.isna().any() or r.isna().any():
-        return False, "undefined (a pair's value is missing)"
+def _groups(values: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series]:
+    """``column`` of the true-label pairs and of the random-label pairs."""
+    return values[values.group == "true"][column], values[values.group == "random"][column]
+
+
+def pairs_defined(values: pd.DataFrame, column: str) -> Check:
+    """Separation can be judged only when both groups have pairs and every pair's value is defined (not NaN)."""
+    t, r = _groups(values, column)
+    return check(not (t.empty or r.empty or t.isna().any() or r.isna().any()),
+                 "undefined (a pair's value is missing)")
+
+
+def separated(values: pd.DataFrame, column: str) -> bool:
+    """Whether every true pair's value is above every random pair's: min true > max random over the values given (a
+    missing value is :func:`pairs_defined`'s concern; a group without pairs: no)."""
+    t, r = _groups(values, column)
+    return bool(t.min() > r.max())
+
+
+def separation_text(values: pd.DataFrame, column: str) -> str:
+    """Mean ± std, min/max of each group and how many true pairs lie above every random pair; when a value is
+    missing, :func:`pairs_defined`'s reason."""
+    defined = pairs_defined(values, column)
+    if not defined:
+        return defined.why
+    t, r = _groups(values, column)
     above = int(sum((v > r).all() for v in t))
     spread = lambda v: f" ± {fmt(v.std())}" if len(v) > 1 else ""  # noqa: E731 - the std of one pair is undefined
-    return bool(t.min() > r.max()), (f"true {fmt(t.mean())}{spread(t)} (min {fmt(t.min())}) vs random "
-                                     f"{fmt(r.mean())}{spread(r)} (max {fmt(r.max())}); "
-                                     f"{above}/{len(t)} true pairs above every random pair")
+    return (f"true {fmt(t.mean())}{spread(t)} (min {fmt(t.min())}) vs random {fmt(r.mean())}{spread(r)} "
+            f"(max {fmt(r.max())}); {above}/{len(t)} true pairs above every random pair")
+
+
+def _worked_note(worked: Check) -> str:
+    return worked.note("; experiment did not work: ")
+
+
+def _similarity_name(cfg: Config) -> str:
+    return "linear CKA" if cfg.similarity == "linear_cka" else f"RBF CKA (σ = {cfg.sigma_frac:g} × median distance)"
+
+
+def _last_hidden_true_more_similar_claim(result: Result) -> Claim:
+    worked, hidden = experiment_worked(result), hidden_layers(result)
+    last = result.pairs[result.pairs.layer == hidden[-1]]
+    return Claim("last_hidden_true_more_similar",
+                 f"In the last hidden layer ({hidden[-1]}), every pair of true-label networks is more similar "
+                 f"({_similarity_name(result.config)}) than every pair of random-label networks",
+                 "one way to learn, N ways to memorize", separation_text(last, "similarity") + _worked_note(worked),
+                 verdict(separated(last, "similarity"), pairs_defined(last, "similarity"), worked))
+
+
+def _gap_grows_with_depth_claim(result: Result) -> Claim:
+    worked, hidden = experiment_worked(result), hidden_layers(result)
+    t = by_layer(result).loc[hidden]
+    rho = spearman(np.arange(1, len(hidden) + 1), t.gap.to_numpy()) if len(hidden) >= 3 else float("nan")
+    return Claim("gap_grows_with_depth",
+                 f"The similarity gap mean(true) − mean(random) grows with depth over the hidden layers (Spearman ρ ≥ "
+                 f"{RHO_THRESHOLD}; at least 3 hidden layers)",
+                 "dissimilar memorization in deep layers",
+                 f"ρ = {fmt(rho)}; gap " + " → ".join(fmt(v) for v in t.gap) + _worked_note(worked),
+                 verdict(rho >= RHO_THRESHOLD, worked))
+
+
+def _input_gradients_true_more_similar_claim(result: Result) -> Claim:
+    worked, grads = experiment_worked(result), result.grad_pairs
+    return Claim("input_gradients_true_more_similar",
+                 "Input gradients (∂CE/∂x for the true label, cosine per probe example, averaged) of every pair of "
+                 "true-label networks are more similar than those of every pair of random-label networks",
+                 "gradient analysis explains the difference",
+                 separation_text(grads, "grad_cosine") + _worked_note(worked),
+                 verdict(separated(grads, "grad_cosine"), pairs_defined(grads, "grad_cosine"), worked))
 
 
 def claims(result: Result) -> list[Claim]:
     """STUDIES.md §13, thresholds fixed before any result was seen. Each needs :func:`experiment_worked`. "More
     similar" means separated: every true-label pair above every random-label pair (min true > max random)."""
-    cfg = result.config
-    ok, why = experiment_worked(result)
-    note = "" if ok else f"; experiment did not work: {why}"
-    hidden = hidden_layers(result)
-    name = "linear CKA" if cfg.similarity == "linear_cka" else f"RBF CKA (σ = {cfg.sigma_frac:g} × median distance)"
-    last = result.pairs[result.pairs.layer == hidden[-1]]
-    sep_last, text_last = _separation(last, "similarity")
-    t = by_layer(result).loc[hidden]
-    rho = spearman(np.arange(1, len(hidden) + 1), t.gap.to_numpy()) if len(hidden) >= 3 else float("nan")
-    sep_grad, text_grad = _separation(result.grad_pairs, "grad_cosine")
-    return [
-        Claim("last_hidden_true_more_similar",
-              f"In the last hidden layer ({hidden[-1]}), every pair of true-label networks is more similar ({name}) "
-              "than every pair of random-label networks",
-              "one way to learn, N ways to memorize", text_last + note, bool(ok and sep_last)),
-        Claim("gap_grows_with_depth",
-              f"The similarity gap mean(true) − mean(random) grows with depth over the hidden layers (Spearman ρ ≥ "
-              f"{RHO_THRESHOLD}; at least 3 hidden layers)",
-              "dissimilar memorization in deep layers",
-              f"ρ = {fmt(rho)}; gap " + " → ".join(fmt(v) for v in t.gap) + note, bool(ok and rho >= RHO_THRESHOLD)),
-        Claim("input_gradients_true_more_similar",
-              "Input gradients (∂CE/∂x for the true label, cosine per probe example, averaged) of every pair of "
-              "true-label networks are more similar than those of every pair of random-label networks",
-              "gradient analysis explains the difference", text_grad + note, bool(ok and sep_grad)),
-    ]
+    return [_last_hidden_true_more_similar_claim(result), _gap_grows_with_depth_claim(result),
+            _input_gradients_true_more_similar_claim(result)]
 
 
 def headline(result: Result) -> dict:
@@ -286,8 +320,6 @@ COLORS = {"true": "C0", "random": "C3", "cross": "0.5"}
 def plot_similarity_by_layer(result: Result, ax=None):
     """Similarity per layer: every pair as a dot, group means as lines (true, random and cross pairs)."""
     import matplotlib.pyplot as plt
-
-    from ..plots import legend
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.6))
     layers = result.meta["layers"]
@@ -370,8 +402,6 @@ def explore(result: Result):
     """Interactive view: the similarity matrix of every pair of networks at one layer (ipywidgets)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-
-    from ..plots import interactive
 
     def show(layer):
         plot_similarity_matrices(result, layers=[layer])

@@ -32,9 +32,10 @@ from tqdm.auto import tqdm
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
+from ..methods.lass import lass_many, standardized_settings
 from ..plots import interactive, legend, note_not_shown
 from ..train import LossFn, autocast, train_many
-from .common import run_cached, train_config, validate_common
+from .common import Check, check, run_cached, train_config, validate_common, verdict
 
 STUDY = "regularization"
 PAPER = "Arpit et al. — A Closer Look at Memorization in Deep Networks (ICML 2017) §5"
@@ -190,14 +191,12 @@ def prepare(cfg: Config, seed: int) -> tuple[D.Dataset, D.Dataset, dict]:
 
 def lass_settings(cfg: Config, x_raw: torch.Tensor) -> dict:
     """LASS radius, step α, noise β and clip range for inputs standardised as (x − μ)/σ (one scalar each, as
-    :func:`memlib.data.standardize`). The paper's values are on the 0–255 pixel scale; one pixel unit is
-    1/255 of the raw inputs' range (max − min), so for raw inputs in [0, 1] this is exactly
-    ``memlib.methods.lass.standardized_settings(μ, σ, …)``; ``clip`` is the raw range, standardised."""
+    :func:`memlib.data.standardize`): :func:`memlib.methods.lass.standardized_settings` of the paper's 0–255 pixel
+    scale values, with one pixel unit = 1/255 of the raw training inputs' observed range (min, max) — for raw inputs
+    that span [0, 1] the paper's 1/255 — and ``clip`` that range, standardised."""
     mean, std = float(x_raw.mean()), float(x_raw.std().clamp_min(1e-8))
-    lo, hi = float(x_raw.min()), float(x_raw.max())
-    unit = (hi - lo) / 255.0 / std
-    return dict(radius=cfg.lass_radius_255 * unit, alpha=cfg.lass_alpha_255 * unit, beta=cfg.lass_beta_255 * unit,
-                clip=((lo - mean) / std, (hi - mean) / std))
+    return standardized_settings(mean, std, cfg.lass_radius_255, cfg.lass_alpha_255, cfg.lass_beta_255,
+                                 raw_range=(float(x_raw.min()), float(x_raw.max())))
 
 
 # ----------------------------------------------------------------------------- adversarial training
@@ -217,7 +216,6 @@ def adversarial_loss(weights: torch.Tensor, lass_kwargs: dict, max_iter: int, pr
     stopping rule of < 20 new critical samples per iteration was made for whole data sets, not for mini-batches of 32);
     the gradient step uses the models in training mode (dropout on, in both terms). ``counts``, if given, is a list to
     which each mini-batch appends the number of critical examples per model ``(K,)``."""
-    from ..methods.lass import lass_many
 
     def loss(ens, xb, yb, generator):
         found = lass_many(ens, xb, max_iter=max_iter, min_new=0, generator=generator, shared=False, **lass_kwargs)
@@ -368,28 +366,35 @@ def capping_setting(result: Result, table: Optional[pd.DataFrame] = None) -> Opt
     return None if ok.empty else str(ok.removed.idxmax())
 
 
-def claims(result: Result) -> list[Claim]:
-    """The paper's claims computed from the result (definitions in STUDIES.md §06 and the notebook)."""
+def _caps_memorization_claim(result: Result) -> Claim:
     t = by_setting(result)
-    base = t.loc["none"]
-    out = []
-    best = capping_setting(result, t)
+    base, best = t.loc["none"], capping_setting(result, t)
     if best is None:
         measured = (f"no setting stays within {VAL_LOSS_POINTS:g} points of the baseline's best validation accuracy "
                     f"({100 * base.best_val_acc:.1f} %)")
-        ok = False
+        holds = False
     else:
         b = t.loc[best]
         measured = (f"{_label_setting(best)}: randY train {100 * base.randy_train_acc:.1f} → "
                     f"{100 * b.randy_train_acc:.1f} % ({-b.removed:+.1f} points), best val "
                     f"{100 * base.best_val_acc:.1f} → {100 * b.best_val_acc:.1f} % ({-b.val_lost:+.1f} points)")
-        ok = bool(b.removed >= CAP_POINTS)
-    out.append(Claim("caps_memorization",
-                     f"Some regularizer setting lowers final randY training accuracy by ≥ {CAP_POINTS:g} points while "
-                     f"losing ≤ {VAL_LOSS_POINTS:g} points of best real validation accuracy (vs. no regularization)",
-                     "yes: tuned dropout (Arpit et al. Fig. 10; Krueger et al.)", measured, ok))
+        holds = b.removed >= CAP_POINTS
+    return Claim("caps_memorization",
+                 f"Some regularizer setting lowers final randY training accuracy by ≥ {CAP_POINTS:g} points while "
+                 f"losing ≤ {VAL_LOSS_POINTS:g} points of best real validation accuracy (vs. no regularization)",
+                 "yes: tuned dropout (Arpit et al. Fig. 10; Krueger et al.)", measured, verdict(holds))
 
-    s = slopes(result, t)
+
+def enough_ranked(s: pd.DataFrame) -> Check:
+    """Did the experiment give a ranking? "Two flattest" of fewer than MIN_RANKED curves with a slope (regularizers
+    that remove ≥ MIN_REMOVED_POINTS points, :func:`slopes` table ``s``) is not a ranking."""
+    n = int(s.slope.notna().sum())
+    return check(n >= MIN_RANKED, lambda: f"only {n} regularizer(s) remove ≥ {MIN_REMOVED_POINTS:g} points: fewer "
+                                          f"than {MIN_RANKED} to rank (inconclusive)")
+
+
+def _dropout_flattest_claim(result: Result) -> Claim:
+    s = slopes(result, by_setting(result))
     ranked = s[s.slope.notna()]
     top2 = list(ranked.regularizer.iloc[:2])
     desc = "slope (val points lost per randY point removed), flattest first: " + (
@@ -398,18 +403,19 @@ def claims(result: Result) -> list[Claim]:
     if missing:
         desc += f"; removes < {MIN_REMOVED_POINTS:g} points at every strength: {', '.join(missing)}"
     dropout_in = [r for r in ("dropout", "dropout_adversarial") if r in s.regularizer.values]
-    enough = len(ranked) >= MIN_RANKED  # "two flattest" of fewer than three ranked curves is not a ranking
-    if not enough:
-        desc += f"; only {len(ranked)} regularizer(s) remove ≥ {MIN_REMOVED_POINTS:g} points: fewer than " \
-                f"{MIN_RANKED} to rank (inconclusive)"
-    out.append(Claim("dropout_flattest",
-                     "Dropout (alone or with adversarial training) has one of the two flattest curves: the fewest "
-                     "points of best validation accuracy lost per point of randY training accuracy removed (among ≥ "
-                     f"{MIN_RANKED} regularizers that remove ≥ {MIN_REMOVED_POINTS:g} points)",
-                     "dropout (+ adversarial training) flattest (Arpit et al. Fig. 10)",
-                     desc,
-                     enough and bool(dropout_in) and any(r in top2 for r in dropout_in)))
-    return out
+    enough = enough_ranked(s)
+    return Claim("dropout_flattest",
+                 "Dropout (alone or with adversarial training) has one of the two flattest curves: the fewest "
+                 "points of best validation accuracy lost per point of randY training accuracy removed (among ≥ "
+                 f"{MIN_RANKED} regularizers that remove ≥ {MIN_REMOVED_POINTS:g} points)",
+                 "dropout (+ adversarial training) flattest (Arpit et al. Fig. 10)",
+                 desc + enough.note(),
+                 verdict(bool(dropout_in) and any(r in top2 for r in dropout_in), enough))
+
+
+def claims(result: Result) -> list[Claim]:
+    """The paper's claims computed from the result (definitions in STUDIES.md §06 and the notebook)."""
+    return [_caps_memorization_claim(result), _dropout_flattest_claim(result)]
 
 
 def critical_fractions(result: Result) -> pd.DataFrame:
