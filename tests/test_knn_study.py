@@ -24,11 +24,11 @@ from memlib.studies import knn as S
     (dict(widths=(32, 32), pca_dim=64), "pca_dim"),
     (dict(n_train_small=50), "pca_dim"),  # 64 dimensions from 50 points
     (dict(pca_dim=0), "pca_dim"),
-    (dict(noise=1.5), "noise"),
-    (dict(noise=-0.1), "noise"),
-    (dict(noise=0.0), "noise"),
+    (dict(noise_level=1.5), "noise_level"),
+    (dict(noise_level=-0.1), "noise_level"),
+    (dict(noise_level=0.0), "noise_level"),
     (dict(n_train_small=1000), "n_train_small"),
-    (dict(knn_every=151), "knn_every"),
+    (dict(measure_every=151), "measure_every"),
     (dict(dataset="audio"), "dataset"),
     (dict(model="cnn1d"), "model"),
     (dict(dataset="mnist1d"), "pca_dim"),  # MNIST-1D's input has 40 features < 64
@@ -36,6 +36,16 @@ from memlib.studies import knn as S
 def test_config_rejects_bad_values_before_any_work(kw, name):
     with pytest.raises(ValueError, match=f"^{name}="):
         S.Config(**kw)
+
+
+@pytest.mark.parametrize("old, new, value", [("noise", "noise_level", 0.5), ("knn_every", "measure_every", 5)])
+def test_old_knob_names_still_work_and_say_the_new_one(old, new, value):
+    assert getattr(S.Config(), new) != value  # the value below is not the default
+    with pytest.warns(UserWarning, match=f"'{old}' is now called '{new}'"):
+        cfg = S.Config.from_dict({old: value})
+    assert getattr(cfg, new) == value
+    with pytest.raises(TypeError, match=f"give only '{new}'"):
+        S.Config.from_dict({old: value, new: value})
 
 
 def test_config_messages_say_what_to_do():
@@ -57,7 +67,7 @@ def test_layer_bookkeeping_by_hand():
     cfg = S.Config()
     assert S.penultimate(cfg) == "fc4" and S.hidden_layers(cfg) == ["fc1", "fc2", "fc3", "fc4"]
     assert S.memory_split(cfg) == (["input", "fc1", "fc2"], ["fc3", "fc4"])
-    short = S.Config(epochs=25, knn_every=10)
+    short = S.Config(epochs=25, measure_every=10)
     assert [e for e in range(short.epochs + 1) if S.checkpoint(short, e)] == [0, 10, 20, 25]
 
 
@@ -68,11 +78,12 @@ COLS = ("knn_acc", "dnn_acc", "p_same", "ma", "md", "kl")
 
 
 def fake_result(true=None, random=None, overfit=None, early=(0.10, 0.12, 0.14), last=(0.5, 0.3), seeds=(0, 1),
-                noise=1.0) -> S.Result:
+                noise_level=1.0) -> S.Result:
     """A Result built by hand; every seed alike. ``true`` / ``random``: final-epoch values; ``overfit``: per-epoch
     curves (epochs 0 … 4, a checkpoint each); ``early``: random-label LOO k-NN train accuracy of input, fc1, fc2;
     ``last``: of fc3, fc4 (fc4 also the final history value)."""
-    cfg = S.Config(widths=(16, 16, 16, 16), pca_dim=8, epochs=EPOCHS, knn_every=1, seeds=seeds, noise=noise)
+    cfg = S.Config(widths=(16, 16, 16, 16), pca_dim=8, epochs=EPOCHS, measure_every=1, seeds=seeds,
+                   noise_level=noise_level)
     true = {"train_acc": 1.0, "test_acc": 0.95, "knn_acc_test": 0.94, "p_same_test": 0.95, **(true or {})}
     random = {"train_acc": 1.0, "test_acc": 0.1, "knn_acc_train": last[1], **(random or {})}
     overfit = {"train_acc": [0.1, 0.85, 0.9, 0.95, 1.0], "test_acc": [0.1, 0.8, 0.8, 0.8, 0.8],
@@ -125,7 +136,7 @@ def test_true_label_claim_fails(kw, why):
 @pytest.mark.parametrize("kw,why", [
     (dict(last=(0.5, 0.6)), None),  # k-NN on the embedding at 60 % > 50 %
     (dict(random={"train_acc": 0.95}), "not fitted"),
-    (dict(noise=0.5), "fully random labels"),
+    (dict(noise_level=0.5), "fully random labels"),
 ])
 def test_random_label_claim_fails(kw, why):
     c = verdicts(fake_result(**kw))["random_labels_knn_low"]
@@ -138,7 +149,7 @@ def test_random_label_claim_fails(kw, why):
     (dict(early=(0.16, 0.12, 0.14)), None),  # even the input
     (dict(last=(0.5, 0.14)), "last hidden 14.0 %"),  # memorization shows nowhere
     (dict(random={"train_acc": 0.95}), "not fitted"),
-    (dict(noise=0.5), "fully random labels"),
+    (dict(noise_level=0.5), "fully random labels"),
 ])
 def test_memorization_claim_fails(kw, why):
     c = verdicts(fake_result(**kw))["memorization_last_layers"]
@@ -170,7 +181,7 @@ def test_headline_is_json_ready():
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = S.Config(n_train=120, n_test=60, n_train_small=60, widths=(24, 24, 24), epochs=4, knn_every=2, k=5,
+    cfg = S.Config(n_train=120, n_test=60, n_train_small=60, widths=(24, 24, 24), epochs=4, measure_every=2, k=5,
                    pca_dim=8, batch_size=20, lr=0.05, seeds=(0, 1))
     return S.run(cfg, progress=False, use_cache=False)
 

@@ -32,8 +32,8 @@ from memlib.studies import nmf_nonlinearity as S
     (dict(n_per_class=40, max_rank=33), "max_rank"),
     (dict(nmf_iter=0), "nmf_iter"),
     (dict(max_units=4), "max_units"),
-    (dict(n_checkpoints=1), "n_checkpoints"),
-    (dict(epochs=5, n_checkpoints=7), "n_checkpoints"),
+    (dict(n_measurements=1), "n_measurements"),
+    (dict(epochs=5, n_measurements=7), "n_measurements"),
     (dict(noise_levels=(0.0, 0.5)), "noise_levels"),
     (dict(noise_levels=(0.5, 1.0)), "noise_levels"),
     (dict(noise_levels=(0.5, 1.2)), "noise_levels"),
@@ -62,11 +62,19 @@ def test_config_rejects_unknown_and_mistyped_keys():
         S.Config(max_rank=2.5)
 
 
+def test_old_name_n_checkpoints_still_works_and_says_the_new_one():
+    with pytest.warns(UserWarning, match="'n_checkpoints' is now called 'n_measurements'"):
+        cfg = S.Config.from_dict({"n_checkpoints": 5})
+    assert cfg.n_measurements == 5 and cfg.n_measurements != S.Config().n_measurements
+    with pytest.raises(TypeError, match="give only 'n_measurements'"):
+        S.Config.from_dict({"n_checkpoints": 5, "n_measurements": 5})
+
+
 def test_levels_and_checkpoints():
-    cfg = S.Config(noise_levels=(0.3, 0.7), epochs=50, n_checkpoints=12)
+    cfg = S.Config(noise_levels=(0.3, 0.7), epochs=50, n_measurements=12)
     assert S.levels(cfg) == [0.0, 0.3, 0.7, 1.0]
     assert S.checkpoints(cfg) == [0, 1, 2, 3, 5, 7, 10, 15, 23, 34, 50]  # rint(geomspace(1, 50, 11)) with 0
-    assert S.checkpoints(S.Config(epochs=4, n_checkpoints=5)) == [0, 1, 2, 3, 4]
+    assert S.checkpoints(S.Config(epochs=4, n_measurements=5)) == [0, 1, 2, 3, 4]
     assert [a.key for a in S.architectures(S.Config(image_models=("cnn",), audio_model="mlp"))] == \
         ["image_cnn", "audio_mlp"]
 
@@ -103,7 +111,7 @@ def test_stop_epoch_by_hand():
 
 # ----------------------------------------------------------------------------- claims on hand-made results
 
-CFG = S.Config(image_models=("mlp",), noise_levels=(0.4, 0.7), epochs=4, n_checkpoints=5, seeds=(0,))
+CFG = S.Config(image_models=("mlp",), noise_levels=(0.4, 0.7), epochs=4, n_measurements=5, seeds=(0,))
 LAYERS = {"image_mlp": ["fc1", "fc2"], "audio_cnn1d": ["conv1", "conv2", "conv3"]}
 
 
@@ -217,7 +225,7 @@ def test_unknown_layer_and_architecture_names_are_clear_errors():
 
 def test_tiny_run_end_to_end(isolated_build):
     cfg = S.Config(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=3,
-                   n_checkpoints=3, batch_size=20, lr=0.05, n_per_class=4, max_rank=3, nmf_iter=10, seeds=(0,))
+                   n_measurements=3, batch_size=20, lr=0.05, n_per_class=4, max_rank=3, nmf_iter=10, seeds=(0,))
     res = S.run(cfg, progress=False)
     a = res.arrays
     assert list(a["checkpoints"]) == [0, 1, 3] and list(a["levels"]) == [0.0, 0.3, 0.6, 1.0]
@@ -251,7 +259,7 @@ def test_stored_errors_match_sklearn_on_the_same_activations():
     from memlib.train import build_seeded
 
     cfg = S.Config(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=1,
-                   n_checkpoints=2, n_per_class=4, max_rank=3, nmf_iter=15, seeds=(0,))
+                   n_measurements=2, n_per_class=4, max_rank=3, nmf_iter=15, seeds=(0,))
     base = D.standardize(D.load("digits", 100, 30, seed=0))
     batch = S.class_batches(base.y_train_clean, 10, 4, seed=0)
     run = S._train_arch(cfg, S.architectures(cfg)[0], base, 0, batch, progress=False)
@@ -280,7 +288,7 @@ def test_a_wide_layer_is_factorized_on_its_seeded_unit_subset():
     from memlib.train import build_seeded
 
     cfg = S.Config(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=1,
-                   n_checkpoints=2, n_per_class=4, max_rank=3, nmf_iter=15, max_units=10, seeds=(0,))
+                   n_measurements=2, n_per_class=4, max_rank=3, nmf_iter=15, max_units=10, seeds=(0,))
     base = D.standardize(D.load("digits", 100, 30, seed=0))
     batch = S.class_batches(base.y_train_clean, 10, 4, seed=0)
     arch = S.architectures(cfg)[0]

@@ -8,8 +8,8 @@ from memlib.studies import permutation_test as S
 
 
 @pytest.mark.parametrize("field, value", [
-    ("n_perm", 0), ("n_perm", -5), ("record_epochs", (0, 1)), ("record_epochs", (0, 5, 3)),
-    ("record_epochs", (0, 50, 101)), ("logreg_C", 0.0), ("logreg_tol", 0.0), ("n_shared", 0), ("n_shared", 1001),
+    ("n_perm", 0), ("n_perm", -5), ("measure_epochs", (0, 1)), ("measure_epochs", (0, 5, 3)),
+    ("measure_epochs", (0, 50, 101)), ("logreg_C", 0.0), ("logreg_tol", 0.0), ("n_shared", 0), ("n_shared", 1001),
     ("perturbation", "blur"), ("perturb_size", -0.1), ("model", "cnn1d"), ("n_test", 501), ("dataset", "imagenet"),
 ])
 def test_config_rejects_bad_values(field, value):
@@ -21,6 +21,14 @@ def test_dropout_size_must_be_a_probability():
     with pytest.raises(ValueError, match="perturb_size"):
         S.Config(perturbation="dropout", perturb_size=1.0)
     S.Config(perturbation="dropout", perturb_size=0.5)  # allowed
+
+
+def test_old_name_record_epochs_still_works_and_says_the_new_one():
+    with pytest.warns(UserWarning, match="'record_epochs' is now called 'measure_epochs'"):
+        cfg = S.Config.from_dict({"record_epochs": [0, 2, 5]})
+    assert cfg.measure_epochs == (0, 2, 5)
+    with pytest.raises(TypeError, match="give only 'measure_epochs'"):
+        S.Config.from_dict({"record_epochs": [0, 2, 5], "measure_epochs": [0, 2, 5]})
 
 
 EPOCHS = [0, 1, 10, 100]
@@ -84,6 +92,8 @@ def test_claims_fail_on_results_made_to_fail():
     c = by_id(fake_result([0.9, 0.9, 0.95, 0.96], [0.12, 0.15, 0.2, 0.3], real_test=0.2))
     assert not c["independent_beats_every_shuffle"].reproduced and not c["shuffled_rise_on_shared"].reproduced
     assert "did not work" in c["shuffled_rise_on_shared"].measured and c["gaussian_beats_null_on_shared"].reproduced
+    worked = S.experiment_worked(fake_result([0.9] * 4, [0.12, 0.15, 0.2, 0.3], real_test=0.2))
+    assert not worked["real"] and "test accuracy 0.2 " in worked["real"].why and worked["gaussian"].ok
     # the Gaussian-input network did not fit its labels
     c = by_id(fake_result([0.9, 0.9, 0.95, 0.96], [0.12, 0.15, 0.2, 0.3], gauss_train=0.6))
     assert not c["gaussian_beats_null_on_shared"].reproduced and "0.6" in c["gaussian_beats_null_on_shared"].measured
@@ -95,7 +105,7 @@ def test_claims_fail_on_results_made_to_fail():
 def test_tiny_run_end_to_end(isolated_build):
     from sklearn.linear_model import LogisticRegression
 
-    cfg = S.Config(n_train=120, n_test=60, widths=(16, 8), epochs=3, record_epochs=(0, 1, 3), n_perm=5, n_shared=40,
+    cfg = S.Config(n_train=120, n_test=60, widths=(16, 8), epochs=3, measure_epochs=(0, 1, 3), n_perm=5, n_shared=40,
                    logreg_tol=1e-6)
     r = S.run(cfg, progress=False, use_cache=False)
     a = r.arrays

@@ -5,7 +5,7 @@ training set (``overfit``, the authors' "overfitting" configuration). Each hidde
 input itself, as a baseline — are reduced by PCA and classified by a k-NN (k = 30, L1, uniform votes; leave-one-
 out on the training set), and the k-NN is compared with the network: accuracy, P_SAME, MA, MD and
 D_KL(p_kNN ‖ p_DNN) (:mod:`memlib.methods.knn` has the formulas and the source of each detail). The last hidden layer
-("penultimate", the embedding the classifier reads) is also measured over training, every ``knn_every`` epochs.
+("penultimate", the embedding the classifier reads) is also measured over training, every ``measure_every`` epochs.
 
 Conditions: ``true`` and ``random`` of every seed are trained together (one ``train_many`` call, each pair from
 the same initial weights and mini-batch order); ``overfit`` — a nested subset of ``n_train_small`` of the true
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from ..models import build_model
 from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
 from ..stats import spearman
 from ..train import train_many
-from .common import chance, learned, run_cached, train_config, validate_common
+from .common import Check, chance, check, held_in, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "knn"
 PAPER = "Cohen, Sapiro & Giryes — DNN or k-NN: That is the Generalize vs. Memorize Question (arXiv 1805.06822, 2018)"
@@ -87,7 +87,7 @@ class Config(StrictConfig):
     n_train_small: int = 200
     model: str = "mlp"
     widths: tuple[int, ...] = (256, 256, 256, 256)
-    noise: float = 1.0
+    noise_level: float = 1.0
     epochs: int = 150
     batch_size: int = 32
     lr: float = 0.02
@@ -95,15 +95,17 @@ class Config(StrictConfig):
     k: int = 30
     pca_dim: int = 64
     layers: Optional[tuple[str, ...]] = None
-    knn_every: int = 10
+    measure_every: int = 10
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
+
+    RENAMED: ClassVar[dict] = {"noise": "noise_level", "knn_every": "measure_every"}
 
     def validate(self) -> None:
         require(self.dataset in DATASETS, "dataset", self.dataset,
                 f"choose one of {list(DATASETS)} (input shapes known before loading)")
         validate_common(self, min_train=20)
-        require(0 < self.noise <= 1, "noise", self.noise,
+        require(0 < self.noise_level <= 1, "noise_level", self.noise_level,
                 "use a fraction in (0, 1] of training labels re-drawn uniformly in the 'random' condition "
                 "(paper: 1, every label random)")
         require(2 <= self.n_train_small < self.n_train, "n_train_small", self.n_train_small,
@@ -111,7 +113,7 @@ class Config(StrictConfig):
         require(1 <= self.k < self.n_train_small, "k", self.k,
                 f"use 1 ≤ k < {self.n_train_small}, the smallest training-set size (n_train_small): leave-one-out "
                 f"needs k other training points (paper: {knn.K_NEIGHBORS})")
-        require(1 <= self.knn_every <= self.epochs, "knn_every", self.knn_every,
+        require(1 <= self.measure_every <= self.epochs, "measure_every", self.measure_every,
                 f"use an integer in [1, epochs={self.epochs}]")
         dims = layer_dims(self.dataset, self.model, self.widths)
         if self.layers is not None:
@@ -149,8 +151,8 @@ def penultimate(cfg: Config) -> str:
 
 
 def checkpoint(cfg: Config, epoch: int) -> bool:
-    """k-NN over training at epoch 0, every ``knn_every`` epochs and the last epoch."""
-    return epoch % cfg.knn_every == 0 or epoch == cfg.epochs
+    """k-NN over training at epoch 0, every ``measure_every`` epochs and the last epoch."""
+    return epoch % cfg.measure_every == 0 or epoch == cfg.epochs
 
 
 @dataclasses.dataclass
@@ -240,8 +242,8 @@ def _datasets(cfg: Config, seed: int, device) -> tuple[D.Dataset, D.Dataset, D.D
     """(true, random, overfit) training data of ``seed``: the standardized subset, its labels re-drawn (fixed once
     per seed, ``"corrupt"`` stream), and a nested subset of ``n_train_small`` of the true set (same clean test set)."""
     base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seed))
-    kind = "random_labels" if cfg.noise == 1 else "label_noise"
-    random = D.corrupt(base, kind, cfg.noise, seed=seed)
+    kind = "random_labels" if cfg.noise_level == 1 else "label_noise"
+    random = D.corrupt(base, kind, cfg.noise_level, seed=seed)
     small = D.subset(base, cfg.n_train_small, seed=seed)
     return base.to(device), random.to(device), small.to(device)
 
@@ -343,10 +345,6 @@ def checkpoints(result: Result, condition: str) -> pd.DataFrame:
     return h.assign(gap=h.train_acc - h.test_acc)
 
 
-def _seeds_held(values: list[bool]) -> str:
-    return f"held in {sum(values)}/{len(values)} seeds"
-
-
 def _true_claim(result: Result) -> Claim:
     f, nc = final(result).loc["true"], D.num_classes(result.config.dataset)
     mean = f.mean(numeric_only=True)
@@ -355,7 +353,7 @@ def _true_claim(result: Result) -> Claim:
         return bool(learned(r.test_acc, nc) and abs(r.knn_acc_test - r.test_acc) <= KNN_GAP
                     and r.p_same_test >= PSAME_MIN)
 
-    ok = holds(mean)
+    net_learned = check(learned(mean.test_acc, nc), "the network did not learn")
     return Claim("true_labels_knn_matches_dnn",
                  f"True labels, penultimate layer ({penultimate(result.config)}): k-NN test accuracy within "
                  f"{100 * KNN_GAP:g} points of the network's and P_SAME(test) ≥ {PSAME_MIN:g}; the network must have "
@@ -364,12 +362,19 @@ def _true_claim(result: Result) -> Claim:
                  f"k-NN {100 * mean.knn_acc_test:.1f} % vs DNN {100 * mean.test_acc:.1f} % "
                  f"(|Δ| = {100 * abs(mean.knn_acc_test - mean.test_acc):.1f} points), P_SAME {fmt(mean.p_same_test)}, "
                  f"MA {fmt(mean.ma_test)}, D_KL {fmt(mean.kl_test)} (seed means); "
-                 + _seeds_held([holds(r) for _, r in f.iterrows()])
-                 + ("" if learned(mean.test_acc, nc) else "; the network did not learn"), ok)
+                 + held_in([holds(r) for _, r in f.iterrows()]) + net_learned.note(),
+                 verdict(holds(mean), net_learned))
 
 
-def _noise_note(cfg: Config) -> str:
-    return "" if cfg.noise == 1 else f"; noise = {cfg.noise:g} < 1: the paper's claim is about fully random labels"
+def _fully_random(cfg: Config) -> Check:
+    """The random-label claims are about fully random labels: ``noise_level`` = 1."""
+    return check(cfg.noise_level == 1,
+                 f"noise_level = {cfg.noise_level:g} < 1: the paper's claim is about fully random labels")
+
+
+def _fitted(train_acc: float) -> Check:
+    """The random-label network fitted ≥ FIT_MIN of its labels (its final training accuracy ``train_acc``)."""
+    return check(train_acc >= FIT_MIN, "the random labels were not fitted")
 
 
 def _random_claim(result: Result) -> Claim:
@@ -379,6 +384,7 @@ def _random_claim(result: Result) -> Claim:
     def holds(r) -> bool:
         return bool(r.train_acc >= FIT_MIN and r.knn_acc_train <= KNN_RANDOM_MAX)
 
+    fully_random = _fully_random(cfg)
     return Claim("random_labels_knn_low",
                  f"Random labels: the network fits ≥ {100 * FIT_MIN:g} % of its training labels while leave-one-out "
                  f"k-NN training accuracy on its penultimate embedding ({penultimate(cfg)}) stays ≤ "
@@ -386,9 +392,9 @@ def _random_claim(result: Result) -> Claim:
                  "DNN ~100 % on random training labels, k-NN on its embedding far lower",
                  f"DNN train {100 * mean.train_acc:.1f} %, LOO k-NN train {100 * mean.knn_acc_train:.1f} % "
                  f"(P_SAME {fmt(mean.p_same_train)}; k-NN test vs clean labels {100 * mean.knn_acc_test:.1f} %) (seed "
-                 "means); " + _seeds_held([holds(r) for _, r in f.iterrows()])
-                 + ("" if mean.train_acc >= FIT_MIN else "; the random labels were not fitted") + _noise_note(cfg),
-                 bool(holds(mean) and cfg.noise == 1))
+                 "means); " + held_in([holds(r) for _, r in f.iterrows()])
+                 + _fitted(mean.train_acc).note() + fully_random.note(),
+                 verdict(holds(mean), fully_random))
 
 
 def memory_split(cfg: Config) -> tuple[list[str], list[str]]:
@@ -411,7 +417,7 @@ def _memory_claim(result: Result) -> Claim:
         return bool(len(early_acc) > 0 and all(a <= near for a in early_acc) and top_acc > near and fit >= FIT_MIN)
 
     mean_early = [float(per_seed[l].mean()) for l in early if l in per_seed]
-    ok = holds(mean_early, float(f.knn_acc_train.mean()), float(f.train_acc.mean())) and cfg.noise == 1
+    fully_random = _fully_random(cfg)
     seeds = [holds([per_seed.loc[s, l] for l in early if l in per_seed], f.loc[s].knn_acc_train, f.loc[s].train_acc)
              for s in f.index]
     parts = ", ".join(f"{l} {100 * a:.1f} %" for l, a in zip([l for l in early if l in per_seed], mean_early))
@@ -424,9 +430,9 @@ def _memory_claim(result: Result) -> Claim:
                  f"early layers: {parts or 'none'}; {', '.join(last)}: "
                  + ", ".join(f"{100 * float(per_seed[l].mean()):.1f} %" for l in last if l in per_seed)
                  + f" (last hidden {100 * float(f.knn_acc_train.mean()):.1f} %); DNN train "
-                 f"{100 * float(f.train_acc.mean()):.1f} % (seed means); " + _seeds_held(seeds)
-                 + ("" if f.train_acc.mean() >= FIT_MIN else "; the random labels were not fitted") + _noise_note(cfg),
-                 bool(ok))
+                 f"{100 * float(f.train_acc.mean()):.1f} % (seed means); " + held_in(seeds)
+                 + _fitted(f.train_acc.mean()).note() + fully_random.note(),
+                 verdict(holds(mean_early, float(f.knn_acc_train.mean()), float(f.train_acc.mean())), fully_random))
 
 
 def overfit_trend(result: Result, seed: Optional[int] = None) -> tuple[float, int, float]:
@@ -445,6 +451,7 @@ def _overfit_claim(result: Result) -> Claim:
     rho, n, gap = overfit_trend(result)
     per_seed = [overfit_trend(result, s) for s in result.config.seeds]
     holds = [bool(r >= RHO_MIN and g >= GAP_MIN) for r, _, g in per_seed]
+    overfitted = check(gap >= GAP_MIN, "the run did not overfit")
     return Claim("overfit_kl_grows_with_gap",
                  f"Small training set (n = {result.config.n_train_small}): the test D_KL(k-NN ‖ DNN) of the "
                  f"penultimate layer rises with the train−test accuracy gap over training (Spearman ρ ≥ {RHO_MIN:g} "
@@ -453,9 +460,8 @@ def _overfit_claim(result: Result) -> Claim:
                  "similarity to k-NN holds only without overfitting: test D_KL(k-NN ‖ DNN) grows as the train−test "
                  "gap opens",
                  f"ρ = {fmt(rho)} over {n} checkpoints; final gap {100 * gap:.1f} points; per seed ρ "
-                 + ", ".join(fmt(r) for r, _, _ in per_seed) + "; " + _seeds_held(holds)
-                 + ("" if gap >= GAP_MIN else "; the run did not overfit"),
-                 bool(rho >= RHO_MIN and n >= MIN_CHECKPOINTS and gap >= GAP_MIN))
+                 + ", ".join(fmt(r) for r, _, _ in per_seed) + "; " + held_in(holds) + overfitted.note(),
+                 verdict(rho >= RHO_MIN and n >= MIN_CHECKPOINTS, overfitted))
 
 
 def claims(result: Result) -> list[Claim]:

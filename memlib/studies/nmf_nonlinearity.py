@@ -26,7 +26,7 @@ other way round.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from ..methods.nmf import nmf_errors, nonlinearity
 from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
 from ..stats import spearman
 from ..train import train_many
-from .common import learned, run_cached, train_config, validate_common
+from .common import Check, all_of, check, held_in, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "nmf_nonlinearity"
 PAPER = "Collins, Bigdeli & Süsstrunk — Detecting Memorization in ReLU Networks (arXiv 1810.03372, 2018)"
@@ -85,9 +85,11 @@ class Config(StrictConfig):
     max_rank: int = 8
     nmf_iter: int = 100
     max_units: Optional[int] = 2048
-    n_checkpoints: int = 9
+    n_measurements: int = 9
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
+
+    RENAMED: ClassVar[dict] = {"n_checkpoints": "n_measurements"}
 
     def validate(self) -> None:
         require(self.dataset in IMAGE_DATASETS, "dataset", self.dataset,
@@ -120,7 +122,7 @@ class Config(StrictConfig):
                 "above the activation matrix's size is undefined)")
         require(self.nmf_iter >= 1, "nmf_iter", self.nmf_iter,
                 "use a positive number of multiplicative updates (scikit-learn's default max_iter: 200)")
-        require(2 <= self.n_checkpoints <= self.epochs + 1, "n_checkpoints", self.n_checkpoints,
+        require(2 <= self.n_measurements <= self.epochs + 1, "n_measurements", self.n_measurements,
                 f"use 2 … epochs + 1 = {self.epochs + 1} checkpoints (epoch 0 and the last epoch are always two)")
 
 
@@ -150,11 +152,11 @@ def levels(cfg: Config) -> list[float]:
 
 
 def checkpoints(cfg: Config) -> list[int]:
-    """Epochs at which NMF is computed: epoch 0 and ``n_checkpoints − 1`` epochs spaced evenly on a log scale from 1
+    """Epochs at which NMF is computed: epoch 0 and ``n_measurements − 1`` epochs spaced evenly on a log scale from 1
     to the last epoch, rounded (duplicates after rounding are dropped, so there may be fewer). Dense early, where
     validation accuracy peaks with label noise and an early-stopping signal needs resolution; sparse late, where
     the networks only finish memorizing — NMF at every epoch would cost most of the run."""
-    geo = np.rint(np.geomspace(1, cfg.epochs, cfg.n_checkpoints - 1)).astype(int)
+    geo = np.rint(np.geomspace(1, cfg.epochs, cfg.n_measurements - 1)).astype(int)
     return sorted({0, *geo.tolist(), cfg.epochs})
 
 
@@ -411,29 +413,38 @@ def early_stopping(result: Result, arch: str, level: float, seed: Optional[int] 
     return dict(stop=stop, val_at_stop=at_stop, best=best, best_epoch=int(val.idxmax()), gap=best - at_stop)
 
 
-def _worked(result: Result, arch: Architecture) -> tuple[bool, bool, str, str]:
-    """(clean network learned, p = 1 network memorized, a note for each that says what failed or is empty)."""
+@dataclasses.dataclass(frozen=True)
+class _Worked:
+    """Did one architecture's experiment do what its claims need? ``clean``: the clean network learned;
+    ``memorized``: the p = 1 network fitted its random labels (≥ MEMORIZED_ACC)."""
+
+    clean: Check
+    memorized: Check
+
+    @property
+    def noise(self) -> Check:
+        """What the noise claims need: both."""
+        return all_of(self.clean, self.memorized)
+
+
+def _worked(result: Result, arch: Architecture) -> _Worked:
     t = by_level(result, arch.key)
     clean_val, full_train = float(t.loc[0.0, "final_val_acc"]), float(t.loc[1.0, "final_train_acc"])
-    ok_clean = learned(clean_val, D.num_classes(arch.dataset))
-    ok_full = bool(full_train >= MEMORIZED_ACC)
-    clean_note = "" if ok_clean else f"; clean network not learned (validation accuracy {100 * clean_val:.1f} %)"
-    full_note = "" if ok_full else (f"; p = 1 network did not memorize (train accuracy {100 * full_train:.1f} % < "
-                                    f"{100 * MEMORIZED_ACC:g} %)")
-    return ok_clean, ok_full, clean_note, full_note
+    return _Worked(
+        clean=check(learned(clean_val, D.num_classes(arch.dataset)),
+                    f"clean network not learned (validation accuracy {100 * clean_val:.1f} %)"),
+        memorized=check(full_train >= MEMORIZED_ACC, f"p = 1 network did not memorize (train accuracy "
+                                                     f"{100 * full_train:.1f} % < {100 * MEMORIZED_ACC:g} %)"))
 
 
 def _seed_note(result: Result, held) -> str:
+    """``"; held in k/n seeds"`` of the per-seed verdict ``held(seed)``; nothing with fewer than 2 seeds."""
     seeds = result.config.seeds
-    if len(seeds) < 2:
-        return ""
-    n = sum(bool(held(s)) for s in seeds)
-    return f"; held in {n}/{len(seeds)} seeds"
+    return f"; {held_in([held(s) for s in seeds])}" if len(seeds) >= 2 else ""
 
 
 def _rises_claim(result: Result, arch: Architecture) -> Claim:
-    ok_clean, ok_full, clean_note, full_note = _worked(result, arch)
-    note = clean_note + full_note
+    worked = _worked(result, arch).noise
     lv = levels(result.config)
     rho_of = lambda seed=None: spearman(lv, by_level(result, arch.key, seed).nl_deepest.reindex(lv))  # noqa: E731
     t = by_level(result, arch.key).reindex(lv)
@@ -444,13 +455,12 @@ def _rises_claim(result: Result, arch: Architecture) -> Claim:
                  f"with the label-noise level {', '.join(f'{p:g}' for p in lv)} (Spearman ρ ≥ {RHO_THRESHOLD})",
                  "deep-layer NMF non-linearity grows with label noise",
                  f"ρ = {fmt(rho)}; non-linearity " + " → ".join(fmt(v, 3) for v in t.nl_deepest)
-                 + _seed_note(result, lambda s: rho_of(s) >= RHO_THRESHOLD) + note,
-                 bool(ok_clean and ok_full and rho >= RHO_THRESHOLD))
+                 + _seed_note(result, lambda s: rho_of(s) >= RHO_THRESHOLD) + worked.note(),
+                 verdict(rho >= RHO_THRESHOLD, worked))
 
 
 def _deeper_claim(result: Result, arch: Architecture) -> Claim:
-    ok_clean, ok_full, clean_note, full_note = _worked(result, arch)
-    note = clean_note + full_note
+    worked = _worked(result, arch).noise
     names = arch_layers(result, arch.key)
 
     def rises(seed=None):
@@ -464,12 +474,12 @@ def _deeper_claim(result: Result, arch: Architecture) -> Claim:
                  f"deepest hidden layer ({names[-1]}) than in the first ({names[0]})",
                  "memorization shows in deep layers; early layers similar across noise levels",
                  f"rise {names[-1]} {fmt(deep)} vs {names[0]} {fmt(first)}"
-                 + _seed_note(result, lambda s: rises(s)[0] > rises(s)[1]) + note,
-                 bool(ok_clean and ok_full and deep > first))
+                 + _seed_note(result, lambda s: rises(s)[0] > rises(s)[1]) + worked.note(),
+                 verdict(deep > first, worked))
 
 
 def _stop_claim(result: Result, arch: Architecture) -> Claim:
-    ok_clean, _, note, _ = _worked(result, arch)  # early stopping needs only the clean network to have learned
+    worked = _worked(result, arch).clean  # early stopping needs only the clean network to have learned
     partial = result.config.noise_levels
     r = {p: early_stopping(result, arch.key, p) for p in partial}
     held = lambda seed: all(early_stopping(result, arch.key, p, seed)["gap"] <= STOP_GAP + 1e-12  # noqa: E731
@@ -482,7 +492,7 @@ def _stop_claim(result: Result, arch: Architecture) -> Claim:
                  f"where the deepest hidden layer's non-linearity is lowest (checkpoints after epoch 0) is within "
                  f"{100 * STOP_GAP:g} points of the best epoch's",
                  "usable as an early-stopping signal without a validation set",
-                 "; ".join(parts) + _seed_note(result, held) + note, bool(ok_clean and ok))
+                 "; ".join(parts) + _seed_note(result, held) + worked.note(), verdict(ok, worked))
 
 
 def claims(result: Result) -> list[Claim]:

@@ -2,7 +2,7 @@
 
 Two networks of one architecture, from one seed, train together (:func:`memlib.train.train_many`): the *real*
 network on the real inputs and labels, the *gaussian* network on pure Gaussian-noise inputs (the data's mean and
-std) with the same real labels. At the recorded epochs, the features of the last hidden layer
+std) with the same real labels. At the epochs ``measure_epochs``, the features of the last hidden layer
 (:func:`memlib.activations.collect_many`) of
 
 * the training inputs,
@@ -27,15 +27,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
 from .. import data as D
+from ..activations import collect_many, layer_names
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require, stream
+from ..methods.permutation import (PERTURBATIONS, fit_softmax, permutation_p_value, permuted_labels,
+                                   shared_structure_copies, standardize_features)
+from ..models import build_model
+from ..plots import interactive, legend
 from ..stats import spearman
-from .common import learned, run_cached, train_config, validate_common
+from ..train import train_many
+from .common import Check, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "permutation_test"
 PAPER = ("Chaibub Neto — Detecting Learning vs Memorization in Deep Neural Networks using Shared Structure "
@@ -69,7 +78,7 @@ class Config(StrictConfig):
     batch_size: int = 32
     lr: float = 0.01
     momentum: float = 0.9
-    record_epochs: tuple[int, ...] = (0, 1, 3, 10, 30, 100)
+    measure_epochs: tuple[int, ...] = (0, 1, 3, 10, 30, 100)
     n_perm: int = 100
     logreg_C: float = 1.0
     logreg_tol: float = 1e-6
@@ -79,15 +88,15 @@ class Config(StrictConfig):
     seed: int = 0
     device: str = "cpu"
 
-    def validate(self) -> None:
-        from ..methods.permutation import PERTURBATIONS
+    RENAMED: ClassVar[dict] = {"record_epochs": "measure_epochs"}
 
+    def validate(self) -> None:
         validate_common(self)
         require(self.n_perm >= 1, "n_perm", self.n_perm,
                 f"use at least 1 shuffle (B); the p-value's resolution is 1/(1+B) — use ≥ {MIN_PERM} for the claims")
-        require(len(self.record_epochs) >= 3 and list(self.record_epochs) == sorted(set(self.record_epochs))
-                and self.record_epochs[0] >= 0 and self.record_epochs[-1] <= self.epochs, "record_epochs",
-                self.record_epochs, f"use ≥ 3 increasing distinct epochs in 0 … epochs ({self.epochs}); 0 = before "
+        require(len(self.measure_epochs) >= 3 and list(self.measure_epochs) == sorted(set(self.measure_epochs))
+                and self.measure_epochs[0] >= 0 and self.measure_epochs[-1] <= self.epochs, "measure_epochs",
+                self.measure_epochs, f"use ≥ 3 increasing distinct epochs in 0 … epochs ({self.epochs}); 0 = before "
                 "training")
         require(self.logreg_C > 0, "logreg_C", self.logreg_C,
                 "use a positive inverse L2 penalty strength (scikit-learn's default: 1.0)")
@@ -128,15 +137,6 @@ class Result:
 
 
 def _compute(cfg: Config, progress: bool):
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..activations import collect_many, layer_names
-    from ..models import build_model
-    from ..methods.permutation import (fit_softmax, permutation_p_value, permuted_labels, shared_structure_copies,
-                               standardize_features)
-    from ..train import train_many
-
     device = get_device(cfg.device)
     base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=cfg.seed))
     nets = {"real": base, "gaussian": D.corrupt(base, "gaussian", seed=cfg.seed, corrupt_test=True)}
@@ -147,7 +147,7 @@ def _compute(cfg: Config, progress: bool):
              for name, ds in nets.items()}
     sizes = [cfg.n_train, len(base.y_test), cfg.n_shared]
     probe = torch.stack([torch.cat(parts[name]) for name in NETWORKS]).to(device)  # (2, N_all, ...): each its own
-    record = set(cfg.record_epochs)
+    record = set(cfg.measure_epochs)
     feats: dict[int, torch.Tensor] = {}
 
     def on_epoch(epoch, ens, models):
@@ -231,83 +231,87 @@ def _rows(result: Result, network: str, split: str) -> pd.DataFrame:
     return t[(t.network == network) & (t.split == split)].sort_values("epoch")
 
 
-def experiment_worked(result: Result) -> dict[str, tuple[bool, str]]:
+def experiment_worked(result: Result) -> dict[str, Check]:
     """Per network: whether it worked — the real network learned (test accuracy ≥ chance + 25 % of the way), the
     gaussian network fitted its training labels (training accuracy ≥ FIT_THRESHOLD) — with the reason when not."""
     acc = network_accuracy(result)
     k = int(result.meta["num_classes"])
     real, gauss = acc.loc["real"], acc.loc["gaussian"]
-    out = {"real": (learned(real.test_acc, k), f"real-data network test accuracy {fmt(real.test_acc)} (learned needs "
-                                               f"≥ {fmt(1 / k + 0.25 * (1 - 1 / k))})"),
-           "gaussian": (bool(gauss.train_acc >= FIT_THRESHOLD - 1e-12),
-                        f"Gaussian-input network training accuracy {fmt(gauss.train_acc)} (needs ≥ {FIT_THRESHOLD:g})")}
-    return out
+    need = 1 / k + 0.25 * (1 - 1 / k)
+    return {"real": check(learned(real.test_acc, k),
+                          f"real-data network test accuracy {fmt(real.test_acc)} (learned needs ≥ {fmt(need)})"),
+            "gaussian": check(gauss.train_acc >= FIT_THRESHOLD - 1e-12,
+                              f"Gaussian-input network training accuracy {fmt(gauss.train_acc)} "
+                              f"(needs ≥ {FIT_THRESHOLD:g})")}
 
 
-def _note(ok_why: tuple[bool, str]) -> str:
-    ok, why = ok_why
-    return "" if ok else f"; experiment did not work: {why}"
+#: How a claim's ``measured`` text says that its network did not work (:func:`experiment_worked`).
+_DID_NOT_WORK = "; experiment did not work: "
 
 
-def _independent_claim(result: Result, worked) -> Claim:
-    r = _rows(result, "real", "independent")
+def _enough_shuffles(result: Result) -> Check:
+    """B ≥ MIN_PERM: with fewer shuffles a p-value of 1/(1+B) is too coarse for "beats every shuffle"."""
     b = result.config.n_perm
-    pmin = 1 / (1 + b)
+    return check(b >= MIN_PERM, f"B = {b} < {MIN_PERM}")
+
+
+def _independent_claim(result: Result, worked: dict[str, Check]) -> Claim:
+    r = _rows(result, "real", "independent")
+    pmin = 1 / (1 + result.config.n_perm)
     trained = r[r.epoch >= 1]
     hits = int((trained.p_value <= pmin + 1e-12).sum())
-    ok = worked["real"][0] and len(trained) > 0 and hits == len(trained) and b >= MIN_PERM
+    enough = _enough_shuffles(result)
     e0 = r[r.epoch == 0]
     start = (f"; before training (epoch 0) p = {fmt(float(e0.p_value.iloc[0]))}, observed "
              f"{fmt(float(e0.observed.iloc[0]))}" if len(e0) else "")
     measured = (f"observed above every shuffle (p = 1/(1+B) = {fmt(pmin)}) "
                 f"at {hits}/{len(trained)} recorded epochs ≥ 1; "
                 f"observed {fmt(trained.observed.min())}–{fmt(trained.observed.max())} vs largest null "
-                f"{fmt(trained.null_max.max())}{start}" + ("" if b >= MIN_PERM else f"; B = {b} < {MIN_PERM}")
-                + _note(worked["real"]))
+                f"{fmt(trained.null_max.max())}{start}" + enough.note() + worked["real"].note(_DID_NOT_WORK))
     return Claim("independent_beats_every_shuffle",
                  "On the independent validation set, the real-label classifier on the real-data network's features "
                  "beats every shuffled-label classifier (p = 1/(1+B) < 1/B) "
                  f"at every recorded epoch ≥ 1 (B ≥ {MIN_PERM})",
-                 "learning detected (p < 1/B)", measured, bool(ok))
+                 "learning detected (p < 1/B)", measured,
+                 verdict(len(trained) > 0 and hits == len(trained), enough, worked["real"]))
 
 
-def _memorization_claim(result: Result, worked) -> Claim:
+def _memorization_claim(result: Result, worked: dict[str, Check]) -> Claim:
     sh, ind = _rows(result, "real", "shared"), _rows(result, "real", "independent")
     gsh = _rows(result, "gaussian", "shared")
     gap = sh.null_mean.to_numpy() - ind.null_mean.to_numpy()
     rho = spearman(sh.epoch.to_numpy(), sh.null_mean.to_numpy()) if len(sh) >= 3 else float("nan")
     above = bool(gap[-1] >= MEMO_MARGIN) if len(gap) else False
-    ok = worked["real"][0] and above and bool(rho >= RHO_THRESHOLD)
     trend = " → ".join(f"{fmt(v)}" for v in sh.null_mean)
     measured = (f"shuffled-label mean accuracy on the shared set over epochs {list(sh.epoch)}: {trend}; last epoch "
                 f"{fmt(gap[-1] if len(gap) else float('nan'))} above the independent-set null mean "
                 f"(needs ≥ {MEMO_MARGIN:g}); Spearman ρ(epoch, mean) = {fmt(rho)} (needs ≥ {RHO_THRESHOLD:g})"
                 + "; for reference, the Gaussian-input network: " + " → ".join(fmt(v) for v in gsh.null_mean)
-                + _note(worked["real"]))
+                + worked["real"].note(_DID_NOT_WORK))
     return Claim("shuffled_rise_on_shared",
                  "On the shared-structure validation set, the shuffled-label classifiers (real-data network) rise "
                  f"above chance as training goes on: at the last recorded epoch their mean accuracy exceeds their mean "
                  f"on the independent set by ≥ {MEMO_MARGIN:g}, and it grows with the epoch (Spearman ρ ≥ "
                  f"{RHO_THRESHOLD:g})",
-                 "memorization grows with epochs", measured, bool(ok))
+                 "memorization grows with epochs", measured,
+                 verdict(above and rho >= RHO_THRESHOLD, worked["real"]))
 
 
-def _gaussian_claim(result: Result, worked) -> Claim:
+def _gaussian_claim(result: Result, worked: dict[str, Check]) -> Claim:
     sh, ind = _rows(result, "gaussian", "shared"), _rows(result, "gaussian", "independent")
-    b = result.config.n_perm
-    pmin = 1 / (1 + b)
+    pmin = 1 / (1 + result.config.n_perm)
     last, last_ind = sh.iloc[-1], ind.iloc[-1]
-    ok = worked["gaussian"][0] and bool(last.p_value <= pmin + 1e-12) and b >= MIN_PERM
+    enough = _enough_shuffles(result)
     measured = (f"epoch {int(last.epoch)}: shared set observed {fmt(last.observed)} vs null mean {fmt(last.null_mean)} "
                 f"(max {fmt(last.null_max)}), p = {fmt(last.p_value)} (needs {fmt(pmin)}); independent set (fresh "
-                f"noise) p = {fmt(last_ind.p_value)}" + ("" if b >= MIN_PERM else f"; B = {b} < {MIN_PERM}")
-                + _note(worked["gaussian"]))
+                f"noise) p = {fmt(last_ind.p_value)}" + enough.note() + worked["gaussian"].note(_DID_NOT_WORK))
     return Claim("gaussian_beats_null_on_shared",
                  "The Gaussian-input network's features (trained on pure noise inputs with the real labels) still beat "
                  "the null on the shared-structure set: at the last recorded epoch "
                  "the real-label classifier beats every "
                  "shuffled-label one (p = 1/(1+B))",
-                 "DNNs can learn with pure Gaussian-noise inputs", measured, bool(ok))
+                 "DNNs can learn with pure Gaussian-noise inputs", measured,
+                 verdict(last.p_value <= pmin + 1e-12, enough, worked["gaussian"]))
 
 
 def claims(result: Result) -> list[Claim]:
@@ -377,8 +381,6 @@ def plot_over_epochs(result: Result):
     and validation set (columns)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import legend
-
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
     k = int(result.meta["num_classes"])
     for r, net in enumerate(NETWORKS):
@@ -406,8 +408,6 @@ def plot_training(result: Result, ax=None):
     epochs marked."""
     import matplotlib.pyplot as plt
 
-    from ..plots import legend
-
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
     for c, net in enumerate(NETWORKS):
         h = result.history[result.history.network == net].sort_values("epoch")
@@ -425,8 +425,6 @@ def explore(result: Result):
     """Interactive view: the null distributions of one network at one recorded epoch (ipywidgets)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-
-    from ..plots import interactive
 
     epochs = [int(e) for e in result.arrays["epochs"]]
 
