@@ -112,5 +112,6 @@ def test_device_auto_records_the_device_actually_used(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert device_name("auto").startswith("cpu (")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Simulated GPU")
     assert device_name("auto") == "cuda (Simulated GPU)"
