@@ -19,7 +19,9 @@ literal defaults equal the notebook's parameters cell), ``Result`` (documenting 
 ``run(cfg)``, ``claims(result)``, ``headline(result)``, ``plot_*`` functions and ``explore(result)``
 (tests/test_contracts.py checks it). Common knobs have one name across studies: ``dataset``, ``n_train``,
 ``n_test``, ``model``, ``widths``, ``seeds``, ``device``, ``precision``, ``noise_levels`` for a sweep of
-corruption levels, and ``level`` for a row's corruption level.
+corruption levels, ``noise_level`` for a study's one level, ``level`` for a row's corruption level, ``n_networks``
+for an ensemble's size, and ``measure_every`` / ``measure_epochs`` / ``n_measurements`` / ``measure_fractions`` for
+when a study measures. An old name stays accepted through the Config's ``RENAMED`` (with a warning).
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ import time
 from typing import Callable
 
 from ..config import check_device_name, require
+from ..data import DATASETS, INPUT_KINDS, check_sizes
+from ..models import MODEL_INPUTS, MODELS
 from ..results import cached
+from ..train import PRECISIONS, TrainConfig, require_fast_bf16
 
 #: Claims that compare conditions need the network to have learned: accuracy ≥ chance + LEARN_MARGIN·(1 − chance)
 #: on the real data (32.5 % for 10 classes). Fixed before any result was looked at.
@@ -49,10 +54,6 @@ def validate_common(cfg, min_train: int = 10) -> None:
     """Range checks of the knobs every study names the same way (DESIGN.md §3), for those ``cfg`` has:
     ``dataset``, ``n_train``, ``n_test``, ``model``, ``widths``, ``seeds``/``seed``, ``noise_levels``, ``device``,
     ``precision``; that ``model`` takes ``dataset``'s inputs and ``n_train``/``n_test`` fit in its splits."""
-    from ..data import DATASETS, INPUT_KINDS, check_sizes
-    from ..models import MODEL_INPUTS, MODELS
-    from ..train import PRECISIONS
-
     has = lambda name: hasattr(cfg, name)  # noqa: E731
     if has("dataset"):
         require(cfg.dataset in DATASETS, "dataset", cfg.dataset, f"choose one of {list(DATASETS)}")
@@ -86,7 +87,6 @@ def validate_common(cfg, min_train: int = 10) -> None:
         check_device_name(cfg.device)
     if has("precision"):
         require(cfg.precision in PRECISIONS, "precision", cfg.precision, f"choose one of {list(PRECISIONS)}")
-        from ..train import require_fast_bf16  # bf16 only where the device computes it natively
         require_fast_bf16(cfg.precision, cfg.device if has("device") else "cpu")
     train_config(cfg)  # validates the optimisation settings the study has
 
@@ -97,8 +97,6 @@ def train_config(cfg, **overrides):
     ``overrides`` (e.g. ``seed=…``, ``stop_at_train_acc=…``). A study field that sweeps a setting — a list where
     TrainConfig takes one value, e.g. study 06's ``weight_decay`` strengths — is not copied: pass the value of a
     run as an override. Raises TrainConfig's clear errors."""
-    from ..train import TrainConfig
-
     fields = {}
     for f in dataclasses.fields(TrainConfig):
         if f.name == "seed" or not hasattr(cfg, f.name):
