@@ -71,6 +71,15 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor
     return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
+def _interval(name: str, value, allowed: str) -> None:
+    """Refuse ``value`` unless it is a pair (lo, hi) of finite real numbers with lo < hi."""
+    ok = (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+          and value[0] < value[1])
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed; {allowed}")
+
+
 def _check_args(x, radius, alpha, beta, max_iter, min_new, clip, generator):
     """Validate LASS's settings (clear errors naming each parameter); default generator: seeded 0."""
     radius = _positive_finite("radius", radius)
@@ -79,12 +88,7 @@ def _check_args(x, radius, alpha, beta, max_iter, min_new, clip, generator):
     max_iter = _count("max_iter", max_iter, 1)
     min_new = _count("min_new", min_new, 0)
     if clip is not None:
-        ok = (isinstance(clip, (tuple, list)) and len(clip) == 2
-              and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in clip)
-              and clip[0] < clip[1])
-        if not ok:
-            raise ValueError(f"clip={clip!r} is not allowed; "
-                             "use None or a pair (lo, hi) of finite numbers with lo < hi")
+        _interval("clip", clip, "use None or a pair (lo, hi) of finite numbers with lo < hi")
     if generator is None:
         generator = torch.Generator(device=x.device)
         generator.manual_seed(0)
@@ -177,12 +181,8 @@ def standardized_settings(mean: float, std: float, radius_255: float = RADIUS_25
     if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean):
         raise ValueError(f"mean={mean!r} is not allowed; use a finite number (the raw inputs' mean)")
     std = _positive_finite("std", std)
-    ok = (isinstance(raw_range, (tuple, list)) and len(raw_range) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in raw_range)
-          and raw_range[0] < raw_range[1])
-    if not ok:
-        raise ValueError(f"raw_range={raw_range!r} is not allowed; use a pair (lo, hi) of finite numbers with lo < hi "
-                         "(the raw inputs' range; (0, 1) for images scaled to [0, 1])")
+    _interval("raw_range", raw_range, "use a pair (lo, hi) of finite numbers with lo < hi (the raw inputs' range; "
+              "(0, 1) for images scaled to [0, 1])")
     lo, hi = float(raw_range[0]), float(raw_range[1])
     s = 255.0 * std / (hi - lo)
     return dict(radius=_positive_finite("radius_255", radius_255) / s,
