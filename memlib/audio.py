@@ -13,7 +13,6 @@ Nothing is computed at import; all randomness comes from local generators.
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,6 @@ FSDD_TAKES = 50
 FSDD_TEST_TAKES = range(0, 5)  # official split: indices 0–4 test, 5–49 train
 #: FSDD clips are zero-padded at the end or cropped to this many samples (1 s at 8 kHz; 20 of 3,000 are longer).
 FSDD_SAMPLES = 8000
-_FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 
 
 def _check_pos_int(name: str, value) -> None:
@@ -271,18 +269,6 @@ def fsdd_folder(root: Path | str) -> Path:
     return (Path(root) / "fsdd" / "recordings").resolve()
 
 
-def _fsdd_missing_message(root: Path, found: int, missing: list[str]) -> str:
-    expected = NUM_CLASSES * len(FSDD_SPEAKERS) * FSDD_TAKES
-    first = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
-    return (f"dataset 'fsdd' is not available offline: {found} of the {expected} expected files were found in "
-            f"{fsdd_folder(root)}/ ({len(missing)} missing, e.g. {first}).\n"
-            f"Put the Free Spoken Digit Dataset recordings in {fsdd_folder(root)}/ :\n"
-            f"  {{digit}}_{{speaker}}_{{index}}.wav — digits 0–9, speakers {', '.join(sorted(FSDD_SPEAKERS))}, "
-            f"indices 0–{FSDD_TAKES - 1}: {expected} mono 8 kHz wav files "
-            f"(github.com/Jakobovski/free-spoken-digit-dataset, folder recordings/).\n"
-            f"(MEMLIB_DATA={Path(root)}; set the MEMLIB_DATA environment variable to use another folder.)")
-
-
 def _read_wav(path: Path, n_samples: int) -> np.ndarray:
     from scipy.io import wavfile
 
@@ -303,12 +289,10 @@ def _fsdd_root(root: Path | str | None) -> Path:
 
 
 def _fsdd_check(root: Path) -> None:
-    base = fsdd_folder(root)
-    present = {p.name for p in base.iterdir() if _FSDD_NAME.match(p.name)} if base.is_dir() else set()
-    keys = sorted(fsdd_keys("train") + fsdd_keys("test"))
-    missing = [fsdd_file_name(k) for k in keys if fsdd_file_name(k) not in present]
-    if missing:
-        raise FileNotFoundError(_fsdd_missing_message(root, len(keys) - len(missing), missing))
+    """Every recording present and good (md5, :mod:`memlib.datafiles`), downloading missing ones where allowed."""
+    from . import datafiles
+
+    datafiles.ensure("fsdd", root)
 
 
 def fsdd_waveforms(root: Path | str | None = None, n_samples: int = FSDD_SAMPLES):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import datafiles
 from .config import data_dir, generator, stream
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10", "audio", "fsdd")
@@ -30,16 +31,6 @@ INPUT_KINDS = {"digits": "image", "mnist1d": "sequence", "mnist": "image", "fash
                "cifar10": "image", "audio": "sequence", "fsdd": "sequence"}
 CORRUPTIONS = ("none", "label_noise", "random_labels", "shuffled_pixels", "random_pixels",
                "gaussian", "randX", "randY")
-
-# Files torchvision needs under MEMLIB_DATA, with their md5 (checked by torchvision before use).
-_FILES = {
-    "mnist": ("MNIST/raw", ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]),
-    "fashion_mnist": ("FashionMNIST/raw", ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]),
-    "cifar10": (".", ["cifar-10-python.tar.gz"]),
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -105,34 +96,13 @@ def _mnist1d(n_total: int):
     return x, torch.tensor(d["y"], dtype=torch.int64), xt, torch.tensor(d["y_test"], dtype=torch.int64)
 
 
-def _missing_message(name: str, root: Path, err: Exception | None, files: list[str] | None = None) -> str:
-    folder, needed = _FILES[name]
-    where = (root / folder).resolve()
-    why = "is not available offline" + (f" and could not be downloaded ({type(err).__name__}: {err})" if err else "")
-    return (f"dataset {name!r} {why}.\nPut these files in {where}/ :\n  " + "\n  ".join(files or needed) +
-            f"\n(MEMLIB_DATA={root}; set the MEMLIB_DATA environment variable to use another folder.)")
-
-
 def missing_files(name: str) -> str | None:
     """A message naming the files ``name`` needs under ``MEMLIB_DATA`` that are not there, or None when nothing is
-    missing (or the source is embedded/generated). Only looks: creates no folder, lock or download."""
+    missing (or the source is embedded/generated). Only looks (:func:`memlib.datafiles.inspect`): creates no folder,
+    lock or download. Damaged files are :func:`memlib.datafiles.ensure`'s business."""
     _check_name(name)
-    root = data_dir()
-    if name == "fsdd":
-        from .audio import _fsdd_check
-
-        try:
-            _fsdd_check(root)
-        except FileNotFoundError as err:
-            return str(err)
-        return None
-    if name not in _FILES:
-        return None
-    folder, files = _FILES[name]
-    # torchvision accepts the archive or its extracted file
-    missing = [f for f in files
-               if not ((root / folder / f).is_file() or (root / folder / f.removesuffix(".gz")).is_file())]
-    return _missing_message(name, root, None, missing) if missing else None
+    found = datafiles.inspect(name)
+    return datafiles.missing_message(found) if found.missing else None
 
 
 def check_sizes(name: str, n_train: int | None, n_test: int | None) -> None:
@@ -145,25 +115,55 @@ def check_sizes(name: str, n_train: int | None, n_test: int | None) -> None:
                              f"examples; use at most {size}")
 
 
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format: magic, dimensions, big-endian sizes, then the uint8 data), gzipped or not."""
+    import gzip
+
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path} holds {data.size} values, its header says {dims}")
+    return data.reshape(dims)
+
+
 @functools.lru_cache(maxsize=4)
-def _torchvision(name: str, root_str: str):
+def _idx_source(name: str, root_str: str):
+    """MNIST / Fashion-MNIST read directly from their IDX files under MEMLIB_DATA (gzipped, or extracted as
+    torchvision leaves them), after :func:`memlib.datafiles.ensure` checked (or downloaded) them: nothing is written
+    there except a download of missing files, so MEMLIB_DATA may be read-only."""
+    found = datafiles.ensure(name, Path(root_str))
+
+    def read(stem: str) -> np.ndarray:
+        f = next(f for f in found.good if f.name.startswith(stem))
+        gz = found.root / f.path
+        return read_idx(gz if gz.is_file() else gz.parent / f.extracted[0])
+
+    def images(stem):
+        return torch.from_numpy(read(stem).copy()).unsqueeze(1).to(torch.float32) / 255.0
+
+    def labels(stem):
+        return torch.from_numpy(read(stem).astype(np.int64))
+
+    return images("train-images"), labels("train-labels"), images("t10k-images"), labels("t10k-labels")
+
+
+@functools.lru_cache(maxsize=2)
+def _cifar10(root_str: str):
     import torchvision
 
     root = Path(root_str)
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
-           "cifar10": torchvision.datasets.CIFAR10}[name]
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / ".memlib.lock", "a") as lock:  # studies run in parallel (make -j) extract one at a time
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            train = cls(str(root), train=True, download=True)
-            test = cls(str(root), train=False, download=True)
-    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError on md5 failure
-        raise FileNotFoundError(_missing_message(name, root, err)) from err
+    datafiles.ensure("cifar10", root)  # the archive is good (or was downloaded and verified): torchvision only extracts
+    with open(root / ".memlib.lock", "a") as lock:  # studies run in parallel (make -j) extract one at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        train = torchvision.datasets.CIFAR10(root_str, train=True, download=True)
+        test = torchvision.datasets.CIFAR10(root_str, train=False, download=True)
 
     def arrays(ds):
-        x = torch.as_tensor(np.asarray(ds.data))
-        x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)  # CIFAR is NHWC
+        x = torch.as_tensor(np.asarray(ds.data)).permute(0, 3, 1, 2)  # CIFAR is NHWC
         return x.to(torch.float32) / 255.0, torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
 
     return (*arrays(train), *arrays(test))
@@ -181,7 +181,12 @@ def _source(name: str, n_total: int, n_train: int | None = None, n_test: int | N
         from .audio import fsdd_source
 
         return fsdd_source(data_dir())
-    x, y, xt, yt = _mnist1d(max(n_total, 5000)) if name == "mnist1d" else _torchvision(name, str(data_dir()))
+    if name == "mnist1d":
+        x, y, xt, yt = _mnist1d(max(n_total, 5000))
+    elif name == "cifar10":
+        x, y, xt, yt = _cifar10(str(data_dir()))
+    else:
+        x, y, xt, yt = _idx_source(name, str(data_dir()))
     return x, y, xt, yt, torch.arange(len(y)), torch.arange(len(yt))
 
 

@@ -13,7 +13,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def read_idx_gz(path) -> np.ndarray:
-    """Independent IDX reader (plain numpy), the oracle for the torchvision-based loader."""
+    """Independent IDX reader (plain numpy), the oracle for memlib.data.read_idx."""
     with gzip.open(path, "rb") as fh:
         raw = fh.read()
     ndim = raw[3]

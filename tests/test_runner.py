@@ -63,6 +63,7 @@ BAD_INPUTS = [
 def test_bad_inputs_refused_before_any_work(argv, words, capsys, isolated_build, tmp_path, monkeypatch):
     data = tmp_path / "no-data-here"
     monkeypatch.setenv("MEMLIB_DATA", str(data))
+    monkeypatch.setenv("MEMLIB_OFFLINE", "1")  # the missing-files row is the offline case (no download attempted)
     started = []  # no kernel, no training: the refusal comes before any notebook is executed
     monkeypatch.setattr(run, "execute", lambda *a, **k: started.append(a) or pytest.fail("a notebook was started"))
     assert run.main([*argv, "--profile", "smoke"]) == 2

@@ -94,7 +94,7 @@ def parse_value(text: str, name: str = "value"):
 
 def preflight(study: str, params: dict) -> None:
     """Checks against this machine that need no kernel: a CUDA GPU when one is asked for, the dataset's files under
-    ``MEMLIB_DATA`` (looked at, never created). Raises :class:`Refused`."""
+    ``MEMLIB_DATA`` (checked by md5; missing ones downloaded where allowed). Raises :class:`Refused`."""
     device = params.get("device")
     if device is not None:
         from ..config import check_device_name, get_device
@@ -109,13 +109,24 @@ def preflight(study: str, params: dict) -> None:
             except RuntimeError as err:
                 raise Refused(f"{err} (DEVICE={device}; make DEVICE=cpu, or run on a machine with an NVIDIA GPU)"
                               ) from None
-    dataset = params.get("dataset")
-    if isinstance(dataset, str):
-        from ..data import missing_files
+    for key, dataset in params.items():  # `dataset`, and 07's `audio_dataset`
+        if (key == "dataset" or key.endswith("_dataset")) and isinstance(dataset, str):
+            check_data(dataset, key)
 
-        message = missing_files(dataset)
-        if message:
-            raise Refused(message)
+
+def check_data(dataset: str, key: str = "dataset") -> None:
+    """The real dataset's files under ``MEMLIB_DATA``, checked by md5 before any kernel starts: a damaged file is
+    refused with its expected and found checksum; missing files are downloaded (unless ``MEMLIB_OFFLINE=1``) or
+    refused with the files to put where (:func:`memlib.datafiles.ensure`). Nothing there is deleted or overwritten."""
+    from .. import datafiles
+    from ..data import DATASETS
+
+    if dataset not in DATASETS:
+        return  # the study's own validation names the parameter and the allowed values
+    try:
+        datafiles.ensure(dataset)
+    except (FileNotFoundError, datafiles.DamagedDataError) as err:
+        raise Refused(f"{key}={dataset!r}: {err}") from None
 
 
 def parameter_help(study: str, profile: str | None = None) -> str:
