@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import datafiles
+from .datafiles import FSDD_SPEAKERS, FSDD_TAKES
+
 NUM_CLASSES = 10
 #: Default seed of :func:`synthetic_clips` (the training clips of :func:`synthetic_source`).
 SYNTH_SEED = 20_250
@@ -28,8 +31,6 @@ SYNTH_TEST_SEED = 20_251
 N_MELS, N_FFT, HOP_LENGTH = 32, 256, 128
 
 FSDD_RATE = 8000
-FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
-FSDD_TAKES = 50
 FSDD_TEST_TAKES = range(0, 5)  # official split: indices 0–4 test, 5–49 train
 #: FSDD clips are zero-padded at the end or cropped to this many samples (1 s at 8 kHz; 20 of 3,000 are longer).
 FSDD_SAMPLES = 8000
@@ -290,8 +291,6 @@ def _fsdd_root(root: Path | str | None) -> Path:
 
 def _fsdd_check(root: Path) -> None:
     """Every recording present and good (md5, :mod:`memlib.datafiles`), downloading missing ones where allowed."""
-    from . import datafiles
-
     datafiles.ensure("fsdd", root)
 
 

@@ -26,6 +26,11 @@ from typing import Callable, Iterable, Optional
 
 from .config import data_dir
 
+#: The Free Spoken Digit Dataset's speakers and takes per (digit, speaker) in release v1.0.10 (memlib.audio reads
+#: them from here: this module is the lower layer).
+FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+FSDD_TAKES = 50
+
 #: Seconds a download waits for a server before it gives up (then the run is refused with the files to put where).
 TIMEOUT_S = 20
 #: Where each torchvision-style source is downloaded from (torchvision's own mirrors); FSDD's release archive.
@@ -174,8 +179,6 @@ def missing_message(found: Inspection, err: Optional[BaseException] = None) -> s
     folders = sorted({str((found.root / Path(f.path).parent).resolve()) for f in found.missing})
     total = len(files(found.name))
     if found.name == "fsdd":
-        from .audio import FSDD_SPEAKERS, FSDD_TAKES
-
         first = ", ".join(f.name for f in found.missing[:3])
         return (f"dataset 'fsdd' {why}: {total - len(found.missing)} of the {total} expected files were found in "
                 f"{folders[0]}/ ({len(found.missing)} missing, e.g. {first}).\n"

@@ -15,7 +15,8 @@ from memlib.runner import registry
 #: Layers, lowest first; a module may import its own layer or a lower one. The deprecated aliases of the old flat
 #: layout (memlib.knn → memlib.methods.knn, …) sit on top until they are removed.
 LAYERS = [
-    ("base", {"memlib", "memlib.config", "memlib.files", "memlib.fingerprint", "memlib.claims", "memlib.plots"}),
+    ("base", {"memlib", "memlib.config", "memlib.files", "memlib.fingerprint", "memlib.claims", "memlib.plots",
+              "memlib.datafiles"}),
     ("core", {"memlib.data", "memlib.audio", "memlib.text", "memlib.models", "memlib.ensemble", "memlib.train",
               "memlib.activations", "memlib.grads", "memlib.lm", "memlib.stats", "memlib.results"}),
     ("methods", "memlib.methods"),
