@@ -96,6 +96,38 @@ def test_rank_layout_by_hand():
     assert mask[1].tolist() == [[1, 0, 0, 0, 0]] + [[0, 1, 1, 1, 1]] * 4  # ranks 1 and 4 side by side
 
 
+def test_a_custom_start_with_zeros_matches_sklearn():
+    """scikit-learn keeps an exact 0 of the start at 0 (its ε replaces the 0/0 denominator); memlib floors every
+    entry at a number far below any that counts (module docstring, "Denormals"): the same factors and error, with
+    no NaN, also for a whole zero column of W₀ (a dead component)."""
+    A = relu_matrices(1, 10, 16, seed=18)[0]
+    W0, H0 = N.nndsvda(A, 4)
+    W0[:, 2] = 0.0
+    H0[1, ::3] = 0.0
+    f = N.nmf(A, 4, 60, W0=W0, H0=H0)
+    W, H, err = sklearn_error(A.numpy(), W0.numpy(), H0.numpy(), 60)
+    assert torch.isfinite(f.W).all() and torch.isfinite(f.H).all()
+    np.testing.assert_allclose(f.W.numpy(), W, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(f.H.numpy(), H, rtol=1e-9, atol=1e-12)
+    assert float(f.error) == pytest.approx(err, rel=1e-9)
+
+
+def test_float32_factors_stay_normal_numbers_and_match_sklearn():
+    """Many entries of H decay towards 0; in float32 they used to become subnormal (slow on Intel CPUs) and then
+    0. The floor keeps every entry a normal number, and the errors still match scikit-learn's float32 run."""
+    A = relu_matrices(4, 20, 64, seed=19, dtype=torch.float32)
+    K, n_iter = 6, 300
+    W0, H0, mask = N.stacked_init(A, K)
+    W, H = N._multiplicative_updates(A, W0, H0, n_iter, mask)
+    tiny = torch.finfo(torch.float32).tiny
+    assert bool((W >= tiny).all()) and bool((H >= tiny).all()) and torch.isfinite(W).all() and torch.isfinite(H).all()
+    errors = N.nmf_errors(A, K, n_iter)
+    for b in range(4):
+        for k, block in enumerate(N.rank_blocks(K), start=1):
+            _, _, ref = sklearn_error(A[b].numpy(), W0[b][:, block].numpy(), H0[b][block].numpy(), n_iter)
+            assert float(errors[b, k - 1]) == pytest.approx(ref, rel=0.02), (b, k)
+
+
 def test_a_transposed_custom_start_is_accepted():
     A = relu_matrices(1, 6, 9, seed=4)[0]
     W0, H0 = N.nndsvda(A, 3)
@@ -185,6 +217,30 @@ def test_dead_units_stay_finite():
 def test_nonlinearity_is_the_mean_error_over_ranks_by_hand():
     e = torch.tensor([[0.5, 0.3, 0.1], [1.0, 1.0, 1.0]])
     torch.testing.assert_close(N.nonlinearity(e), torch.tensor([0.3, 1.0]))
+
+
+def test_the_internal_power_of_four_scaling_changes_no_bit():
+    """The updates run in units where mean(A) ≈ 1 (a power of 4 for A, its root for the factors): A scaled by any
+    power of 4 and the start by its root give exactly (bit for bit) the scaled factors, in float32 too."""
+    for dtype in (torch.float32, torch.float64):
+        A = relu_matrices(2, 8, 13, seed=20, dtype=dtype)
+        W0, H0, mask = N.stacked_init(A, 4)
+        W, H = N._multiplicative_updates(A, W0, H0, 40, mask)
+        for p in (-9, -1, 3, 11):
+            Ws, Hs = N._multiplicative_updates(A * 4.0 ** p, W0 * 2.0 ** p, H0 * 2.0 ** p, 40, mask)
+            assert torch.equal(Ws, W * 2.0 ** p) and torch.equal(Hs, H * 2.0 ** p), (dtype, p)
+
+
+def test_a_wide_matrix_and_its_transpose_give_transposed_initialisations():
+    """NNDSVDa is symmetric in A ↔ Aᵀ (W ↔ Hᵀ); the SVD of a wide A is taken on Aᵀ (the faster orientation), so
+    this checks the two code paths of the SVD against each other."""
+    A = relu_matrices(3, 7, 19, seed=21)
+    W, H = N.nndsvda(A, 5)
+    Wt, Ht = N.nndsvda(A.transpose(1, 2), 5)
+    torch.testing.assert_close(Wt, H.transpose(1, 2), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(Ht, W.transpose(1, 2), rtol=1e-10, atol=1e-12)
+    U, S, V = N._svd(A)
+    torch.testing.assert_close(U @ torch.diag_embed(S) @ V.transpose(1, 2), A, rtol=1e-10, atol=1e-12)
 
 
 def test_float32_and_float64_agree():
