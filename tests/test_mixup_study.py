@@ -43,18 +43,24 @@ def test_best_and_last_error_by_hand():
 LEVELS = (0.2, 0.5, 0.8)
 
 
+PAPER_KEYS = {0.2: "mixup_8", 0.5: "mixup_32", 0.8: "mixup_32"}
+
+
 def fake_result(erm_best=(7.0, 8.0, 34.0), erm_last=(12.0, 36.0, 66.0), erm_changed=1.0, mix_last=(5.0, 13.0, 50.0),
-                mix_changed=(0.25, 0.25, 0.4), other_last=60.0, best_acc=0.9, seeds=(0, 1)) -> S.Result:
+                mix_changed=(0.25, 0.25, 0.4), other_last=60.0, best_acc=0.9, seeds=(0, 1), good=None,
+                alphas=(1.0, 8.0, 32.0)) -> S.Result:
     """Runs of every method, level and seed with the given errors (%, per level) and accuracies on changed labels;
-    mixup α = 8 gets ``mix_last``, α = 1 and 32 are worse (``other_last``)."""
-    cfg = S.Config(seeds=seeds)
+    at each level the mixup of ``good`` ({level: method key}; default the paper's α: 8 at 0.2, 32 at 0.5 and 0.8)
+    gets ``mix_last``, the other α are worse (``other_last``); ``alphas`` is the mixup grid."""
+    cfg = S.Config(seeds=seeds, mixup_alphas=alphas)
+    good = good or PAPER_KEYS
     rows = []
     for m in S.methods(cfg):
         for i, lvl in enumerate(LEVELS):
             for s in seeds:
                 if m.key == "erm":
                     best, last, ch = erm_best[i], erm_last[i], erm_changed
-                elif m.key == "mixup_8":
+                elif m.key == good[lvl]:
                     best, last, ch = mix_last[i] - 1.0, mix_last[i], mix_changed[i]
                 else:
                     best, last, ch = other_last - 2.0, other_last, 0.3
@@ -81,8 +87,10 @@ def test_table2_layout_has_the_papers_numbers_beside_ours():
     assert np.isnan(t[(t.key == "mixup_8") & (t.level == 0.5)].paper_last.item())
     assert t[(t.key == "mixup_32") & (t.level == 0.8)].paper_best.item() == 25.3
     # our Table 2 mixup row: the α with the lowest mean last error at each level
-    assert S.table2_mixup_alpha(fake_result()) == {0.2: "mixup_8", 0.5: "mixup_8", 0.8: "mixup_8"}
-    assert set(t[t.key.str.startswith("mixup_") & t.table2_row].key) == {"mixup_8", "mixup_dropout"}
+    assert S.table2_mixup_alpha(fake_result()) == PAPER_KEYS
+    assert set(t[t.key.str.startswith("mixup_") & t.table2_row].key) == {"mixup_8", "mixup_32", "mixup_dropout"}
+    assert S.table2_mixup_alpha(fake_result(good=dict.fromkeys(LEVELS, "mixup_1"))) == \
+        dict.fromkeys(LEVELS, "mixup_1")
 
 
 def test_claims_hold_on_a_result_made_to_hold():
@@ -91,6 +99,41 @@ def test_claims_hold_on_a_result_made_to_hold():
     assert "gap 5 points" in c["erm_last_exceeds_best"].measured
     assert "70 → 100 %" in c["erm_last_exceeds_best"].measured  # fitted before the drop (epoch 50) → at the end
     assert "held in 6/6" in c["mixup_last_below_erm"].measured
+    assert ("p = 0.5: ERM 36 % vs mixup (α = 32) 13 % (paper's α; held in 2/2 seeds; best of grid, "
+            "selected on the test set: mixup (α = 32) 13 %)") in c["mixup_last_below_erm"].measured
+    assert c["mixup_last_below_erm"].measured.endswith("held in 6/6 (level, seed) pairs at the paper's α")
+
+
+def test_mixup_last_compares_at_the_papers_alpha_not_the_best_of_grid():
+    # α = 8 is best at every level, below ERM; the paper's α = 32 at 50 and 80 % is not (60 > 36 %): the old
+    # best-of-three-on-the-test-set rule would say yes, the paper's α says no
+    r = fake_result(good=dict.fromkeys(LEVELS, "mixup_8"))
+    c = by_id(r)["mixup_last_below_erm"]
+    assert not c.reproduced
+    assert ("p = 0.5: ERM 36 % vs mixup (α = 32) 60 % (paper's α; held in 0/2 seeds; best of grid, "
+            "selected on the test set: mixup (α = 8) 13 %)") in c.measured
+    assert "held in 4/6 (level, seed) pairs at the paper's α" in c.measured  # 60 < 66 % at 80 %: below there
+    assert S.table2_mixup_alpha(r) == dict.fromkeys(LEVELS, "mixup_8")  # the best of grid is still shown
+    h = S.headline(r)["mixup_last_vs_erm"]["p=0.5"]
+    assert h == {"erm_last": 36.0, "paper_alpha": 32.0, "paper_alpha_in_grid": True, "paper_alpha_last": 60.0,
+                 "best_of_grid_selected_on_test": "mixup (α = 8)", "best_of_grid_selected_on_test_last": 13.0}
+    # the good case: the paper's α is below ERM at every level
+    assert by_id(fake_result())["mixup_last_below_erm"].reproduced
+
+
+def test_mixup_last_is_not_testable_when_the_papers_alpha_is_not_in_the_grid():
+    # grid {1, 8}: α = 8 at 20 % is there, α = 32 at 50 and 80 % is not; α = 8 is below ERM everywhere all the same
+    r = fake_result(alphas=(1.0, 8.0), good=dict.fromkeys(LEVELS, "mixup_8"))
+    c = by_id(r)["mixup_last_below_erm"]
+    assert not c.reproduced
+    assert "p = 0.8: ERM 66 % vs paper's α not in the grid (best of grid, selected on the test set: mixup (α = 8) " \
+           "50 %)" in c.measured
+    assert "not testable: paper's α not in the grid (1, 8) at p = 0.5: α = 32, p = 0.8: α = 32" in c.measured
+    h = S.headline(r)["mixup_last_vs_erm"]
+    assert h["p=0.2"]["paper_alpha_in_grid"] and not h["p=0.8"]["paper_alpha_in_grid"]
+    assert np.isnan(h["p=0.8"]["paper_alpha_last"]) and h["p=0.8"]["best_of_grid_selected_on_test_last"] == 50.0
+    # the same grid with α = 32 in it and good: testable, yes
+    assert by_id(fake_result(alphas=(1.0, 8.0, 32.0)))["mixup_last_below_erm"].reproduced
 
 
 def test_claims_fail_on_results_made_to_fail():
@@ -140,7 +183,7 @@ def test_experiment_worked_is_two_checks_with_every_failure_named():
 
 
 def test_seed_agreement_counts_level_seed_pairs():
-    r = fake_result(seeds=(0, 1, 2))
+    r = fake_result(seeds=(0, 1, 2), good=dict.fromkeys(LEVELS, "mixup_8"))
     # ERM's last error above mixup_8's in every pair but one
     r.runs.loc[(r.runs.method == "mixup_8") & (r.runs.level == 0.5) & (r.runs.seed == 2), "last_error"] = 0.99
     assert S._seed_agreement(r, "mixup_8", "last_error", 1.0) == "held in 8/9 (level, seed) pairs"

@@ -158,9 +158,10 @@ def test_every_claim_holds_on_the_model_result():
     assert len(c) == 6 and all(x.reproduced for x in c.values()), [x for x in c.values() if not x.reproduced]
     assert "ρ = 1" in c["nl_rises_with_noise_image_mlp"].measured
     assert "rise fc2 0.4 vs fc1 0.1" in c["rise_deeper_than_first_image_mlp"].measured
-    assert "stop 2 (90.0 %) vs best 2 (90.0 %)" in c["early_stop_audio_cnn1d"].measured
+    assert "stop 2 (90.0 %) vs best 2 (90.0 %), last 70.0 %" in c["early_stop_audio_cnn1d"].measured
     r = S.early_stopping(fake_result(), "image_mlp", 0.4)
     assert (r["stop"], r["best_epoch"]) == (2.0, 2) and r["gap"] == pytest.approx(0.0)
+    assert r["last"] == pytest.approx(0.7) and r["decline"] == pytest.approx(0.2) and r["needed"] and r["beats_last"]
 
 
 def test_rises_claim_fails_when_the_deep_layer_does_not_rise():
@@ -183,6 +184,45 @@ def test_stop_claim_fails_when_validation_peaks_elsewhere():
         c["early_stop_image_mlp"].measured
     c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.885, 0.9, 0.7]}))  # gap 1.5 points: within 2
     assert c["early_stop_image_mlp"].reproduced
+
+
+def test_stop_claim_is_not_testable_when_validation_accuracy_never_declines():
+    # validation accuracy plateaus at its best: "never stop" scores the same as the signal (which sits at the best,
+    # gap 0), so early stopping was not needed — not testable, no
+    c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.9, 0.9, 0.9]}))["early_stop_image_mlp"]
+    assert not c.reproduced
+    assert "stop 2 (90.0 %) vs best 2 (90.0 %), last 90.0 %" in c.measured
+    assert ("not testable: early stopping was not needed (best − last-epoch validation accuracy ≤ 2 points: "
+            "p 0.4: 0.0)") in c.measured
+    assert "does not beat the last epoch (p 0.4: 90.0 vs 90.0 %)" in c.measured
+    # a decline of exactly 2 points (90 → 88 %) is not more than 2: not testable either
+    c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.9, 0.89, 0.88]}))["early_stop_image_mlp"]
+    assert not c.reproduced and "p 0.4: 2.0)" in c.measured and "beat" not in c.measured
+    # exactly 2 points in float32 accuracies (46/50 → 45/50 reads 2.00000405 points): still not more than 2
+    c = by_id(fake_result(val={0.4: np.float32([0.1, 0.6, 0.92, 0.91, 0.9]).astype(float)}))["early_stop_image_mlp"]
+    assert not c.reproduced and "p 0.4: 2.0)" in c.measured
+    # a decline of 3 points (90 → 87 %), the signal at the best: testable, yes
+    c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.9, 0.89, 0.87]}))["early_stop_image_mlp"]
+    assert c.reproduced and "not testable" not in c.measured
+
+
+def test_stop_claim_needs_the_signal_to_beat_the_last_epoch():
+    # early stopping was needed (95 → 70 %), but the signal stops at epoch 2 (70 %), no better than never stopping
+    c = by_id(fake_result(val={0.4: [0.1, 0.6, 0.7, 0.95, 0.7]}))["early_stop_image_mlp"]
+    assert not c.reproduced and "needed" not in c.measured
+    assert "not testable: the signal's stop does not beat the last epoch (p 0.4: 70.0 vs 70.0 %)" in c.measured
+
+
+def test_stop_claim_per_seed_uses_the_same_rule():
+    # seed 1's validation accuracy never declines at p = 0.4 (the signal at its best): that seed is not testable,
+    # while the seed mean (90 → 80 %) declines by 10 points and the claim holds
+    r = fake_result(seeds=(0, 1))
+    sel = (r.history.seed == 1) & (r.history.arch == "image_mlp") & (r.history.level == 0.4)
+    r.history.loc[sel, "test_acc"] = [0.1, 0.6, 0.9, 0.9, 0.9]
+    c = by_id(r)
+    assert c["early_stop_image_mlp"].reproduced and "held in 1/2 seeds" in c["early_stop_image_mlp"].measured
+    assert not S.early_stopping(r, "image_mlp", 0.4, seed=1)["needed"]
+    assert "held in 2/2 seeds" in c["early_stop_audio_cnn1d"].measured
 
 
 def test_noise_claims_need_the_p1_network_to_memorize():

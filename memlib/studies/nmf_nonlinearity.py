@@ -6,7 +6,8 @@ the activation matrix A of a fixed batch of same-class training examples is fact
 (:mod:`memlib.methods.nmf`, all ranks, classes and noise levels of a layer in one batch); the layer's non-linearity is
 the area under the normalised error curve, averaged over classes. Claims: the deepest hidden layer's non-linearity rises
 with label noise, more than the first hidden layer's, and its minimum over training is an early-stopping point (no
-validation set needed) close to the best validation accuracy.
+validation set needed) close to the best validation accuracy — tested only at noise levels where early stopping
+was needed (the best epoch beats the last by more than 2 points) and where the signal beats never stopping.
 
 Protocol choices that the paper (abstract-level evidence, papers.md §2) does not fix are ours, named here and in the
 notebook: label noise is randY (exactly round(p·n) labels replaced by uniform classes, Arpit et al.); the batch of a
@@ -57,7 +58,12 @@ MAX_RANK_LIMIT = 32
 #: that counts as "rises with label noise" (STUDIES.md §07). Fixed before any result was looked at.
 RHO_THRESHOLD = 0.8
 #: The early-stopping epoch must have validation accuracy within this of the best epoch's (2 points, STUDIES.md).
+#: The same 2 points decide whether early stopping was needed at all: the best epoch must beat the last by more
+#: than STOP_GAP, else "never stop" scores as well as any signal and the claim is not testable there.
 STOP_GAP = 0.02
+#: Accuracies are float32 (46/50 − 45/50 reads 0.0200000405): differences within this of STOP_GAP count as equal
+#: to it — far below the resolution 1/n_test of an accuracy, so no two measured values are merged.
+_ACC_EPS = 1e-6
 #: The fully noisy (p = 1) network must fit its random labels to at least this training accuracy before the noise
 #: claims can say yes: otherwise p = 1 is not a memorizing network. Fixed before any result was looked at.
 MEMORIZED_ACC = 0.95
@@ -399,7 +405,11 @@ def by_level(result: Result, arch: str, seed: Optional[int] = None) -> pd.DataFr
 
 def early_stopping(result: Result, arch: str, level: float, seed: Optional[int] = None) -> dict:
     """The signal's stopping epoch on the (seed-mean, or one ``seed``'s) deepest-layer curve of ``arch`` at
-    ``level``, validation accuracy there, the best validation accuracy over all epochs and the gap between them."""
+    ``level``, validation accuracy there, the best validation accuracy over all epochs and the gap between them;
+    ``last`` — validation accuracy at the last epoch (what never stopping gives), ``decline`` = best − last,
+    ``needed`` — early stopping was needed there (``decline`` > STOP_GAP; otherwise never stopping is within 2
+    points of the best and the signal is not tested), ``beats_last`` — the signal's stop has higher validation
+    accuracy than the last epoch (NaN: False for both)."""
     deepest = arch_layers(result, arch)[-1]
     nl, h = result.nonlinearity, result.history
     sel_nl = (nl.arch == arch) & (nl.layer == deepest) & np.isclose(nl.level, level)
@@ -409,8 +419,10 @@ def early_stopping(result: Result, arch: str, level: float, seed: Optional[int] 
     val = h[sel_h].groupby("epoch").test_acc.mean()
     stop = stop_epoch(nl[sel_nl].groupby("epoch").nl.mean())
     at_stop = float(val.get(stop, np.nan)) if np.isfinite(stop) else float("nan")
-    best = float(val.max())
-    return dict(stop=stop, val_at_stop=at_stop, best=best, best_epoch=int(val.idxmax()), gap=best - at_stop)
+    best, last = float(val.max()), float(val.iloc[-1])
+    return dict(stop=stop, val_at_stop=at_stop, best=best, best_epoch=int(val.idxmax()), gap=best - at_stop,
+                last=last, decline=best - last, needed=bool(best - last > STOP_GAP + _ACC_EPS),
+                beats_last=bool(at_stop > last))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,28 +490,54 @@ def _deeper_claim(result: Result, arch: Architecture) -> Claim:
                  verdict(deep > first, worked))
 
 
+def _stop_checks(r: dict) -> Check:
+    """Whether early stopping is testable at the levels of ``r`` ({level: :func:`early_stopping`}): at each one
+    validation accuracy declined by more than STOP_GAP from its best to the last epoch (early stopping was needed)
+    and the signal's stop beats the last epoch (it does better than never stopping)."""
+    flat = [p for p, v in r.items() if not v["needed"]]
+    no_better = [p for p, v in r.items() if not v["beats_last"]]
+    return all_of(
+        check(not flat, lambda: "not testable: early stopping was not needed (best − last-epoch validation accuracy "
+                                f"≤ {100 * STOP_GAP:g} points: " + ", ".join(
+                                    f"p {p:g}: {100 * r[p]['decline']:.1f}" for p in flat) + ")"),
+        check(not no_better, lambda: "not testable: the signal's stop does not beat the last epoch (" + ", ".join(
+            f"p {p:g}: {100 * r[p]['val_at_stop']:.1f} vs {100 * r[p]['last']:.1f} %" for p in no_better) + ")"))
+
+
+def _stop_holds(r: dict) -> bool:
+    """The claim's own condition on ``r``: the signal's stop within STOP_GAP of the best at every level (NaN: no)."""
+    return all(v["gap"] <= STOP_GAP + _ACC_EPS for v in r.values())
+
+
 def _stop_claim(result: Result, arch: Architecture) -> Claim:
     worked = _worked(result, arch).clean  # early stopping needs only the clean network to have learned
     partial = result.config.noise_levels
     r = {p: early_stopping(result, arch.key, p) for p in partial}
-    held = lambda seed: all(early_stopping(result, arch.key, p, seed)["gap"] <= STOP_GAP + 1e-12  # noqa: E731
-                            for p in partial)
+    testable = _stop_checks(r)
+
+    def held(seed):
+        rs = {p: early_stopping(result, arch.key, p, seed) for p in partial}
+        return verdict(_stop_holds(rs), _stop_checks(rs))
+
     parts = [f"p {p:g}: stop {r[p]['stop']:.0f} ({100 * r[p]['val_at_stop']:.1f} %) vs best {r[p]['best_epoch']} "
-             f"({100 * r[p]['best']:.1f} %)" for p in partial]
-    ok = all(v["gap"] <= STOP_GAP + 1e-12 for v in r.values())  # NaN gap: not ≤, no
+             f"({100 * r[p]['best']:.1f} %), last {100 * r[p]['last']:.1f} %" for p in partial]
     return Claim(f"early_stop_{arch.key}",
                  f"{arch.label} ({arch.modality}): at every partial noise level, validation accuracy at the epoch "
                  f"where the deepest hidden layer's non-linearity is lowest (checkpoints after epoch 0) is within "
-                 f"{100 * STOP_GAP:g} points of the best epoch's",
+                 f"{100 * STOP_GAP:g} points of the best epoch's and above the last epoch's; testable only where "
+                 f"early stopping was needed (best beats the last epoch by more than {100 * STOP_GAP:g} points)",
                  "usable as an early-stopping signal without a validation set",
-                 "; ".join(parts) + _seed_note(result, held) + worked.note(), verdict(ok, worked))
+                 "; ".join(parts) + _seed_note(result, held) + testable.note() + worked.note(),
+                 verdict(_stop_holds(r), testable, worked))
 
 
 def claims(result: Result) -> list[Claim]:
     """Per architecture (images and audio alike): non-linearity rises with noise (ρ ≥ 0.8), more in the deepest
     hidden layer than in the first, and its minimum is an early-stopping epoch within 2 points of the best. The
     noise claims need the clean network to have learned and the p = 1 network to have fitted its labels
-    (≥ MEMORIZED_ACC); the stopping claim needs the clean network to have learned."""
+    (≥ MEMORIZED_ACC); the stopping claim needs the clean network to have learned and, at every partial level,
+    early stopping to have been needed (best − last validation accuracy > STOP_GAP) and the signal's stop to beat
+    the last epoch — otherwise it is not testable and says no."""
     out = []
     for arch in architectures(result.config):
         out += [_rises_claim(result, arch), _deeper_claim(result, arch), _stop_claim(result, arch)]
