@@ -1,9 +1,12 @@
 """Study 13 — memorization dissection (Gu & Tresp, NeurIPS 2019 workshop): "one way to learn, N ways to memorize".
 
-Networks of one architecture are trained from several seeds on the true labels and on random labels (each
-random-label network on its own labels, drawn from its seed's ``"corrupt"`` stream); all 2S of them train
-together (:func:`memlib.train.train_many`) on the same inputs. On a fixed probe set of clean, unseen test examples
-we compare every pair of networks inside each group, layer by layer:
+Networks of one architecture are trained from several seeds on the true labels and on random labels; all 2S of
+them train together (:func:`memlib.train.train_many`) on the same inputs. The random labels are one labelling drawn
+from the ``"corrupt"`` stream of the first seed and shared by every random-label network (``random_labels="shared"``,
+the default), or each network's own labelling from its seed's stream (``"per_network"``). Only the shared labelling
+tests the paper's statement — random-label networks that memorize *one* task in different ways; with a labelling per
+network they solve different tasks, which by itself lowers their similarity and inflates "N ways to memorize". On a
+fixed probe set of clean, unseen test examples we compare every pair of networks inside each group, layer by layer:
 
 * representation similarity — linear CKA by default (:func:`memlib.stats.linear_cka`), RBF CKA as the alternative
   (:func:`memlib.stats.rbf_cka`). The paper's own similarity measure is not confirmed (papers.md §8): CKA is
@@ -40,6 +43,8 @@ PAPER = "Gu & Tresp — Neural Network Memorization Dissection (NeurIPS 2019 wor
 #: The similarity measures on offer (the paper's own is unconfirmed; both are substitutes).
 SIMILARITIES = ("linear_cka", "rbf_cka")
 GROUPS = ("true", "random")
+#: ``random_labels``: one random labelling for every random-label network, or each network its own.
+RANDOM_LABELS = ("shared", "per_network")
 #: A random-label network has memorized its labels once its training accuracy on them is ≥ FIT_THRESHOLD.
 #: Fixed before any result was looked at.
 FIT_THRESHOLD = 0.95
@@ -51,7 +56,12 @@ N_SHOWN = 3
 
 @dataclasses.dataclass(frozen=True)
 class Config(StrictConfig):
-    """Parameters of study 13; see the notebook for what each means."""
+    """Parameters of study 13; see the notebook for what each means.
+
+    ``random_labels``: ``"shared"`` (default) — one random labelling, from the ``"corrupt"`` stream of ``seeds[0]``,
+    memorized by every random-label network: the same task, so their dissimilarity measures *how* they memorize (the
+    paper's "N ways to memorize"); ``"per_network"`` — each network its own labelling from its seed's stream: different
+    tasks, which alone make them dissimilar (the control that shows the confound)."""
 
     dataset: str = "digits"
     n_train: int = 1000
@@ -59,6 +69,7 @@ class Config(StrictConfig):
     model: str = "mlp"
     widths: tuple[int, ...] = (256, 256, 256, 256)
     noise_level: float = 1.0
+    random_labels: str = "shared"
     epochs: int = 150
     batch_size: int = 32
     lr: float = 0.01
@@ -77,6 +88,9 @@ class Config(StrictConfig):
         require(0 < self.noise_level <= 1, "noise_level", self.noise_level,
                 "use the fraction of training labels re-drawn at random for the random-label group, in (0, 1] "
                 "(1 = random labels, the paper's setting)")
+        require(self.random_labels in RANDOM_LABELS, "random_labels", self.random_labels,
+                f"choose one of {list(RANDOM_LABELS)} (shared: one random labelling memorized by every random-label "
+                "network, the setting the paper's statement needs; per_network: each network its own labelling)")
         require(self.similarity in SIMILARITIES, "similarity", self.similarity, f"choose one of {list(SIMILARITIES)}")
         require(self.sigma_frac > 0, "sigma_frac", self.sigma_frac,
                 "use a positive fraction of the median distance for rbf_cka (Kornblith et al.: 0.5)")
@@ -96,7 +110,8 @@ class Result:
     ``similarity`` ``(layers, 2S, 2S)`` — layers in ``meta['layers']`` order (hidden layers, then ``logits``);
     ``grad_cosine`` ``(2S, 2S, n_test)`` — per probe example (NaN where a gradient is zero);
     ``input_gradients`` ``(2S, N_SHOWN, *input_shape)`` for the first N_SHOWN probe examples, ``probe_x``
-    ``(N_SHOWN, *input_shape)``, ``probe_y`` ``(N_SHOWN,)``."""
+    ``(N_SHOWN, *input_shape)``, ``probe_y`` ``(N_SHOWN,)``; ``y_random`` ``(S, n_train)`` the training labels of
+    each random-label network, in ``seeds`` order (equal rows with ``random_labels="shared"``)."""
 
     config: Config
     models: pd.DataFrame
@@ -129,11 +144,20 @@ def cosine_per_example(g: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, dots / np.where(denom > 0, denom, 1.0), np.nan)
 
 
+def random_label_datasets(cfg: Config, base: D.Dataset) -> list[D.Dataset]:
+    """The random-label group's training data, one per seed: a fraction ``noise_level`` of the labels re-drawn
+    uniformly — one labelling from the ``"corrupt"`` stream of ``seeds[0]`` shared by all (``"shared"``), or each
+    network's from its own seed's stream (``"per_network"``). Inputs and the probe set are unchanged."""
+    if cfg.random_labels == "shared":
+        return [D.corrupt(base, "label_noise", cfg.noise_level, seed=cfg.seeds[0])] * len(cfg.seeds)
+    return [D.corrupt(base, "label_noise", cfg.noise_level, seed=seed) for seed in cfg.seeds]
+
+
 def _compute(cfg: Config, progress: bool):
     seeds = list(cfg.seeds)
     s = len(seeds)
     base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seeds[0]))
-    noisy = [D.corrupt(base, "label_noise", cfg.noise_level, seed=seed) for seed in seeds]
+    noisy = random_label_datasets(cfg, base)
     mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths),
                     [base] * s + noisy, train_config(cfg), seeds + seeds, progress=progress,
                     desc=f"{2 * s} networks (true and random labels)")
@@ -173,7 +197,7 @@ def _compute(cfg: Config, progress: bool):
     arrays = dict(train_index=base.train_index.numpy(), test_index=base.test_index.numpy(), model_group=groups,
                   model_seed=model_seed, similarity=similarity, grad_cosine=cos,
                   input_gradients=grads[:, :N_SHOWN], probe_x=base.x_test[:N_SHOWN].numpy(),
-                  probe_y=base.y_test[:N_SHOWN].numpy())
+                  probe_y=base.y_test[:N_SHOWN].numpy(), y_random=np.stack([d.y_train.numpy() for d in noisy]))
     return ({"models": models, "history": df, "pairs": pd.DataFrame(pair_rows), "grad_pairs": pd.DataFrame(grad_rows)},
             arrays, {"layers": layers})
 
@@ -263,12 +287,21 @@ def _similarity_name(cfg: Config) -> str:
     return "linear CKA" if cfg.similarity == "linear_cka" else f"RBF CKA (σ = {cfg.sigma_frac:g} × median distance)"
 
 
+def _labelling(cfg: Config) -> str:
+    """How the random-label networks' labels were drawn, as a claim's statement ends."""
+    if cfg.random_labels == "shared":
+        return "; the random-label networks memorize one shared random labelling"
+    return ("; each random-label network memorizes its own random labelling (per_network: they solve different "
+            "tasks, which alone lowers their similarity)")
+
+
 def _last_hidden_true_more_similar_claim(result: Result) -> Claim:
     worked, hidden = experiment_worked(result), hidden_layers(result)
     last = result.pairs[result.pairs.layer == hidden[-1]]
     return Claim("last_hidden_true_more_similar",
                  f"In the last hidden layer ({hidden[-1]}), every pair of true-label networks is more similar "
-                 f"({_similarity_name(result.config)}) than every pair of random-label networks",
+                 f"({_similarity_name(result.config)}) than every pair of random-label networks"
+                 + _labelling(result.config),
                  "one way to learn, N ways to memorize", separation_text(last, "similarity") + _worked_note(worked),
                  verdict(separated(last, "similarity"), pairs_defined(last, "similarity"), worked))
 
@@ -279,7 +312,7 @@ def _gap_grows_with_depth_claim(result: Result) -> Claim:
     rho = spearman(np.arange(1, len(hidden) + 1), t.gap.to_numpy()) if len(hidden) >= 3 else float("nan")
     return Claim("gap_grows_with_depth",
                  f"The similarity gap mean(true) − mean(random) grows with depth over the hidden layers (Spearman ρ ≥ "
-                 f"{RHO_THRESHOLD}; at least 3 hidden layers)",
+                 f"{RHO_THRESHOLD}; at least 3 hidden layers)" + _labelling(result.config),
                  "dissimilar memorization in deep layers",
                  f"ρ = {fmt(rho)}; gap " + " → ".join(fmt(v) for v in t.gap) + _worked_note(worked),
                  verdict(rho >= RHO_THRESHOLD, worked))
@@ -289,7 +322,8 @@ def _input_gradients_true_more_similar_claim(result: Result) -> Claim:
     worked, grads = experiment_worked(result), result.grad_pairs
     return Claim("input_gradients_true_more_similar",
                  "Input gradients (∂CE/∂x for the true label, cosine per probe example, averaged) of every pair of "
-                 "true-label networks are more similar than those of every pair of random-label networks",
+                 "true-label networks are more similar than those of every pair of random-label networks"
+                 + _labelling(result.config),
                  "gradient analysis explains the difference",
                  separation_text(grads, "grad_cosine") + _worked_note(worked),
                  verdict(separated(grads, "grad_cosine"), pairs_defined(grads, "grad_cosine"), worked))
@@ -306,7 +340,7 @@ def headline(result: Result) -> dict:
     """Per-layer group means and gaps, input-gradient similarity per group, and the networks' accuracies."""
     t = by_layer(result)
     g = gradient_summary(result)
-    return {"similarity": result.config.similarity,
+    return {"similarity": result.config.similarity, "random_labels": result.config.random_labels,
             "by_layer": {layer: {c: float(v) for c, v in row.items()} for layer, row in t.iterrows()},
             "grad_cosine": {group: float(row["mean"]) for group, row in g.iterrows()},
             "models": result.models.groupby("group")[["train_acc", "test_acc"]].mean().to_dict(orient="index")}
@@ -359,7 +393,8 @@ def plot_similarity_matrices(result: Result, layers=None, axes=None):
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_title(layer)
     fig.colorbar(im, ax=list(axes), shrink=0.8, label="similarity")
-    fig.suptitle("T = true labels, R = random labels (seed)", fontsize=9)
+    labelling = "one shared labelling" if result.config.random_labels == "shared" else "a labelling per network"
+    fig.suptitle(f"T = true labels, R = random labels ({labelling}); the number is the seed", fontsize=9)
     return fig
 
 

@@ -10,7 +10,10 @@ std) with the same real labels. At the epochs ``measure_epochs``, the features o
   with the test labels), and
 * a **shared-structure** validation set — one perturbed copy (``perturbation``, ``perturb_size``;
   :func:`memlib.methods.permutation.shared_structure_copies`) of each of ``n_shared`` training examples, carrying the
-  label its original has in whichever labelling the classifier is trained on,
+  label its original has in whichever labelling the classifier is trained on, and
+* a second shared-structure set, ``shared_large`` — copies of the same examples with the same draws at the larger
+  size ``perturb_size_large`` (noise: the same noise scaled up; dropout: a superset of the dropped values), so the
+  two sets differ only in how far the copies lie from their originals,
 
 are standardized with the training features' statistics. A shallow classifier — multinomial logistic regression
 with an L2 penalty (``logreg_C``) — is trained on the training features with the real labels and with ``n_perm``
@@ -22,6 +25,12 @@ Reading: on the independent set, observed ≫ null means the features *learned* 
 shared-structure set, shuffled-label classifiers above chance means the features let a classifier recall
 arbitrary labels of individual training examples from perturbed copies — *memorization*. The protocol is
 reconstructed from the abstract (papers.md §5): every choice above is ours and is named in the notebook.
+
+The Gaussian-input claim on the first shared set is nearly implied by its own precondition: the copies are that
+network's own training inputs plus small noise, and the claim needs the network to have fitted those inputs' labels
+(≥ FIT_THRESHOLD), so a real-label classifier on its features scores about as high on the copies as on the
+originals. The second set, far enough from the originals not to inherit that fit, asks the same question as its own
+claim (``gaussian_beats_null_on_shared_large``).
 """
 from __future__ import annotations
 
@@ -50,7 +59,7 @@ STUDY = "permutation_test"
 PAPER = ("Chaibub Neto — Detecting Learning vs Memorization in Deep Neural Networks using Shared Structure "
          "Validation Sets (arXiv 1802.07714, 2018)")
 NETWORKS = ("real", "gaussian")
-SPLITS = ("independent", "shared")
+SPLITS = ("independent", "shared", "shared_large")
 #: The paper's B is not known; the issue asks for B ≥ 100.
 MIN_PERM = 100
 #: The gaussian network "worked" once its training accuracy (on the real labels of its noise inputs) is ≥ this.
@@ -85,6 +94,7 @@ class Config(StrictConfig):
     n_shared: int = 500
     perturbation: str = "noise"
     perturb_size: float = 0.25
+    perturb_size_large: float = 1.0
     seed: int = 0
     device: str = "cpu"
 
@@ -110,6 +120,13 @@ class Config(StrictConfig):
         require(self.perturb_size >= 0 and (self.perturbation == "noise" or self.perturb_size < 1), "perturb_size",
                 self.perturb_size, "use a noise std ≥ 0 (in units of the standardized inputs' std)"
                 if self.perturbation == "noise" else "use a dropout probability in [0, 1)")
+        noise = self.perturbation == "noise"
+        require(self.perturb_size_large > self.perturb_size and (noise or self.perturb_size_large < 1)
+                and np.isfinite(self.perturb_size_large), "perturb_size_large", self.perturb_size_large,
+                f"use a noise std larger than perturb_size ({self.perturb_size:g}) for the second shared-structure "
+                "set (default 1.0: the standardized inputs' own std)" if noise else
+                f"use a dropout probability in (perturb_size, 1) = ({self.perturb_size:g}, 1) for the second "
+                "shared-structure set, e.g. 0.75")
 
 
 @dataclasses.dataclass
@@ -121,12 +138,13 @@ class Result:
     1 + B fits), ``max_iter`` (most L-BFGS iterations) and ``fit_s`` (seconds for the batched fit); ``history``:
     ``train_many``'s per-epoch table of the two networks with ``network``.
 
-    ``arrays``: ``epochs`` ``(E,)`` the recorded epochs; ``observed`` ``(2, E, 2)`` and ``null`` ``(2, E, 2, B)``
-    accuracies, axes network (``NETWORKS`` order), epoch, split (``SPLITS`` order), shuffle; ``p_value``
-    ``(2, E, 2)``; ``train_acc`` ``(2, E, 1+B)`` each classifier's training accuracy on its own labels (index 0 the
-    real labels); ``converged`` ``(2, E, 1+B)``; ``labels`` ``(1+B, n_train)`` the labellings (row 0 real);
-    ``train_index`` ``(n_train,)``, ``test_index`` ``(n_test,)`` rows in the source splits; ``shared_index``
-    ``(n_shared,)`` positions in the training set of the copied examples."""
+    ``arrays``: ``epochs`` ``(E,)`` the recorded epochs; ``observed`` ``(2, E, 3)`` and ``null`` ``(2, E, 3, B)``
+    accuracies, axes network (``NETWORKS`` order), epoch, split (``SPLITS`` order: independent, shared with
+    ``perturb_size``, shared_large with ``perturb_size_large``), shuffle; ``p_value`` ``(2, E, 3)``;
+    ``train_acc`` ``(2, E, 1+B)`` each classifier's training accuracy on its own labels (index 0 the real labels);
+    ``converged`` ``(2, E, 1+B)``; ``labels`` ``(1+B, n_train)`` the labellings (row 0 real); ``train_index``
+    ``(n_train,)``, ``test_index`` ``(n_test,)`` rows in the source splits; ``shared_index`` ``(n_shared,)``
+    positions in the training set of the copied examples (the same for both shared sets)."""
 
     config: Config
     tests: pd.DataFrame
@@ -136,16 +154,30 @@ class Result:
     meta: dict
 
 
+def shared_structure_sets(cfg: Config, inputs: list[torch.Tensor], generator: torch.Generator
+                          ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The two shared-structure sets' inputs: for each tensor of ``inputs`` (one per network, the copied examples),
+    its copies at ``perturb_size`` and at ``perturb_size_large``, both from the same draws of ``generator`` — noise:
+    the large copy's noise is the small one's scaled by perturb_size_large / perturb_size; dropout: the large copy
+    drops every value the small one drops, and more."""
+    draws = generator.get_state()
+
+    def copies(size: float) -> list[torch.Tensor]:
+        generator.set_state(draws)
+        return [shared_structure_copies(x, cfg.perturbation, size, generator) for x in inputs]
+
+    return copies(cfg.perturb_size), copies(cfg.perturb_size_large)
+
+
 def _compute(cfg: Config, progress: bool):
     device = get_device(cfg.device)
     base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=cfg.seed))
     nets = {"real": base, "gaussian": D.corrupt(base, "gaussian", seed=cfg.seed, corrupt_test=True)}
     g_shared = stream(cfg.seed, "shared-structure")
     shared_index = torch.randperm(cfg.n_train, generator=g_shared)[:cfg.n_shared].sort().values
-    parts = {name: [ds.x_train, ds.x_test,
-                    shared_structure_copies(ds.x_train[shared_index], cfg.perturbation, cfg.perturb_size, g_shared)]
-             for name, ds in nets.items()}
-    sizes = [cfg.n_train, len(base.y_test), cfg.n_shared]
+    small, large = shared_structure_sets(cfg, [nets[name].x_train[shared_index] for name in NETWORKS], g_shared)
+    parts = {name: [nets[name].x_train, nets[name].x_test, small[i], large[i]] for i, name in enumerate(NETWORKS)}
+    sizes = [cfg.n_train, len(base.y_test), cfg.n_shared, cfg.n_shared]
     probe = torch.stack([torch.cat(parts[name]) for name in NETWORKS]).to(device)  # (2, N_all, ...): each its own
     record = set(cfg.measure_epochs)
     feats: dict[int, torch.Tensor] = {}
@@ -165,19 +197,20 @@ def _compute(cfg: Config, progress: bool):
     shared_labels = labels[:, shared_index]
     epochs = np.array(sorted(feats))
     b, e = cfg.n_perm, len(epochs)
-    observed, null = np.zeros((2, e, 2)), np.zeros((2, e, 2, b))
+    observed, null = np.zeros((2, e, len(SPLITS))), np.zeros((2, e, len(SPLITS), b))
     train_acc, converged = np.zeros((2, e, 1 + b)), np.zeros((2, e, 1 + b), dtype=bool)
     fit_rows = []
     jobs = [(i, j) for i in range(2) for j in range(e)]
     for i, j in tqdm(jobs, desc=f"{len(jobs)} batched fits of {1 + b} classifiers", leave=False, disable=not progress):
         h = feats[int(epochs[j])][i]  # network i's features of its own inputs
-        tr, te, sh = standardize_features(*torch.split(h, sizes))
+        tr, te, sh, sh_large = standardize_features(*torch.split(h, sizes))
         t0 = time.perf_counter()
         fit = fit_softmax(tr.to(device), labels.to(device), num_classes=base.num_classes, C=cfg.logreg_C,
                           tol=cfg.logreg_tol, max_iter=MAX_ITER)
         fit_s = time.perf_counter() - t0
         acc = {"independent": fit.accuracy(te.to(device), base.y_test.to(device)),  # real test labels for all
-               "shared": fit.accuracy(sh.to(device), shared_labels.to(device))}  # each its own labels of the copies
+               "shared": fit.accuracy(sh.to(device), shared_labels.to(device)),  # each its own labels of the copies
+               "shared_large": fit.accuracy(sh_large.to(device), shared_labels.to(device))}
         for k, split in enumerate(SPLITS):
             a = acc[split].cpu().numpy().astype(float)
             observed[i, j, k], null[i, j, k] = a[0], a[1:]
@@ -192,7 +225,7 @@ def _compute(cfg: Config, progress: bool):
                  null_q05=np.quantile(null[i, j, k], 0.05),
                  null_q95=np.quantile(null[i, j, k], 0.95), null_max=null[i, j, k].max(), p_value=p_value[i, j, k],
                  n_perm=b)
-            for i in range(2) for j in range(e) for k in range(2)]
+            for i in range(2) for j in range(e) for k in range(len(SPLITS))]
     arrays = dict(epochs=epochs, observed=observed, null=null, p_value=p_value, train_acc=train_acc,
                   converged=converged, labels=labels.numpy().astype(np.int16), train_index=base.train_index.numpy(),
                   test_index=base.test_index.numpy(), shared_index=shared_index.numpy())
@@ -297,28 +330,57 @@ def _memorization_claim(result: Result, worked: dict[str, Check]) -> Claim:
                  verdict(above and rho >= RHO_THRESHOLD, worked["real"]))
 
 
-def _gaussian_claim(result: Result, worked: dict[str, Check]) -> Claim:
-    sh, ind = _rows(result, "gaussian", "shared"), _rows(result, "gaussian", "independent")
+def perturbation_text(cfg: Config, split: str) -> str:
+    """How the copies of a shared-structure ``split`` were perturbed, in words."""
+    size = cfg.perturb_size if split == "shared" else cfg.perturb_size_large
+    return (f"Gaussian noise of std {size:g}" if cfg.perturbation == "noise"
+            else f"each input value dropped with probability {size:g}")
+
+
+def _gaussian_test(result: Result, worked: dict[str, Check], split: str) -> tuple[str, bool]:
+    """The Gaussian-input network's test on a shared-structure ``split`` at the last recorded epoch: the measured
+    text and the verdict (real-label classifier above every shuffle, B ≥ MIN_PERM, the network fitted)."""
+    sh, ind = _rows(result, "gaussian", split), _rows(result, "gaussian", "independent")
     pmin = 1 / (1 + result.config.n_perm)
     last, last_ind = sh.iloc[-1], ind.iloc[-1]
     enough = _enough_shuffles(result)
-    measured = (f"epoch {int(last.epoch)}: shared set observed {fmt(last.observed)} vs null mean {fmt(last.null_mean)} "
-                f"(max {fmt(last.null_max)}), p = {fmt(last.p_value)} (needs {fmt(pmin)}); independent set (fresh "
-                f"noise) p = {fmt(last_ind.p_value)}" + enough.note() + worked["gaussian"].note(_DID_NOT_WORK))
+    measured = (f"epoch {int(last.epoch)}: {split.replace('_', ' ')} set observed {fmt(last.observed)} vs null mean "
+                f"{fmt(last.null_mean)} (max {fmt(last.null_max)}), p = {fmt(last.p_value)} (needs {fmt(pmin)}); "
+                f"independent set (fresh noise) p = {fmt(last_ind.p_value)}" + enough.note()
+                + worked["gaussian"].note(_DID_NOT_WORK))
+    return measured, verdict(last.p_value <= pmin + 1e-12, enough, worked["gaussian"])
+
+
+def _gaussian_claim(result: Result, worked: dict[str, Check]) -> Claim:
+    measured, holds = _gaussian_test(result, worked, "shared")
     return Claim("gaussian_beats_null_on_shared",
                  "The Gaussian-input network's features (trained on pure noise inputs with the real labels) still beat "
-                 "the null on the shared-structure set: at the last recorded epoch "
-                 "the real-label classifier beats every "
-                 "shuffled-label one (p = 1/(1+B))",
-                 "DNNs can learn with pure Gaussian-noise inputs", measured,
-                 verdict(last.p_value <= pmin + 1e-12, enough, worked["gaussian"]))
+                 "the null on the shared-structure set: at the last recorded epoch the real-label classifier beats "
+                 "every shuffled-label one (p = 1/(1+B)). Nearly implied by its precondition: the copies are the "
+                 f"network's own training inputs with {perturbation_text(result.config, 'shared')}, whose labels it "
+                 f"fitted (≥ {FIT_THRESHOLD:g}); gaussian_beats_null_on_shared_large asks the same farther away",
+                 "DNNs can learn with pure Gaussian-noise inputs", measured, holds)
+
+
+def _gaussian_large_claim(result: Result, worked: dict[str, Check]) -> Claim:
+    measured, holds = _gaussian_test(result, worked, "shared_large")
+    return Claim("gaussian_beats_null_on_shared_large",
+                 "The same test on the second shared-structure set — copies of the same training inputs with "
+                 f"{perturbation_text(result.config, 'shared_large')} (perturb_size_large), far enough that the "
+                 "network's fit of its training inputs need not carry over: at the last recorded epoch the "
+                 "Gaussian-input network's real-label classifier beats every shuffled-label one (p = 1/(1+B))",
+                 "DNNs can learn with pure Gaussian-noise inputs (beyond near-copies of their training inputs)",
+                 measured, holds)
 
 
 def claims(result: Result) -> list[Claim]:
     """STUDIES.md §09, thresholds fixed before any result was seen; each needs its network to have worked
-    (:func:`experiment_worked`) and B ≥ MIN_PERM where a p-value must reach 1/(1+B)."""
+    (:func:`experiment_worked`) and B ≥ MIN_PERM where a p-value must reach 1/(1+B). The Gaussian-input claim is
+    tested on both shared-structure sets: the first, near-copies of the network's fitted training inputs, nearly
+    implies it; the second (``perturb_size_large``) does not."""
     worked = experiment_worked(result)
-    return [_independent_claim(result, worked), _memorization_claim(result, worked), _gaussian_claim(result, worked)]
+    return [_independent_claim(result, worked), _memorization_claim(result, worked), _gaussian_claim(result, worked),
+            _gaussian_large_claim(result, worked)]
 
 
 def headline(result: Result) -> dict:
@@ -337,22 +399,25 @@ def headline(result: Result) -> dict:
 
 # ----------------------------------------------------------------------------- figures
 
-SPLIT_TITLES = {"independent": "independent validation set", "shared": "shared-structure validation set"}
+SPLIT_TITLES = {"independent": "independent validation set", "shared": "shared-structure validation set",
+                "shared_large": "shared-structure set, larger perturbation"}
 NETWORK_TITLES = {"real": "real-data network", "gaussian": "Gaussian-input network"}
 
 
 def plot_null_distributions(result: Result, network: str = "real", epochs=None, axes=None):
     """Histograms of the shuffled-label accuracies (the null) with the real-label accuracy marked, one column per
-    recorded epoch (default: all), one row per validation set."""
+    recorded epoch (default: all), one row per validation set (``SPLITS`` order)."""
     import matplotlib.pyplot as plt
 
     all_epochs = [int(e) for e in result.arrays["epochs"]]
     epochs = all_epochs if epochs is None else [int(e) for e in epochs]
     i = NETWORKS.index(network)
+    rows = len(SPLITS)
     if axes is None:
-        fig, axes = plt.subplots(2, len(epochs), figsize=(2.3 * len(epochs), 5.0), squeeze=False, sharey="row")
+        fig, axes = plt.subplots(rows, len(epochs), figsize=(2.3 * len(epochs), 2.5 * rows), squeeze=False,
+                                 sharey="row")
     else:
-        axes = np.asarray(axes).reshape(2, len(epochs))
+        axes = np.asarray(axes).reshape(rows, len(epochs))
         fig = axes.flat[0].figure
     k = int(result.meta["num_classes"])
     for c, epoch in enumerate(epochs):
@@ -368,7 +433,7 @@ def plot_null_distributions(result: Result, network: str = "real", epochs=None, 
             ax.tick_params(labelsize=7)
             if c == 0:
                 ax.set_ylabel(f"{split}\ncount", fontsize=8)
-            if r == 1:
+            if r == rows - 1:
                 ax.set_xlabel("accuracy", fontsize=8)
     axes[0, 0].legend(fontsize=6, loc="upper right")
     fig.suptitle(f"{NETWORK_TITLES[network]}: real-label accuracy against the permutation null "
@@ -381,7 +446,7 @@ def plot_over_epochs(result: Result):
     and validation set (columns)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, len(SPLITS), figsize=(4.5 * len(SPLITS), 6), sharex=True, sharey=True)
     k = int(result.meta["num_classes"])
     for r, net in enumerate(NETWORKS):
         for c, split in enumerate(SPLITS):
@@ -393,7 +458,7 @@ def plot_over_epochs(result: Result):
             ax.plot(t.epoch, t.observed, color="C3", marker="o", ms=4, label="real labels")
             ax.axhline(1 / k, color="k", ls=":", lw=1, label="1/K")
             ax.set_xscale("symlog", linthresh=1)
-            ax.set_title(f"{NETWORK_TITLES[net]} — {SPLIT_TITLES[split]}", fontsize=9)
+            ax.set_title(f"{NETWORK_TITLES[net]} — {SPLIT_TITLES[split]}", fontsize=8)
             if r == 1:
                 ax.set_xlabel("epoch of the network")
             if c == 0:
