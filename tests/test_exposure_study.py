@@ -157,16 +157,20 @@ def verdicts(result):
 
 def test_claims_say_yes_when_the_experiment_shows_it():
     assert verdicts(fake_result()) == {"exposure_grows_with_insertions": True, "control_stays_low": True,
-                                       "early_and_before_overfitting": True, "extrapolation_matches_exact": True,
+                                       "exposure_measurable_first_epoch": True,
+                                       "exposure_peaks_before_overfitting": True, "extrapolation_matches_exact": True,
                                        "dp_sgd_removes_exposure": True}
 
 
 @pytest.mark.parametrize("kwargs, claim", [
     ({"exp_final": (3.0, 18.0, 12.0, 5.0, 19.93)}, "exposure_grows_with_insertions"),  # ρ = 0.3
     ({"control": 10.5}, "control_stays_low"),
-    ({"first_epoch": 8.0}, "early_and_before_overfitting"),        # not measurable in the first epoch
-    ({"peak_epoch": 7}, "early_and_before_overfitting"),           # peaks at the validation-loss minimum
+    ({"first_epoch": 8.0}, "exposure_measurable_first_epoch"),     # not measurable in the first epoch
+    ({"peak_epoch": 7}, "exposure_peaks_before_overfitting"),      # peaks after the validation-loss minimum
+    ({"valid": (3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.2)}, "exposure_peaks_before_overfitting"),   # still falling
+    ({"valid": (3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.25)}, "exposure_peaks_before_overfitting"),  # flat after its minimum
     ({"skew_shift": 1.5}, "extrapolation_matches_exact"),
+    ({"exp_final": (3.0, 5.0, 8.0, 12.0, 19.93)}, "extrapolation_matches_exact"),  # no compared canary > log₂ 5000
     ({"dp_final": 11.0}, "dp_sgd_removes_exposure"),               # the private model still exposes a canary
     ({"dp_loss": 4.5}, "dp_sgd_removes_exposure"),                 # the private model did not learn
 ])
@@ -191,7 +195,8 @@ def test_claims_on_the_non_private_model_need_it_to_have_learned_the_language():
     r = fake_result()
     r.models.loc[r.models.model == "non-private", "unigram_loss"] = 2.5  # final valid loss 2.3: only 0.2 bits below
     c = {x.id: x for x in study.claims(r)}
-    needs = ("exposure_grows_with_insertions", "early_and_before_overfitting")
+    needs = ("exposure_grows_with_insertions", "control_stays_low", "exposure_measurable_first_epoch",
+             "exposure_peaks_before_overfitting", "extrapolation_matches_exact")
     assert {k: x.reproduced for k, x in c.items()} == {k: k not in needs for k in c}
     for k in needs:
         assert c[k].measured.endswith("; the model did not learn: valid loss 2.3 vs unigram 2.5 bits/char")
@@ -209,3 +214,76 @@ def test_the_curve_and_labels_follow_the_canaries():
     c = study.curve(r)
     assert list(c.index) == [0.0, 0.5] + [float(e) for e in range(1, 8)]
     assert c.loc[3.0, "n=16"] == pytest.approx(r.meta["space_bits"]) and c.loc[7.0, "valid_loss"] == 2.3
+
+
+# ----------------------------------------------------------------------------- the claims' definitions, one by one
+
+def test_exposure_that_saturates_at_rank_1_grows_though_its_ties_lower_rho():
+    full = math.log2(10**6)
+    c = {x.id: x for x in study.claims(fake_result(exp_final=(13.0, full, full, full, full)))}
+    assert c["exposure_grows_with_insertions"].reproduced is True
+    assert c["exposure_grows_with_insertions"].measured.startswith("ρ = 0.707; non-decreasing up to rank 1: yes;")
+    assert all(x.reproduced for x in c.values()), c  # nothing else changed
+
+
+@pytest.mark.parametrize("series", [
+    (13.0, 5.0, 19.93156856932417, 19.93156856932417, 19.93156856932417),  # ends at rank 1 but dips: ρ ≈ 0.35
+    (5.0, 5.0, 5.0, 5.0, 10.0),    # non-decreasing, but not up to rank 1: ρ = 0.707
+    (19.93156856932417,) * 5,      # rank 1 from one insertion on: saturated, no growth seen (ρ undefined)
+])
+def test_exposure_that_neither_correlates_nor_saturates_monotonically_does_not_grow(series):
+    r = fake_result()
+    f = r.final
+    inserted = (f.model == "non-private") & (f.insertions > 0)
+    r.final.loc[inserted, "exposure"] = series  # canaries in insertion order 1, 2, 4, 8, 16
+    c = {x.id: x for x in study.claims(r)}["exposure_grows_with_insertions"]
+    assert c.reproduced is False
+    assert "non-decreasing up to rank 1: no;" in c.measured
+
+
+def test_peaks_before_overfitting_says_overfitting_was_not_reached():
+    falling = {x.id: x for x in study.claims(fake_result(valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.2)))}
+    c = falling["exposure_peaks_before_overfitting"]
+    assert c.reproduced is False  # the exposure peaked (epoch 3) long before the last evaluation: still no
+    assert c.measured.endswith("; overfitting not reached: the validation loss is still falling at the last "
+                               "evaluation (epoch 7)")
+    assert falling["exposure_measurable_first_epoch"].reproduced is True  # the first half does not need it
+    flat = {x.id: x for x in study.claims(fake_result(valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.25)))}
+    assert flat["exposure_peaks_before_overfitting"].measured.endswith(
+        "; overfitting not reached: the validation loss does not rise after its minimum at epoch 6")
+    good = {x.id: x for x in study.claims(fake_result())}["exposure_peaks_before_overfitting"]
+    assert good.reproduced is True and "overfitting not reached" not in good.measured
+    assert good.measured == ("peak 19.9 bits at epoch 3; validation-loss minimum 2.25 bits/char at epoch 6 of 7, up "
+                             "to 2.3 at epoch 7")
+
+
+def test_extrapolation_needs_a_compared_canary_above_log2_n_samples_and_reports_both_sides():
+    good = {x.id: x for x in study.claims(fake_result())}["extrapolation_matches_exact"]
+    assert good.reproduced is True
+    # non-private n=8 (18 bits) is the one compared canary above log₂ 5000 = 12.29; below it: control, n=1, n=2,
+    # n=4 and the 6 canaries of the private model (n=16 is at rank 1)
+    assert good.measured.startswith("above log₂ 5000 = 12.29 bits (extrapolation needed): max |Δ| 0.3 bits, median "
+                                    "0.3, over 1 canaries (1 within 1); below: max |Δ| 0.3 bits, median 0.3, over 10 "
+                                    "canaries (10 within 1); 1 at rank 1 left out")
+    low = fake_result(exp_final=(3.0, 5.0, 8.0, 12.0, 19.93))  # every compared canary below the line, all agree
+    bad = {x.id: x for x in study.claims(low)}["extrapolation_matches_exact"]
+    assert bad.reproduced is False
+    assert "above log₂ 5000 = 12.29 bits (extrapolation needed): no canary; below: max |Δ| 0.3 bits" in bad.measured
+    assert bad.measured.endswith("; no compared canary above log₂ 5000 = 12.29 bits, where extrapolation is needed")
+    h = study.headline(fake_result())["extrapolation"]
+    assert h["line_bits"] == pytest.approx(math.log2(5000)) and (h["canaries_above"], h["canaries_below"]) == (1, 10)
+    assert h["max_error_above"] == pytest.approx(0.3) and h["max_error_below"] == pytest.approx(0.3)
+    assert math.isnan(study.headline(low)["extrapolation"]["max_error_above"])
+
+
+def test_control_and_extrapolation_say_no_for_a_model_that_learned_nothing():
+    # a smoke run's picture: the model did not learn, so every canary — the control too — stays low and the
+    # candidates' log-perplexities are near uniform, which the skew-normal fits; neither shows anything
+    r = fake_result()
+    r.models.loc[r.models.model == "non-private", "unigram_loss"] = 2.4
+    c = {x.id: x for x in study.claims(r)}
+    for k in ("control_stays_low", "extrapolation_matches_exact"):
+        assert c[k].reproduced is False
+        assert c[k].measured.endswith("; the model did not learn: valid loss 2.3 vs unigram 2.4 bits/char")
+    good = {x.id: x for x in study.claims(fake_result())}
+    assert good["control_stays_low"].reproduced and good["extrapolation_matches_exact"].reproduced

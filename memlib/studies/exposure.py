@@ -53,7 +53,9 @@ CONTEXT = "\n" + PREFIX
 #: The most candidates the exact rank scores per evaluation, by device kind (10^7 ≈ 1.1·10^6 LSTM steps on CPU).
 MAX_EXACT_CANDIDATES = {"cpu": 10**7, "cuda": 10**10}
 # Claim thresholds, fixed before any result was looked at (STUDIES.md §11).
-#: "Exposure grows with insertions": Spearman ρ(insertions, exposure) ≥ RHO_THRESHOLD over the inserted counts.
+#: "Exposure grows with insertions": Spearman ρ(insertions, exposure) ≥ RHO_THRESHOLD over the inserted counts —
+#: or, where exposure saturates at rank 1 (ties at the maximum lower ρ: 5, 19.9, 19.9, 19.9, 19.9 has ρ = 0.71),
+#: exposure non-decreasing in the count, from below the maximum log₂|R| up to it at the largest count.
 RHO_THRESHOLD = 0.8
 #: A never-inserted canary reaches exposure e with probability 2^−e; MEASURABLE_BITS = log₂ 1000 ≈ 9.97 bits is
 #: reached by chance with probability 1/1000 — above it, memorization is measurable; below it, a canary looks
@@ -62,6 +64,8 @@ MEASURABLE_BITS = math.log2(1000)
 #: "Peaks": the first evaluation within PEAK_TOLERANCE bits of the canary's largest exposure over training.
 PEAK_TOLERANCE = 1.0
 #: Extrapolated and exact exposure "agree": |difference| ≤ AGREE_BITS for every canary whose exact rank is > 1.
+#: Extrapolation is needed only above log₂ n_samples bits (beyond the rarest of the sampled candidates, where
+#: counting them says nothing): the claim needs a compared canary there, and reports the error on each side.
 AGREE_BITS = 1.0
 #: A model learned the language: its validation loss is at least LEARN_MARGIN of the way from the unigram
 #: baseline down to the non-private model's loss at the same epoch.
@@ -397,75 +401,148 @@ def _private_model_learned(row) -> Check:
                  "did not learn")
 
 
+def _saturated_monotone(inserted: pd.Series, space_bits: float) -> bool:
+    """Exposure per inserted count (ascending) is non-decreasing, starts below the maximum ``space_bits`` and reaches
+    it (rank 1) at the largest count — growth that saturates, whose ties at the maximum lower Spearman's ρ."""
+    v = inserted.to_numpy(float)
+    return bool(len(v) >= 3 and np.all(np.isfinite(v)) and np.all(np.diff(v) >= 0)
+                and np.isclose(v[-1], space_bits) and not np.isclose(v[0], space_bits))
+
+
 def _exposure_grows_claim(result: Result) -> Claim:
-    """Exposure of the final non-private model grows with the insertion count (Spearman ρ ≥ RHO_THRESHOLD)."""
+    """Exposure of the final non-private model grows with the insertion count: Spearman ρ ≥ RHO_THRESHOLD, or
+    non-decreasing up to rank 1 at the largest count (:func:`_saturated_monotone`)."""
     exact, learned_np = _exact_measured(result), _language_learned(result)
     g = by_insertions(result)
     inserted = g[g.index > 0]
+    space = result.meta["space_bits"]
     rho = spearman(inserted.index.to_numpy(float), inserted.to_numpy()) if len(inserted) >= 3 else float("nan")
+    saturated = _saturated_monotone(inserted, space)
     return Claim(
         "exposure_grows_with_insertions",
-        f"The exact exposure of the final non-private model grows with the number of insertions (Spearman ρ ≥ "
-        f"{RHO_THRESHOLD} over the inserted counts, ≥ 3 of them)",
+        f"The exact exposure of the final non-private model grows with the number of insertions: Spearman ρ ≥ "
+        f"{RHO_THRESHOLD} over the inserted counts (≥ 3 of them), or — where exposure saturates at rank 1 and the "
+        "ties lower ρ — non-decreasing in the count, from below the maximum log₂|R| up to it at the largest count",
         "exposure increases with insertions; rank 1 at moderate counts",
-        f"ρ = {fmt(rho)}; " + ", ".join(f"n={n}: {fmt(v)}" for n, v in inserted.items())
-        + f" bits (max {fmt(result.meta['space_bits'])}){learned_np.note()}{exact.note()}",
-        verdict(rho >= RHO_THRESHOLD, exact, learned_np))
+        f"ρ = {fmt(rho)}; non-decreasing up to rank 1: {'yes' if saturated else 'no'}; "
+        + ", ".join(f"n={n}: {fmt(v)}" for n, v in inserted.items())
+        + f" bits (max {fmt(space)}){learned_np.note()}{exact.note()}",
+        verdict(rho >= RHO_THRESHOLD or saturated, exact, learned_np))
 
 
 def _control_stays_low_claim(result: Result) -> Claim:
-    """The never-inserted control canary stays below MEASURABLE_BITS at every evaluation."""
-    exact = _exact_measured(result)
+    """The never-inserted control canary stays below MEASURABLE_BITS at every evaluation of a non-private model that
+    learned the language (a model that learned nothing keeps every canary low)."""
+    exact, learned_np = _exact_measured(result), _language_learned(result)
     e = result.exposures
     ctrl = e[(e.model == "non-private") & (e.insertions == 0)].exposure
     return Claim(
         "control_stays_low",
         f"The never-inserted control canary's exposure stays below log₂ 1000 = {MEASURABLE_BITS:.2f} bits at every "
-        "evaluation of the non-private model (a canary the model never saw reaches it with probability 1/1000)",
+        "evaluation of the non-private model (a canary the model never saw reaches it with probability 1/1000), "
+        "which must have learned the language (one that learned nothing keeps every canary low)",
         "exposure ≈ 0 for 0 insertions",
         f"max {fmt(ctrl.max())} bits over {ctrl.notna().sum()} evaluations "
         f"(final {fmt(ctrl.iloc[-1] if len(ctrl) else float('nan'))})"
-        f"{exact.note()}",
-        verdict(ctrl.notna().any() and ctrl.max() < MEASURABLE_BITS, exact))
+        f"{learned_np.note()}{exact.note()}",
+        verdict(ctrl.notna().any() and ctrl.max() < MEASURABLE_BITS, exact, learned_np))
 
 
-def _early_and_before_overfitting_claim(result: Result) -> Claim:
-    """The most-inserted canary is measurable within the first epoch and peaks before the validation-loss minimum."""
+def _measurable_first_epoch_claim(result: Result) -> Claim:
+    """The most-inserted canary is measurable (≥ MEASURABLE_BITS) at an evaluation within the first epoch."""
     exact, learned_np = _exact_measured(result), _language_learned(result)
-    peak, vmin, top, label = _peak_and_minimum(result)
+    _, _, _, label = _peak_and_minimum(result)
     c = curve(result)
     first = c[(c.index > 0) & (c.index <= 1)]
     cols = [lab for lab in c.columns if lab.split(" ")[0] == label]
-    rise = float(first[cols].mean(axis=1).max()) if len(first) and cols else float("nan")
-    last_epoch = float(c.index.max())
+    e = first[cols].mean(axis=1) if len(first) and cols else pd.Series(dtype=float)
+    rise = float(e.max()) if len(e) else float("nan")
+    at = f" at epoch {fmt(float(e.idxmax()))}" if e.notna().any() else ""
     return Claim(
-        "early_and_before_overfitting",
-        f"The most-inserted canary ({label}) becomes measurable within the first epoch (exposure ≥ "
-        f"{MEASURABLE_BITS:.2f} bits at an evaluation in epoch (0, 1]), and its exposure peaks (first evaluation "
-        f"within {PEAK_TOLERANCE:g} bit of its maximum) before the validation loss reaches its minimum",
-        "memorization starts in the first epoch and peaks before overfitting begins",
-        f"first-epoch max {fmt(rise)} bits; peak {fmt(top)} bits at epoch {fmt(peak)}; validation-loss minimum at "
-        f"epoch {fmt(vmin)} of {fmt(last_epoch)}" + (" (still falling at the end)" if vmin == last_epoch else "")
-        + learned_np.note() + exact.note(),
-        verdict(rise >= MEASURABLE_BITS and peak < vmin, exact, learned_np))
+        "exposure_measurable_first_epoch",
+        f"The most-inserted canary ({label}) of the non-private model becomes measurable within the first epoch "
+        f"(exposure ≥ {MEASURABLE_BITS:.2f} bits at an evaluation in epoch (0, 1])",
+        "memorization starts in the first epoch",
+        f"first-epoch max {fmt(rise)} bits{at} over {len(e)} evaluations in (0, 1]" + learned_np.note() + exact.note(),
+        verdict(rise >= MEASURABLE_BITS, exact, learned_np))
+
+
+def _overfitting_reached(valid: pd.Series) -> Check:
+    """Training went past the onset of overfitting: the validation loss (indexed by epoch) has its minimum before
+    the last evaluation and rises after it."""
+    vmin = float(valid.idxmin()) if valid.notna().any() else float("nan")
+    after = valid[valid.index > vmin]
+    if not len(after):
+        why = (f"overfitting not reached: the validation loss is still falling at the last evaluation (epoch "
+               f"{fmt(float(valid.index.max()))})")
+    else:
+        why = (f"overfitting not reached: the validation loss does not rise after its minimum at epoch {fmt(vmin)}")
+    return check(len(after) and after.max() > valid.min(), why)
+
+
+def _peaks_before_overfitting_claim(result: Result) -> Claim:
+    """The most-inserted canary's exposure peaks before the validation-loss minimum, in a run that reached
+    overfitting (:func:`_overfitting_reached`)."""
+    exact, learned_np = _exact_measured(result), _language_learned(result)
+    peak, vmin, top, label = _peak_and_minimum(result)
+    v = curve(result).valid_loss
+    overfit = _overfitting_reached(v)
+    after = v[v.index > vmin]
+    rise = f", up to {fmt(float(after.max()))} at epoch {fmt(float(after.idxmax()))}" if len(after) else ""
+    return Claim(
+        "exposure_peaks_before_overfitting",
+        f"The most-inserted canary's ({label}) exposure peaks (first evaluation within {PEAK_TOLERANCE:g} bit of its "
+        "maximum) before the validation loss of the non-private model reaches its minimum — in a run that overfits: "
+        "the minimum lies before the last evaluation and the validation loss rises after it (otherwise overfitting "
+        "was not reached and the claim says no)",
+        "memorization peaks before overfitting begins",
+        f"peak {fmt(top)} bits at epoch {fmt(peak)}; validation-loss minimum {fmt(float(v.min()))} bits/char at epoch "
+        f"{fmt(vmin)} of {fmt(float(v.index.max()))}{rise}" + overfit.note() + learned_np.note() + exact.note(),
+        verdict(peak < vmin, overfit, exact, learned_np))
+
+
+def extrapolation_errors(result: Result) -> pd.DataFrame:
+    """The canaries of every final model whose exact rank is > 1 (none without ``exact_rank``), with ``error`` =
+    |extrapolated − exact exposure| and ``above`` = the exact exposure exceeds log₂ ``n_samples``, where extrapolation
+    is needed."""
+    f = result.final
+    both = f[f["rank"] > 1] if result.config.exact_rank else f.iloc[0:0]
+    return both.assign(error=(both.skewnorm - both.exposure).abs(),
+                       above=both.exposure > math.log2(result.config.n_samples))
+
+
+def _error_text(err: pd.Series) -> str:
+    if not len(err):
+        return "no canary"
+    return (f"max |Δ| {fmt(err.max())} bits, median {fmt(err.median())}, over {len(err)} canaries "
+            f"({int((err <= AGREE_BITS).sum())} within {AGREE_BITS:g})")
 
 
 def _extrapolation_matches_exact_claim(result: Result) -> Claim:
-    """Skew-normal extrapolation and exact exposure agree within AGREE_BITS for every canary of rank > 1."""
-    exact = _exact_measured(result)
-    f = result.final
-    both = f[f["rank"] > 1] if exact else f.iloc[0:0]
-    diff = (both.skewnorm - both.exposure).abs()
+    """Skew-normal extrapolation and exact exposure agree within AGREE_BITS for every canary of rank > 1, with at
+    least one of them above log₂ n_samples bits (where extrapolation is needed), under a non-private model that
+    learned the language."""
+    exact, learned_np = _exact_measured(result), _language_learned(result)
+    n = result.config.n_samples
+    line = math.log2(n)
+    both = extrapolation_errors(result)
+    beyond = check(both.above.any(), f"no compared canary above log₂ {n} = {line:.2f} bits, where extrapolation "
+                                     "is needed")
+    if len(both):
+        text = (f"above log₂ {n} = {line:.2f} bits (extrapolation needed): {_error_text(both.error[both.above])}; "
+                f"below: {_error_text(both.error[~both.above])}; {int((result.final['rank'] == 1).sum())} at rank 1 "
+                f"left out{beyond.note()}")
+    else:
+        text = "no canary with an exact rank > 1"
     return Claim(
         "extrapolation_matches_exact",
-        f"Skew-normal extrapolation ({result.config.n_samples} sampled candidates) and the exact exposure agree "
-        f"within {AGREE_BITS:g} bit for every canary of every final model whose exact rank is > 1 (at rank 1 the "
-        "exact value is only a lower bound)",
+        f"Skew-normal extrapolation ({n} sampled candidates) and the exact exposure agree within {AGREE_BITS:g} bit "
+        "for every canary of every final model whose exact rank is > 1 (at rank 1 the exact value is only a lower "
+        f"bound; ≥ 3 canaries), at least one of them above log₂ {n} = {line:.2f} bits, where the samples alone "
+        "cannot resolve exposure and extrapolation is needed; the non-private model learned the language",
         "the skew-normal fits 'nearly perfectly'",
-        (f"max |Δ| {fmt(diff.max())} bits, median {fmt(diff.median())}, over {len(both)} canaries "
-         f"({int((diff <= AGREE_BITS).sum())} within {AGREE_BITS:g}); {int((f['rank'] == 1).sum())} at rank 1 left out"
-         if len(both) else "no canary with an exact rank > 1" + exact.note()),
-        verdict(len(both) >= 3 and diff.max() <= AGREE_BITS, exact))
+        text + learned_np.note() + exact.note(),
+        verdict(len(both) >= 3 and both.error.max() <= AGREE_BITS, beyond, exact, learned_np))
 
 
 def _dp_sgd_removes_exposure_claim(result: Result) -> Claim:
@@ -498,15 +575,22 @@ def claims(result: Result) -> list[Claim]:
     """STUDIES.md §11, thresholds fixed before any result was seen (see the module constants). Without the exact
     rank (``exact_rank=False``) the claims that need it say no, with the reason."""
     return [_exposure_grows_claim(result), _control_stays_low_claim(result),
-            _early_and_before_overfitting_claim(result), _extrapolation_matches_exact_claim(result),
-            _dp_sgd_removes_exposure_claim(result)]
+            _measurable_first_epoch_claim(result), _peaks_before_overfitting_claim(result),
+            _extrapolation_matches_exact_claim(result), _dp_sgd_removes_exposure_claim(result)]
 
 
 def headline(result: Result) -> dict:
-    """Final exposures per model and canary, ε per private model, and the losses."""
+    """Final exposures per model and canary, ε per private model, the losses, and the extrapolation error above and
+    below log₂ n_samples (largest |extrapolated − exact| over the canaries of rank > 1; NaN where none)."""
     labels = canary_labels(result)
     f = result.final
+    err = extrapolation_errors(result)
     return {"space_bits": result.meta["space_bits"],
+            "extrapolation": {"line_bits": math.log2(result.config.n_samples),
+                              "canaries_above": int(err.above.sum()), "canaries_below": int((~err.above).sum()),
+                              "max_error_above": float(err.error[err.above].max()) if err.above.any() else math.nan,
+                              "max_error_below": float(err.error[~err.above].max()) if (~err.above).any()
+                              else math.nan},
             "final": {name: {labels[int(r.canary)]: {"exposure": float(r.exposure), "skewnorm": float(r.skewnorm),
                                                      "rank": float(r["rank"])} for _, r in g.iterrows()}
                       for name, g in f.groupby("model", sort=False)},
