@@ -1,5 +1,5 @@
 # memlib — `make all` regenerates every figure and the scoreboard; `make test` runs the test suite.
-# Both create .venv and install the pinned stack first. Knobs: PROFILE=smoke|default|paper, DEVICE=cpu|cuda,
+# Both create .venv and install the pinned stack first. Knobs: PROFILE=smoke|default|real|paper, DEVICE=cpu|cuda,
 # ARGS="-p name value" (papermill-style parameter overrides, applied to every study under `make all`),
 # FORCE=1 (rerun studies whose last run is up to date), PYTHON=python3.X (interpreter for .venv).
 # `make help` lists the targets, `make help-<study>` a study's parameters.
@@ -49,7 +49,7 @@ help-%: setup  ## a study's parameters with their meaning, e.g. make help-random
 help:  ## the targets and knobs
 	@echo "targets: all test lint lab bench scoreboard list clean setup help help-<study> <study>"
 	@echo "studies: $(STUDIES)"
-	@echo "knobs:   PROFILE=smoke|default|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 LAB_ARGS=... BENCH_ARGS=..."
+	@echo "knobs:   PROFILE=smoke|default|real|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 LAB_ARGS=... BENCH_ARGS=..."
 
 test: setup lint  ## the linter, then unit tests + every notebook in the smoke profile
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -22,7 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
 PROFILES_DIR = ROOT / "profiles"
-PROFILES = ("smoke", "default", "paper")
+#: The profiles memlib ships, in the order tables list them; a user's own ``profiles/<name>.yaml`` is one more.
+PROFILES = ("smoke", "default", "real", "paper")
+_PROFILE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def profile_names() -> tuple[str, ...]:
+    """Every profile that can be run: :data:`PROFILES` (``default`` has no file), then any other
+    ``profiles/<name>.yaml`` with a lower-case name, sorted."""
+    own = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml") if _PROFILE_NAME.match(p.stem) and p.stem not in PROFILES)
+    return PROFILES + tuple(own)
 
 
 def build_dir() -> Path:
@@ -280,15 +289,25 @@ def positive_int(name: str, v) -> int:
     return int(v)
 
 
+def check_profile(profile: str) -> None:
+    """ValueError unless ``profile`` is one of :func:`profile_names`."""
+    names = profile_names()
+    if profile not in names:
+        raise ValueError(f"profile={profile!r} is not allowed; choose one of {list(names)} "
+                         f"(a profile of your own is a file profiles/<name>.yaml)")
+
+
 def load_profile(profile: str, study: str) -> dict:
     """Parameter overrides of ``study`` in ``profiles/<profile>.yaml`` (``default`` has none)."""
     import yaml
 
-    if profile not in PROFILES:
-        raise ValueError(f"profile={profile!r} is not allowed; choose one of {list(PROFILES)}")
-    path = PROFILES_DIR / f"{profile}.yaml"
-    if profile == "default" or not path.exists():
+    check_profile(profile)
+    if profile == "default":
         return {}
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.is_file():  # a shipped profile whose file was removed: never run it as the default in disguise
+        raise ValueError(f"profile={profile!r} has no file {path}: restore it (git checkout profiles/) or "
+                         "choose another profile")
     with open(path) as fh:
         data = yaml.safe_load(fh) or {}
     section = data.get(study) or {}

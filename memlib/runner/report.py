@@ -390,8 +390,19 @@ _LEGEND = ("<b>current</b>: its last run succeeded with this code and the parame
            "or the run was refused or interrupted · <b>missing</b>: never run in this profile.")
 
 
-def render_report(profile: str, entries: Sequence[dict], run: dict, out: Path) -> str:
-    """The HTML text of the report page that will live in the folder ``out`` (links are relative to it)."""
+def _matrix_section(claims_matrix: str) -> str:
+    if not claims_matrix:
+        return ""
+    return ('<h2 id="claims-matrix">Claims × data</h2>\n<p class="legend">Every claim in every profile with results '
+            "(<code>default</code>: the embedded digits; <code>real</code>: MNIST, FSDD, a real corpus; "
+            "<code>paper</code>: the papers' sizes): verdict, \"held in k/n seeds\" where the claim counts seeds, "
+            "and the measured number. A highlighted row holds in one profile and not in another, with the reason "
+            "from the notebooks' diagnosis.</p>\n<div class=\"matrix-wrap\">" + claims_matrix + "</div>")
+
+
+def render_report(profile: str, entries: Sequence[dict], run: dict, out: Path, claims_matrix: str = "") -> str:
+    """The HTML text of the report page that will live in the folder ``out`` (links are relative to it);
+    ``claims_matrix``: the claims × data table (:func:`memlib.runner.matrix.html`), shown after the studies table."""
     smoke = " profile-smoke" if profile == "smoke" else ""
     banner = ('<p class="smoke-banner">Smoke profile — not meant to reproduce the claims</p>'
               if profile == "smoke" else "")
@@ -415,6 +426,7 @@ def render_report(profile: str, entries: Sequence[dict], run: dict, out: Path) -
 <h2>Studies</h2>
 {_table(entries, out)}
 <p class="legend">{_LEGEND}</p>
+{_matrix_section(claims_matrix)}
 {sections}
 {_environment(entries)}
 </main>
@@ -443,10 +455,13 @@ def write_report(profile: str, entries: list[dict], run: dict) -> Path:
     ``paper``, ``state`` (one of :data:`STATES`), ``reason``, ``metrics`` (metrics.json or None), ``dir``,
     ``notebook`` and ``notebook_html``; ``run`` holds ``profile``, ``date``, ``commit``, ``device``, ``run_id``.
     """
+    from . import matrix
+
     _check_entries(entries)
     out = build_dir() / profile / "report"
     _write_text(out / "report.css", STYLE_SHEET.read_text(encoding="utf-8"))
-    return _write_text(out / "index.html", render_report(profile, entries, run, out))
+    claims_matrix = matrix.html(*matrix.matrix(current=profile))
+    return _write_text(out / "index.html", render_report(profile, entries, run, out, claims_matrix))
 
 
 def write_scoreboard(profile: str, entries: list[dict], device: str | None = None) -> Path:

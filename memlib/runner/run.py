@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import NOTEBOOKS_DIR, PROFILES, ROOT, load_profile
+from ..config import NOTEBOOKS_DIR, ROOT, load_profile, profile_names
 from ..files import NoSpace, is_no_space, readable
 from . import registry, runstate
 from .registry import REPORT, SCOREBOARD, Refused, suggest
@@ -144,7 +144,7 @@ def parameter_help(study: str, profile: str | None = None) -> str:
         text = source.splitlines()[node.lineno - 1]
         comment = text.split("#", 1)[1].strip() if "#" in text[node.value.end_col_offset:] else ""
         lines.append((name, ast.literal_eval(node.value), comment))
-    profiles = {p: load_profile(p, study) for p in PROFILES if p != "default"} if study != SCOREBOARD else {}
+    profiles = {p: load_profile(p, study) for p in profile_names() if p != "default"} if study != SCOREBOARD else {}
     out = [f"{study} — notebooks/{path.name}", "",
            "parameters (name, default, meaning; profile values after →):"]
     width = max(len(n) for n, _, _ in lines)
@@ -314,14 +314,24 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("studies", nargs="*", help="study names, 'all' (every study then the scoreboard) or 'scoreboard'")
     ap.add_argument("-h", "--help", action="store_true", help="this help, or with study names: their parameters")
-    ap.add_argument("--profile", default="default", choices=PROFILES)
+    ap.add_argument("--profile", default=None, choices=profile_names(), help="default: default")
     ap.add_argument("--device", default=None, help="cpu | cuda | cuda:N (overrides the profile)")
     ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="override a notebook parameter (papermill -p syntax), applied after the profile")
     ap.add_argument("--force", action="store_true", help="run studies even when their last run is up to date")
     ap.add_argument("--list", action="store_true", help="list the studies and exit")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    ap.add_argument("--matrix", action="store_true",
+                    help="print the claims × data matrix of every profile with results (runs nothing)")
+    ap.add_argument("--readme", metavar="PATH", nargs="?", const="README.md", default=None,
+                    help="with --matrix: write it into PATH (default README.md) between its claims-matrix markers")
     args = ap.parse_args(argv)
+    if args.readme is not None and not args.matrix:
+        print("error: --readme goes with --matrix", file=sys.stderr)
+        return 2
+    if args.matrix:
+        return _matrix(args)
+    args.profile = args.profile or "default"
 
     known = registry.notebooks()
     if args.list:
@@ -359,6 +369,23 @@ def main(argv=None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _matrix(args) -> int:
+    from . import matrix
+
+    profiles, rows = matrix.matrix(current=args.profile)  # smoke only when asked for by --profile
+    if args.readme is None:
+        print(matrix.markdown(profiles, rows))
+        return 0
+    try:
+        changed = matrix.write_readme(Path(args.readme), profiles, rows)
+    except (OSError, ValueError) as err:
+        print(f"error: --readme {args.readme}: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.readme}: claims matrix of {', '.join(profiles) or 'no profile'} "
+          f"{'written' if changed else 'unchanged'}")
+    return 0
 
 
 def _terminate(signum, frame):
