@@ -1,5 +1,8 @@
-"""Study 09 (permutation test): config checks, claim logic on hand-made results that must pass and must fail, and a
-tiny end-to-end run whose shallow fits are checked against scikit-learn."""
+"""Study 09 (permutation test): config checks, claim logic on hand-made results that must pass and must fail (one seed
+and several), a tiny end-to-end run whose shallow fits are checked against scikit-learn, and one seed of a
+several-seed run equal to that seed run alone."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,6 +39,23 @@ def test_second_shared_set_error_names_the_value_and_what_is_allowed():
                                      "perturb_size (0.5)")
 
 
+@pytest.mark.parametrize("seeds", [[], [0, 0], [0, 1.5], [True], ["0"], [-1], 3, None])
+def test_bad_seeds_are_refused_with_what_is_allowed(seeds):
+    with pytest.raises(ValueError) as err:
+        S.Config(seeds=seeds)
+    assert str(err.value).startswith(f"seeds={seeds!r} is not allowed; use a non-empty list of distinct non-negative "
+                                     "integers")
+
+
+def test_old_name_seed_still_works_and_becomes_a_list_of_one():
+    with pytest.warns(UserWarning, match="'seed' is now called 'seeds'"):
+        cfg = S.Config.from_dict({"seed": 3})
+    assert cfg.seeds == (3,)
+    with pytest.raises(TypeError, match="give only 'seeds'"):
+        S.Config.from_dict({"seed": 3, "seeds": [3]})
+    assert S.Config.from_dict({"seeds": [0, 1, 2]}).seeds == (0, 1, 2)
+
+
 def test_old_name_record_epochs_still_works_and_says_the_new_one():
     with pytest.warns(UserWarning, match="'record_epochs' is now called 'measure_epochs'"):
         cfg = S.Config.from_dict({"record_epochs": [0, 2, 5]})
@@ -68,13 +88,13 @@ EPOCHS = [0, 1, 10, 100]
 
 
 def fake_result(independent, shared_null, gauss_shared_obs=0.99, real_test=0.95, gauss_train=1.0, n_perm=100,
-                ind_null=0.1, gauss_shared_null=0.3, gauss_large_obs=0.8, gauss_large_null=0.2):
-    """``independent``: observed accuracy of the real network's real-label classifier on the independent set per
-    epoch (its null is ``ind_null`` ± 0.02); ``shared_null``: the shuffled classifiers' mean on the shared set per
-    epoch (real network; on the second shared set half as far above ``ind_null``); ``gauss_*_obs`` /
-    ``gauss_*_null``: the Gaussian-input network's observed accuracy at the last epoch and null mean on the two
-    shared sets."""
-    cfg = S.Config(n_perm=n_perm)
+                ind_null=0.1, gauss_shared_null=0.3, gauss_large_obs=0.8, gauss_large_null=0.2, seed=0):
+    """A one-seed result (``seed``). ``independent``: observed accuracy of the real network's real-label classifier
+    on the independent set per epoch (its null is ``ind_null`` ± 0.02); ``shared_null``: the shuffled classifiers'
+    mean on the shared set per epoch (real network; on the second shared set half as far above ``ind_null``);
+    ``gauss_*_obs`` / ``gauss_*_null``: the Gaussian-input network's observed accuracy at the last epoch and null mean
+    on the two shared sets."""
+    cfg = S.Config(n_perm=n_perm, seeds=[seed])
     rng = np.random.default_rng(0)
     rows = []
     for net in S.NETWORKS:
@@ -91,18 +111,36 @@ def fake_result(independent, shared_null, gauss_shared_obs=0.99, real_test=0.95,
                            "shared_large": gauss_large_obs if last else 0.15}[split]
                 null = np.clip(center + rng.uniform(-0.02, 0.02, n_perm), 0, 1)
                 p = (1 + (null >= obs).sum()) / (1 + n_perm)
-                rows.append(dict(network=net, epoch=epoch, split=split, observed=obs, null_mean=null.mean(),
+                rows.append(dict(seed=seed, network=net, epoch=epoch, split=split, observed=obs, null_mean=null.mean(),
                                  null_std=null.std(), null_q05=np.quantile(null, 0.05),
                                  null_q95=np.quantile(null, 0.95),
                                  null_max=null.max(), p_value=p, n_perm=n_perm))
-    history = pd.DataFrame([dict(network=n, model=i, epoch=100, train_acc=1.0 if n == "real" else gauss_train,
+    history = pd.DataFrame([dict(network=n, model=i, seed=seed, epoch=100,
+                                 train_acc=1.0 if n == "real" else gauss_train,
                                  test_acc=real_test if n == "real" else 0.1) for i, n in enumerate(S.NETWORKS)])
     return S.Result(cfg, pd.DataFrame(rows), pd.DataFrame(), history, {"epochs": np.array(EPOCHS)},
                     {"num_classes": 10, "feature_layer": "fc2"})
 
 
+def several_seeds(*results):
+    """One result of several seeds from one-seed results of distinct seeds (tables stacked, seeds in order)."""
+    seeds = [int(r.config.seeds[0]) for r in results]
+    cfg = S.Config(n_perm=results[0].config.n_perm, seeds=seeds)
+    cat = lambda name: pd.concat([getattr(r, name) for r in results], ignore_index=True)  # noqa: E731
+    return S.Result(cfg, cat("tests"), cat("fits"), cat("history"), {"epochs": np.array(EPOCHS)}, results[0].meta)
+
+
 def by_id(result):
     return {c.id: c for c in S.claims(result)}
+
+
+#: "held in k/n seeds" as the claims matrix reads it: the last "k/n <unit>" of the measured text.
+HELD = re.compile(r"(\d+)/(\d+) ((?:[\w–-]+ )?(?:seeds?|pairs|networks|levels|epochs))\b")
+
+
+def held(measured: str) -> str:
+    k, n, unit = HELD.findall(measured)[-1]
+    return f"{k}/{n} {unit}"
 
 
 def test_claims_hold_on_a_result_made_to_hold():
@@ -114,6 +152,36 @@ def test_claims_hold_on_a_result_made_to_hold():
     assert "Gaussian noise of std 0.25" in c["gaussian_beats_null_on_shared"].statement
     assert "Gaussian noise of std 1 " in c["gaussian_beats_null_on_shared_large"].statement
     assert c["gaussian_beats_null_on_shared_large"].measured.startswith("epoch 100: shared large set observed 0.8 ")
+    assert all(held(x.measured) == "1/1 seeds" for x in c.values())  # one seed: today's text, then the agreement
+
+
+HOLDS = dict(independent=[0.9, 0.9, 0.95, 0.96], shared_null=[0.12, 0.15, 0.2, 0.3])
+
+
+def test_a_claim_that_holds_in_two_of_three_seeds_is_not_reproduced():
+    """Each seed decided with the one-seed definitions; reproduced only if every seed holds."""
+    fails = dict(HOLDS, independent=[0.9, 0.1, 0.95, 0.96])  # seed 1: one trained epoch inside the null
+    r = several_seeds(fake_result(**HOLDS, seed=0), fake_result(**fails, seed=1), fake_result(**HOLDS, seed=2))
+    c = by_id(r)
+    ind = c["independent_beats_every_shuffle"]
+    assert not ind.reproduced and held(ind.measured) == "2/3 seeds"
+    assert ind.measured.endswith("held in 2/3 seeds: not reproduced (the verdict needs every seed)")
+    assert "seed 0: observed above every shuffle" in ind.measured and "| seed 1: " in ind.measured
+    assert "at 2/3 recorded epochs" in ind.measured.split("| seed 1: ")[1]  # seed 1's own text
+    for cid in ("shuffled_rise_on_shared", "gaussian_beats_null_on_shared", "gaussian_beats_null_on_shared_large"):
+        assert c[cid].reproduced and c[cid].measured.endswith("held in 3/3 seeds: reproduced (the verdict needs "
+                                                              "every seed)")
+    # the per-seed verdicts are the one-seed claims of each seed's rows: the same order of seeds gives the same text
+    one = {x.id: x for x in S.claims(S.seed_result(r, 1))}
+    assert one["independent_beats_every_shuffle"].measured.split("; held in")[0] in ind.measured
+    # a precondition failing in one seed only (the Gaussian-input network did not fit there) fails its claims
+    c = by_id(several_seeds(fake_result(**HOLDS, seed=0), fake_result(**HOLDS, seed=3, gauss_train=0.6)))
+    for cid in ("gaussian_beats_null_on_shared", "gaussian_beats_null_on_shared_large"):
+        assert not c[cid].reproduced and held(c[cid].measured) == "1/2 seeds"
+        assert "seed 3: " in c[cid].measured and "training accuracy 0.6" in c[cid].measured
+    worked = S.experiment_worked(several_seeds(fake_result(**HOLDS, seed=0), fake_result(**HOLDS, seed=3,
+                                                                                         real_test=0.2)))
+    assert worked["gaussian"].ok and not worked["real"] and worked["real"].why.startswith("seed 3: real-data network")
 
 
 def test_claims_fail_on_results_made_to_fail():
@@ -162,10 +230,11 @@ def test_tiny_run_end_to_end(isolated_build):
                    logreg_tol=1e-6)
     r = S.run(cfg, progress=False, use_cache=False)
     a = r.arrays
-    assert list(a["epochs"]) == [0, 1, 3] and a["null"].shape == (2, 3, 3, 5) and a["observed"].shape == (2, 3, 3)
-    assert a["labels"].shape == (6, 120)
-    assert all(sorted(row) == sorted(a["labels"][0]) for row in a["labels"])  # every row a shuffle of the real labels
-    assert a["shared_index"].shape == (40,) and len(set(a["shared_index"])) == 40
+    assert list(a["epochs"]) == [0, 1, 3] and list(a["seeds"]) == [0]
+    assert a["null"].shape == (1, 2, 3, 3, 5) and a["observed"].shape == (1, 2, 3, 3)
+    assert a["labels"].shape == (1, 6, 120)
+    assert all(sorted(row) == sorted(a["labels"][0, 0]) for row in a["labels"][0])  # each row a shuffle of the labels
+    assert a["shared_index"].shape == (1, 40) and len(set(a["shared_index"][0])) == 40
     assert len(r.tests) == 2 * 3 * 3 and set(r.tests.network) == set(S.NETWORKS) and set(r.tests.split) == set(S.SPLITS)
     p = r.tests.p_value.to_numpy()
     assert np.all((p >= 1 / 6 - 1e-12) & (p <= 1))
@@ -173,7 +242,7 @@ def test_tiny_run_end_to_end(isolated_build):
     tests = r.tests.set_index(["network", "epoch", "split"])
     for i, k in ((0, 1), (1, 2)):
         assert tests.p_value[(S.NETWORKS[i], 3, S.SPLITS[k])] == pytest.approx(
-            (1 + (a["null"][i, 2, k] >= a["observed"][i, 2, k]).sum()) / 6)
+            (1 + (a["null"][0, i, 2, k] >= a["observed"][0, i, 2, k]).sum()) / 6)
     assert r.fits.converged.min() == 1.0 and r.meta["feature_layer"] == "fc2"
     assert len(S.claims(r)) == 4 and all(isinstance(c.reproduced, bool) for c in S.claims(r))
 
@@ -187,11 +256,49 @@ def test_tiny_run_end_to_end(isolated_build):
     base = D.standardize(D.load("digits", 120, 60, seed=0))
     h = train(lambda: build_model("mlp", base.input_shape, 10, (16, 8)), base,
               TrainConfig(epochs=3, batch_size=32, lr=0.01, momentum=0.9, seed=0), progress=False)
-    assert (a["labels"][0] == base.y_train.numpy()).all() and (a["train_index"] == base.train_index.numpy()).all()
+    assert (a["labels"][0, 0] == base.y_train.numpy()).all() and (a["train_index"][0] == base.train_index.numpy()).all()
     feats = [collect(h.model, x)["fc2"] for x in (base.x_train, base.x_test)]
     tr, te = (t.double().numpy() for t in standardize_features(*feats))
     for m in range(6):
-        ref = LogisticRegression(C=1.0, tol=1e-8, max_iter=10000).fit(tr, a["labels"][m])
-        assert a["train_acc"][0, 2, m] == pytest.approx(ref.score(tr, a["labels"][m]), abs=1 / 120 + 1e-9)
+        ref = LogisticRegression(C=1.0, tol=1e-8, max_iter=10000).fit(tr, a["labels"][0, m])
+        assert a["train_acc"][0, 0, 2, m] == pytest.approx(ref.score(tr, a["labels"][0, m]), abs=1 / 120 + 1e-9)
         if m == 0:
-            assert a["observed"][0, 2, 0] == pytest.approx(ref.score(te, base.y_test.numpy()), abs=1 / 60 + 1e-9)
+            assert a["observed"][0, 0, 2, 0] == pytest.approx(ref.score(te, base.y_test.numpy()), abs=1 / 60 + 1e-9)
+
+
+def test_one_seed_of_several_equals_that_seed_alone(isolated_build):
+    """``seeds=[1]`` is seed 1 of ``seeds=[0, 1]`` (the 2 × 2 networks train together): the same data, draws, networks,
+    accuracies, p-values and claims; seed 0 is an independent repetition (its own subset, copies and shuffles)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kw = dict(n_train=120, n_test=60, widths=(16, 8), epochs=3, measure_epochs=(0, 1, 3), n_perm=5, n_shared=40)
+    both = S.run(S.Config(seeds=[0, 1], **kw), progress=False, use_cache=False)
+    alone = S.run(S.Config(seeds=[1], **kw), progress=False, use_cache=False)
+    one = S.seed_result(both, 1)
+    assert one.config == alone.config and both.arrays["observed"].shape == (2, 2, 3, 3)
+    for key in ("seeds", "epochs", "labels", "train_index", "test_index", "shared_index", "observed", "null",
+                "p_value", "train_acc", "converged"):
+        np.testing.assert_array_equal(one.arrays[key], alone.arrays[key], err_msg=key)
+    pd.testing.assert_frame_equal(one.tests, alone.tests)
+    pd.testing.assert_frame_equal(one.history.drop(columns="model"), alone.history.drop(columns="model"))
+    assert [(c.measured, c.reproduced) for c in S.claims(one)] == [(c.measured, c.reproduced) for c in S.claims(alone)]
+    a = both.arrays
+    for key in ("labels", "train_index", "shared_index"):  # every seed its own draws
+        assert not np.array_equal(a[key][0], a[key][1]), key
+    h = S.headline(both)
+    cell = h["tests"]["real"]["3"]["independent"]
+    assert h["seeds"] == [0, 1] and cell["observed_per_seed"] == list(a["observed"][:, 0, 2, 0])
+    assert cell["observed"] == pytest.approx(a["observed"][:, 0, 2, 0].mean())
+    assert cell["p_value_per_seed"] == list(a["p_value"][:, 0, 2, 0])
+    assert cell["p_value"] == max(cell["p_value_per_seed"])
+    assert list(S.network_accuracy(both).index) == [(n, s) for n in S.NETWORKS for s in (0, 1)]
+    assert S.plot_null_distributions(both, "gaussian", seed=1)._suptitle.get_text().startswith(
+        "Gaussian-input network, seed 1:")
+    assert "thin lines: seeds 1" in S.plot_over_epochs(both)._suptitle.get_text()
+    S.plot_training(both)
+    plt.close("all")
+    with pytest.raises(ValueError, match=r"seed=7 is not allowed; choose one of the result's seeds \[0, 1\]"):
+        S.seed_result(both, 7)

@@ -1,8 +1,11 @@
 """Study 09 — learning vs memorization by a permutation test on shared-structure validation sets (Chaibub Neto 2018).
 
-Two networks of one architecture, from one seed, train together (:func:`memlib.train.train_many`): the *real*
-network on the real inputs and labels, the *gaussian* network on pure Gaussian-noise inputs (the data's mean and
-std) with the same real labels. At the epochs ``measure_epochs``, the features of the last hidden layer
+For each seed of ``seeds`` two networks of one architecture, from that seed, train: the *real* network on the real
+inputs and labels, the *gaussian* network on pure Gaussian-noise inputs (the data's mean and std) with the same real
+labels; the 2 × len(seeds) networks of all seeds train together (:func:`memlib.train.train_many`). Each seed is an
+independent repetition of everything below — its training and test subsets (``"subset"`` stream), Gaussian inputs,
+shared-structure copies (``"shared-structure"``), shuffles (``"permutation"``), initialisation and batch order — each
+drawn from that seed's named streams. At the epochs ``measure_epochs``, the features of the last hidden layer
 (:func:`memlib.activations.collect_many`) of
 
 * the training inputs,
@@ -31,6 +34,10 @@ network's own training inputs plus small noise, and the claim needs the network 
 (≥ FIT_THRESHOLD), so a real-label classifier on its features scores about as high on the copies as on the
 originals. The second set, far enough from the originals not to inherit that fit, asks the same question as its own
 claim (``gaussian_beats_null_on_shared_large``).
+
+Several seeds: every claim is decided per seed, with the one-seed definitions and thresholds (p-values per seed, never
+pooled), and is reproduced only if it holds in **every** seed; its measured text gives each seed's numbers and ends
+with "held in k/n seeds" (:func:`claims`).
 """
 from __future__ import annotations
 
@@ -53,7 +60,7 @@ from ..models import build_model
 from ..plots import interactive, legend
 from ..stats import spearman
 from ..train import train_many
-from .common import Check, check, learned, run_cached, train_config, validate_common, verdict
+from .common import Check, all_of, check, held_in, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "permutation_test"
 PAPER = ("Chaibub Neto — Detecting Learning vs Memorization in Deep Neural Networks using Shared Structure "
@@ -72,6 +79,19 @@ MEMO_MARGIN = 0.05
 RHO_THRESHOLD = 0.8
 #: Most L-BFGS iterations of a shallow classifier (unconverged fits are counted in ``fits``).
 MAX_ITER = 1000
+#: The ``arrays`` whose leading axis is the seed (in the order of ``arrays["seeds"]``, that axis); ``epochs`` has none.
+PER_SEED_ARRAYS = ("observed", "null", "p_value", "train_acc", "converged", "labels", "train_index", "test_index",
+                   "shared_index")
+
+
+def require_seeds(seeds) -> None:
+    """ValueError naming ``seeds``, its value and what is allowed, unless it is a non-empty list of distinct
+    non-negative Python ints."""
+    ok = (isinstance(seeds, (list, tuple)) and len(seeds) >= 1
+          and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+          and len(set(seeds)) == len(seeds))
+    require(ok, "seeds", seeds, "use a non-empty list of distinct non-negative integers, e.g. [0] or [0, 1, 2] "
+                                "(each seed one independent repetition; the real-data profile needs ≥ 3)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +115,23 @@ class Config(StrictConfig):
     perturbation: str = "noise"
     perturb_size: float = 0.25
     perturb_size_large: float = 1.0
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
     device: str = "cpu"
 
-    RENAMED: ClassVar[dict] = {"record_epochs": "measure_epochs"}
+    RENAMED: ClassVar[dict] = {"record_epochs": "measure_epochs", "seed": "seeds"}
+
+    def __post_init__(self) -> None:
+        require_seeds(self.seeds)  # before StrictConfig's type check: a ValueError that says what is allowed
+        super().__post_init__()
+
+    @classmethod
+    def renamed(cls, params: dict) -> dict:
+        """:meth:`StrictConfig.renamed`; the old ``seed`` (one integer) becomes ``seeds = [seed]``."""
+        one = "seed" in params and "seeds" not in params
+        out = super().renamed(params)
+        if one and isinstance(out["seeds"], int) and not isinstance(out["seeds"], bool):
+            out["seeds"] = [out["seeds"]]
+        return out
 
     def validate(self) -> None:
         validate_common(self)
@@ -131,20 +164,21 @@ class Config(StrictConfig):
 
 @dataclasses.dataclass
 class Result:
-    """``tests``: one row per (``network``, ``epoch``, ``split``) with the real-label classifier's accuracy
+    """``tests``: one row per (``seed``, ``network``, ``epoch``, ``split``) with the real-label classifier's accuracy
     ``observed``, the null distribution's ``null_mean``, ``null_std``, ``null_q05``, ``null_q95``, ``null_max``, the
-    ``p_value`` and ``n_perm``; ``fits``: one row per (``network``, ``epoch``) with the shallow classifiers'
+    ``p_value`` and ``n_perm``; ``fits``: one row per (``seed``, ``network``, ``epoch``) with the shallow classifiers'
     training accuracy on their own labels (``train_observed``, ``train_null_mean``), ``converged`` (fraction of the
     1 + B fits), ``max_iter`` (most L-BFGS iterations) and ``fit_s`` (seconds for the batched fit); ``history``:
-    ``train_many``'s per-epoch table of the two networks with ``network``.
+    ``train_many``'s per-epoch table of the 2 × S networks with ``seed`` and ``network``.
 
-    ``arrays``: ``epochs`` ``(E,)`` the recorded epochs; ``observed`` ``(2, E, 3)`` and ``null`` ``(2, E, 3, B)``
-    accuracies, axes network (``NETWORKS`` order), epoch, split (``SPLITS`` order: independent, shared with
-    ``perturb_size``, shared_large with ``perturb_size_large``), shuffle; ``p_value`` ``(2, E, 3)``;
-    ``train_acc`` ``(2, E, 1+B)`` each classifier's training accuracy on its own labels (index 0 the real labels);
-    ``converged`` ``(2, E, 1+B)``; ``labels`` ``(1+B, n_train)`` the labellings (row 0 real); ``train_index``
-    ``(n_train,)``, ``test_index`` ``(n_test,)`` rows in the source splits; ``shared_index`` ``(n_shared,)``
-    positions in the training set of the copied examples (the same for both shared sets)."""
+    ``arrays`` (S = len(seeds), leading axis the seed in ``seeds`` order): ``seeds`` ``(S,)``; ``epochs`` ``(E,)`` the
+    recorded epochs; ``observed`` ``(S, 2, E, 3)`` and ``null`` ``(S, 2, E, 3, B)`` accuracies, axes seed, network
+    (``NETWORKS`` order), epoch, split (``SPLITS`` order: independent, shared with ``perturb_size``, shared_large with
+    ``perturb_size_large``), shuffle; ``p_value`` ``(S, 2, E, 3)``; ``train_acc`` ``(S, 2, E, 1+B)`` each classifier's
+    training accuracy on its own labels (index 0 the real labels); ``converged`` ``(S, 2, E, 1+B)``; ``labels``
+    ``(S, 1+B, n_train)`` the labellings (row 0 real); ``train_index`` ``(S, n_train)``, ``test_index``
+    ``(S, n_test)`` rows in the source splits; ``shared_index`` ``(S, n_shared)`` positions in the training set of the
+    copied examples (the same for both shared sets). :func:`seed_result` is the one-seed view of a seed."""
 
     config: Config
     tests: pd.DataFrame
@@ -169,73 +203,105 @@ def shared_structure_sets(cfg: Config, inputs: list[torch.Tensor], generator: to
     return copies(cfg.perturb_size), copies(cfg.perturb_size_large)
 
 
-def _compute(cfg: Config, progress: bool):
-    device = get_device(cfg.device)
-    base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=cfg.seed))
-    nets = {"real": base, "gaussian": D.corrupt(base, "gaussian", seed=cfg.seed, corrupt_test=True)}
-    g_shared = stream(cfg.seed, "shared-structure")
+@dataclasses.dataclass(frozen=True)
+class _SeedData:
+    """One seed's inputs: the two networks' datasets (``nets``, ``NETWORKS`` keys), the positions of the copied
+    training examples (``shared_index``), every network's probe inputs (``probe`` ``(2, N_all, ...)``: training,
+    independent, shared, shared_large — each network its own) and the labellings (``labels`` ``(1+B, n_train)``)."""
+
+    nets: dict
+    shared_index: torch.Tensor
+    probe: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def base(self) -> D.Dataset:
+        return self.nets["real"]
+
+
+def _seed_data(cfg: Config, seed: int) -> _SeedData:
+    """Everything random about one repetition, from ``seed``'s named streams (subset, corruption, shared structure,
+    permutation); initialisation and batch order come from its ``"init"`` / ``"order"`` streams in ``train_many``."""
+    base = D.standardize(D.load(cfg.dataset, cfg.n_train, cfg.n_test, seed=seed))
+    nets = {"real": base, "gaussian": D.corrupt(base, "gaussian", seed=seed, corrupt_test=True)}
+    g_shared = stream(seed, "shared-structure")
     shared_index = torch.randperm(cfg.n_train, generator=g_shared)[:cfg.n_shared].sort().values
     small, large = shared_structure_sets(cfg, [nets[name].x_train[shared_index] for name in NETWORKS], g_shared)
     parts = {name: [nets[name].x_train, nets[name].x_test, small[i], large[i]] for i, name in enumerate(NETWORKS)}
+    probe = torch.stack([torch.cat(parts[name]) for name in NETWORKS])  # (2, N_all, ...): each network its own
+    labels = permuted_labels(base.y_train, cfg.n_perm, stream(seed, "permutation"))  # (1+B, n_train)
+    return _SeedData(nets, shared_index, probe, labels)
+
+
+def _compute(cfg: Config, progress: bool):
+    device = get_device(cfg.device)
+    seeds = list(cfg.seeds)
+    data = [_seed_data(cfg, seed) for seed in seeds]
+    base = data[0].base
     sizes = [cfg.n_train, len(base.y_test), cfg.n_shared, cfg.n_shared]
-    probe = torch.stack([torch.cat(parts[name]) for name in NETWORKS]).to(device)  # (2, N_all, ...): each its own
+    probe = torch.cat([d.probe for d in data]).to(device)  # (2S, N_all, ...): model 2q + i = seed q, network i
     record = set(cfg.measure_epochs)
     feats: dict[int, torch.Tensor] = {}
 
     def on_epoch(epoch, ens, models):
         if epoch in record:
             last = layer_names(ens)[-1]
-            feats[epoch] = collect_many(ens, probe, layers=[last], shared=False)[last].float().cpu()  # (2, N_all, d)
+            feats[epoch] = collect_many(ens, probe, layers=[last], shared=False)[last].float().cpu()  # (2S, N_all, d)
         return {}
 
     mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths),
-                    [nets[name] for name in NETWORKS], train_config(cfg), [cfg.seed, cfg.seed], progress=progress,
-                    desc="real-data and Gaussian-input networks", on_epoch=on_epoch)
-    history = mh.df.assign(network=[NETWORKS[m] for m in mh.df.model])
+                    [d.nets[name] for d in data for name in NETWORKS], train_config(cfg),
+                    [seed for seed in seeds for _ in NETWORKS], progress=progress,
+                    desc=f"real-data and Gaussian-input networks × {len(seeds)} seed(s)", on_epoch=on_epoch)
+    history = mh.df.assign(network=[NETWORKS[m % len(NETWORKS)] for m in mh.df.model])
 
-    labels = permuted_labels(base.y_train, cfg.n_perm, stream(cfg.seed, "permutation"))  # (1+B, n_train)
-    shared_labels = labels[:, shared_index]
     epochs = np.array(sorted(feats))
-    b, e = cfg.n_perm, len(epochs)
-    observed, null = np.zeros((2, e, len(SPLITS))), np.zeros((2, e, len(SPLITS), b))
-    train_acc, converged = np.zeros((2, e, 1 + b)), np.zeros((2, e, 1 + b), dtype=bool)
+    n_seeds, b, e = len(seeds), cfg.n_perm, len(epochs)
+    observed, null = np.zeros((n_seeds, 2, e, len(SPLITS))), np.zeros((n_seeds, 2, e, len(SPLITS), b))
+    train_acc, converged = np.zeros((n_seeds, 2, e, 1 + b)), np.zeros((n_seeds, 2, e, 1 + b), dtype=bool)
     fit_rows = []
-    jobs = [(i, j) for i in range(2) for j in range(e)]
-    for i, j in tqdm(jobs, desc=f"{len(jobs)} batched fits of {1 + b} classifiers", leave=False, disable=not progress):
-        h = feats[int(epochs[j])][i]  # network i's features of its own inputs
+    jobs = [(q, i, j) for q in range(n_seeds) for i in range(2) for j in range(e)]
+    for q, i, j in tqdm(jobs, desc=f"{len(jobs)} batched fits of {1 + b} classifiers", leave=False,
+                        disable=not progress):
+        d = data[q]
+        labels, shared_labels, y_test = d.labels.to(device), d.labels[:, d.shared_index].to(device), d.base.y_test
+        h = feats[int(epochs[j])][2 * q + i]  # network i of seed q: its features of its own inputs
         tr, te, sh, sh_large = standardize_features(*torch.split(h, sizes))
         t0 = time.perf_counter()
-        fit = fit_softmax(tr.to(device), labels.to(device), num_classes=base.num_classes, C=cfg.logreg_C,
+        fit = fit_softmax(tr.to(device), labels, num_classes=base.num_classes, C=cfg.logreg_C,
                           tol=cfg.logreg_tol, max_iter=MAX_ITER)
         fit_s = time.perf_counter() - t0
-        acc = {"independent": fit.accuracy(te.to(device), base.y_test.to(device)),  # real test labels for all
-               "shared": fit.accuracy(sh.to(device), shared_labels.to(device)),  # each its own labels of the copies
-               "shared_large": fit.accuracy(sh_large.to(device), shared_labels.to(device))}
+        acc = {"independent": fit.accuracy(te.to(device), y_test.to(device)),  # real test labels for all
+               "shared": fit.accuracy(sh.to(device), shared_labels),  # each its own labels of the copies
+               "shared_large": fit.accuracy(sh_large.to(device), shared_labels)}
         for k, split in enumerate(SPLITS):
             a = acc[split].cpu().numpy().astype(float)
-            observed[i, j, k], null[i, j, k] = a[0], a[1:]
-        train_acc[i, j] = fit.accuracy(tr.to(device), labels.to(device)).cpu().numpy()
-        converged[i, j] = fit.converged.cpu().numpy()
-        fit_rows.append(dict(network=NETWORKS[i], epoch=int(epochs[j]), train_observed=train_acc[i, j, 0],
-                             train_null_mean=train_acc[i, j, 1:].mean(), converged=converged[i, j].mean(),
-                             max_iter=int(fit.n_iter.max()), fit_s=round(fit_s, 3)))
+            observed[q, i, j, k], null[q, i, j, k] = a[0], a[1:]
+        train_acc[q, i, j] = fit.accuracy(tr.to(device), labels).cpu().numpy()
+        converged[q, i, j] = fit.converged.cpu().numpy()
+        fit_rows.append(dict(seed=seeds[q], network=NETWORKS[i], epoch=int(epochs[j]),
+                             train_observed=train_acc[q, i, j, 0], train_null_mean=train_acc[q, i, j, 1:].mean(),
+                             converged=converged[q, i, j].mean(), max_iter=int(fit.n_iter.max()),
+                             fit_s=round(fit_s, 3)))
     p_value = permutation_p_value(observed, null)
-    rows = [dict(network=NETWORKS[i], epoch=int(epochs[j]), split=SPLITS[k], observed=observed[i, j, k],
-                 null_mean=null[i, j, k].mean(), null_std=null[i, j, k].std(),
-                 null_q05=np.quantile(null[i, j, k], 0.05),
-                 null_q95=np.quantile(null[i, j, k], 0.95), null_max=null[i, j, k].max(), p_value=p_value[i, j, k],
-                 n_perm=b)
-            for i in range(2) for j in range(e) for k in range(len(SPLITS))]
-    arrays = dict(epochs=epochs, observed=observed, null=null, p_value=p_value, train_acc=train_acc,
-                  converged=converged, labels=labels.numpy().astype(np.int16), train_index=base.train_index.numpy(),
-                  test_index=base.test_index.numpy(), shared_index=shared_index.numpy())
+    rows = [dict(seed=seeds[q], network=NETWORKS[i], epoch=int(epochs[j]), split=SPLITS[k],
+                 observed=observed[q, i, j, k], null_mean=nl.mean(), null_std=nl.std(), null_q05=np.quantile(nl, 0.05),
+                 null_q95=np.quantile(nl, 0.95), null_max=nl.max(), p_value=p_value[q, i, j, k], n_perm=b)
+            for q, i, j in jobs for k in range(len(SPLITS)) for nl in [null[q, i, j, k]]]
+    stack = lambda f: np.stack([f(d) for d in data])  # noqa: E731
+    arrays = dict(seeds=np.array(seeds), epochs=epochs, observed=observed, null=null, p_value=p_value,
+                  train_acc=train_acc, converged=converged,
+                  labels=stack(lambda d: d.labels.numpy().astype(np.int16)),
+                  train_index=stack(lambda d: d.base.train_index.numpy()),
+                  test_index=stack(lambda d: d.base.test_index.numpy()),
+                  shared_index=stack(lambda d: d.shared_index.numpy()))
     return ({"tests": pd.DataFrame(rows), "fits": pd.DataFrame(fit_rows), "history": history}, arrays,
             {"feature_layer": layer_names(mh.ensemble)[-1], "num_classes": base.num_classes})
 
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
-    """Train both networks together, then fit the 1 + B shallow classifiers per network and recorded epoch (cached
-    by config + source)."""
+    """Train the two networks of every seed together, then fit the 1 + B shallow classifiers per seed, network and
+    recorded epoch (cached by config + source)."""
     tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
     return Result(config=cfg, tests=tables["tests"], fits=tables["fits"], history=tables["history"], arrays=arrays,
                   meta=meta)
@@ -243,9 +309,24 @@ def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
 
 # ----------------------------------------------------------------------------- analysis
 
+def seed_result(result: Result, seed: int) -> Result:
+    """The one-seed view of ``seed``: that seed's rows of every table, its slice of every per-seed array (the seed axis
+    kept, of length 1) and the config with ``seeds = (seed,)`` — laid out as :func:`run` gives for ``seeds=[seed]``."""
+    seeds = list(result.config.seeds)
+    require(seed in seeds, "seed", seed, f"choose one of the result's seeds {seeds}")
+    q = seeds.index(seed)
+
+    def pick(t: pd.DataFrame) -> pd.DataFrame:
+        return t[t.seed == seed].reset_index(drop=True) if "seed" in t.columns else t
+
+    arrays = {k: v[q:q + 1] if k in PER_SEED_ARRAYS + ("seeds",) else v for k, v in result.arrays.items()}
+    return Result(config=dataclasses.replace(result.config, seeds=(seed,)), tests=pick(result.tests),
+                  fits=pick(result.fits), history=pick(result.history), arrays=arrays, meta=result.meta)
+
+
 def summary(result: Result) -> pd.DataFrame:
-    """One row per (network, epoch): observed accuracy, null mean and p-value on each validation set."""
-    t = result.tests.pivot_table(index=["network", "epoch"], columns="split",
+    """One row per (network, epoch, seed): observed accuracy, null mean and p-value on each validation set."""
+    t = result.tests.pivot_table(index=["network", "epoch", "seed"], columns="split",
                                  values=["observed", "null_mean", "p_value"], sort=False)
     t.columns = [f"{split}_{stat}" for stat, split in t.columns]
     order = [f"{s}_{stat}" for s in SPLITS for stat in ("observed", "null_mean", "p_value")]
@@ -253,29 +334,42 @@ def summary(result: Result) -> pd.DataFrame:
 
 
 def network_accuracy(result: Result) -> pd.DataFrame:
-    """Per network: the DNN's final training accuracy (on its labels) and test accuracy."""
+    """Per network and seed: the DNN's final training accuracy (on its labels) and test accuracy."""
     h = result.history
-    last = h[h.epoch == h.epoch.max()].set_index("network")
-    return last[["train_acc", "test_acc"]].reindex(list(NETWORKS))
+    last = h[h.epoch == h.epoch.max()].set_index(["network", "seed"])
+    index = pd.MultiIndex.from_product([NETWORKS, list(result.config.seeds)], names=["network", "seed"])
+    return last[["train_acc", "test_acc"]].reindex(index)
 
 
-def _rows(result: Result, network: str, split: str) -> pd.DataFrame:
+def _rows(result: Result, network: str, split: str, seed: int | None = None) -> pd.DataFrame:
+    """The tests of ``network`` on ``split`` over the epochs, for ``seed`` (default: the config's first)."""
+    seed = result.config.seeds[0] if seed is None else seed
     t = result.tests
-    return t[(t.network == network) & (t.split == split)].sort_values("epoch")
+    return t[(t.seed == seed) & (t.network == network) & (t.split == split)].sort_values("epoch")
 
 
 def experiment_worked(result: Result) -> dict[str, Check]:
-    """Per network: whether it worked — the real network learned (test accuracy ≥ chance + 25 % of the way), the
-    gaussian network fitted its training labels (training accuracy ≥ FIT_THRESHOLD) — with the reason when not."""
+    """Per network: whether it worked in every seed — the real network learned (test accuracy ≥ chance + 25 % of the
+    way), the gaussian network fitted its training labels (training accuracy ≥ FIT_THRESHOLD) — with the reason when
+    not (prefixed "seed s: " when there are several seeds)."""
     acc = network_accuracy(result)
     k = int(result.meta["num_classes"])
-    real, gauss = acc.loc["real"], acc.loc["gaussian"]
     need = 1 / k + 0.25 * (1 - 1 / k)
-    return {"real": check(learned(real.test_acc, k),
-                          f"real-data network test accuracy {fmt(real.test_acc)} (learned needs ≥ {fmt(need)})"),
-            "gaussian": check(gauss.train_acc >= FIT_THRESHOLD - 1e-12,
-                              f"Gaussian-input network training accuracy {fmt(gauss.train_acc)} "
-                              f"(needs ≥ {FIT_THRESHOLD:g})")}
+    seeds = list(result.config.seeds)
+
+    def worked(seed: int) -> dict[str, Check]:
+        real, gauss = acc.loc[("real", seed)], acc.loc[("gaussian", seed)]
+        return {"real": check(learned(real.test_acc, k),
+                              f"real-data network test accuracy {fmt(real.test_acc)} (learned needs ≥ {fmt(need)})"),
+                "gaussian": check(gauss.train_acc >= FIT_THRESHOLD - 1e-12,
+                                  f"Gaussian-input network training accuracy {fmt(gauss.train_acc)} "
+                                  f"(needs ≥ {FIT_THRESHOLD:g})")}
+
+    if len(seeds) == 1:
+        return worked(seeds[0])
+    per_seed = {seed: worked(seed) for seed in seeds}
+    return {net: all_of(*(check(c[net].ok, f"seed {seed}: {c[net].why}") for seed, c in per_seed.items()))
+            for net in NETWORKS}
 
 
 #: How a claim's ``measured`` text says that its network did not work (:func:`experiment_worked`).
@@ -373,28 +467,63 @@ def _gaussian_large_claim(result: Result, worked: dict[str, Check]) -> Claim:
                  measured, holds)
 
 
-def claims(result: Result) -> list[Claim]:
-    """STUDIES.md §09, thresholds fixed before any result was seen; each needs its network to have worked
-    (:func:`experiment_worked`) and B ≥ MIN_PERM where a p-value must reach 1/(1+B). The Gaussian-input claim is
-    tested on both shared-structure sets: the first, near-copies of the network's fitted training inputs, nearly
-    implies it; the second (``perturb_size_large``) does not."""
+def _seed_claims(result: Result) -> list[Claim]:
+    """The four claims of a one-seed result (:func:`seed_result`)."""
     worked = experiment_worked(result)
     return [_independent_claim(result, worked), _memorization_claim(result, worked), _gaussian_claim(result, worked),
             _gaussian_large_claim(result, worked)]
 
 
+def across_seeds(per_seed: list[Claim], seeds: list[int]) -> Claim:
+    """One claim from its versions ``per_seed`` (one per seed of ``seeds``, same id and statement): reproduced only
+    if it holds in every seed; ``measured`` gives each seed's text ("seed s: …"; for one seed just its text), then
+    "held in k/n seeds" and which way the verdict goes."""
+    if len(per_seed) != len(seeds) or len({(c.id, c.statement) for c in per_seed}) != 1:
+        raise ValueError(f"per_seed: give one version of one claim per seed of {list(seeds)}")
+    flags = [c.reproduced for c in per_seed]
+    holds = all(flags)
+    texts = (per_seed[0].measured if len(seeds) == 1 else
+             " | ".join(f"seed {seed}: {c.measured}" for seed, c in zip(seeds, per_seed)))
+    return dataclasses.replace(per_seed[0], reproduced=holds,
+                               measured=f"{texts}; {held_in(flags)}: {'reproduced' if holds else 'not reproduced'} "
+                                        "(the verdict needs every seed)")
+
+
+def claims(result: Result) -> list[Claim]:
+    """STUDIES.md §09, thresholds fixed before any result was seen; each needs its network to have worked
+    (:func:`experiment_worked`) and B ≥ MIN_PERM where a p-value must reach 1/(1+B). The Gaussian-input claim is
+    tested on both shared-structure sets: the first, near-copies of the network's fitted training inputs, nearly
+    implies it; the second (``perturb_size_large``) does not.
+
+    Every claim is decided per seed (:func:`seed_result`) with these definitions — each seed's own p-values, never
+    pooled — and is reproduced only if it holds in every seed (:func:`across_seeds`): each seed is a whole
+    replication of the experiment, a p-value cannot be averaged, and a rule that let one seed fail would loosen the
+    one-seed claim."""
+    seeds = [int(s) for s in result.config.seeds]
+    per_seed = [_seed_claims(seed_result(result, seed)) for seed in seeds]
+    return [across_seeds(list(versions), seeds) for versions in zip(*per_seed)]
+
+
 def headline(result: Result) -> dict:
-    """Per network, epoch and split: observed accuracy, null mean and p-value; the networks' final accuracies."""
+    """Per network, epoch and split: the observed accuracy and the null mean (mean over seeds, and per seed), the
+    p-value (the largest over seeds — each seed's p is at most this — and per seed); the networks' final accuracies
+    (mean over seeds, and per seed). Lists follow ``seeds``."""
+    seeds = [int(s) for s in result.config.seeds]
     out = {net: {} for net in NETWORKS}
-    for r in result.tests.itertuples():
-        out[r.network].setdefault(str(r.epoch), {})[r.split] = dict(observed=r.observed, null_mean=r.null_mean,
-                                                                    p_value=r.p_value)
+    for (net, epoch, split), g in result.tests.groupby(["network", "epoch", "split"], sort=False):
+        g = g.set_index("seed").reindex(seeds)
+        out[net].setdefault(str(epoch), {})[split] = dict(
+            observed=float(g.observed.mean()), null_mean=float(g.null_mean.mean()), p_value=float(g.p_value.max()),
+            observed_per_seed=g.observed.tolist(), null_mean_per_seed=g.null_mean.tolist(),
+            p_value_per_seed=g.p_value.tolist())
     acc = network_accuracy(result)
-    return {"tests": out, "networks": {n: dict(train_acc=float(acc.loc[n].train_acc),
-                                               test_acc=float(acc.loc[n].test_acc))
-                                       for n in NETWORKS},
-            "n_perm": result.config.n_perm, "feature_layer": result.meta["feature_layer"],
-            "fits_converged": float(result.fits.converged.mean())}
+    networks = {}
+    for net in NETWORKS:
+        a = acc.loc[net].reindex(seeds)
+        networks[net] = dict(train_acc=float(a.train_acc.mean()), test_acc=float(a.test_acc.mean()),
+                             train_acc_per_seed=a.train_acc.tolist(), test_acc_per_seed=a.test_acc.tolist())
+    return {"seeds": seeds, "tests": out, "networks": networks, "n_perm": result.config.n_perm,
+            "feature_layer": result.meta["feature_layer"], "fits_converged": float(result.fits.converged.mean())}
 
 
 # ----------------------------------------------------------------------------- figures
@@ -404,14 +533,18 @@ SPLIT_TITLES = {"independent": "independent validation set", "shared": "shared-s
 NETWORK_TITLES = {"real": "real-data network", "gaussian": "Gaussian-input network"}
 
 
-def plot_null_distributions(result: Result, network: str = "real", epochs=None, axes=None):
+def plot_null_distributions(result: Result, network: str = "real", epochs=None, axes=None, seed: int | None = None):
     """Histograms of the shuffled-label accuracies (the null) with the real-label accuracy marked, one column per
-    recorded epoch (default: all), one row per validation set (``SPLITS`` order)."""
+    recorded epoch (default: all), one row per validation set (``SPLITS`` order), for one ``seed`` (default: the
+    first of ``seeds``; the title names it)."""
     import matplotlib.pyplot as plt
 
     all_epochs = [int(e) for e in result.arrays["epochs"]]
     epochs = all_epochs if epochs is None else [int(e) for e in epochs]
-    i = NETWORKS.index(network)
+    seeds = [int(s) for s in result.config.seeds]
+    seed = seeds[0] if seed is None else int(seed)
+    require(seed in seeds, "seed", seed, f"choose one of the result's seeds {seeds}")
+    q, i = seeds.index(seed), NETWORKS.index(network)
     rows = len(SPLITS)
     if axes is None:
         fig, axes = plt.subplots(rows, len(epochs), figsize=(2.3 * len(epochs), 2.5 * rows), squeeze=False,
@@ -424,11 +557,11 @@ def plot_null_distributions(result: Result, network: str = "real", epochs=None, 
         j = all_epochs.index(epoch)
         for r, split in enumerate(SPLITS):
             ax = axes[r, c]
-            null, obs = result.arrays["null"][i, j, r], result.arrays["observed"][i, j, r]
+            null, obs = result.arrays["null"][q, i, j, r], result.arrays["observed"][q, i, j, r]
             ax.hist(null, bins=20, color="0.6", label="shuffled labels (null)")
             ax.axvline(obs, color="C3", lw=2, label="real labels")
             ax.axvline(1 / k, color="k", ls=":", lw=1, label="1/K")
-            p = result.arrays["p_value"][i, j, r]
+            p = result.arrays["p_value"][q, i, j, r]
             ax.set_title(f"epoch {epoch}: p = {p:.3g}" if r == 0 else f"p = {p:.3g}", fontsize=8)
             ax.tick_params(labelsize=7)
             if c == 0:
@@ -436,26 +569,34 @@ def plot_null_distributions(result: Result, network: str = "real", epochs=None, 
             if r == rows - 1:
                 ax.set_xlabel("accuracy", fontsize=8)
     axes[0, 0].legend(fontsize=6, loc="upper right")
-    fig.suptitle(f"{NETWORK_TITLES[network]}: real-label accuracy against the permutation null "
+    fig.suptitle(f"{NETWORK_TITLES[network]}, seed {seed}: real-label accuracy against the permutation null "
                  f"(B = {result.config.n_perm})", fontsize=10)
     return fig
 
 
 def plot_over_epochs(result: Result):
     """Observed accuracy and the null's mean, 5–95 % band and maximum over the recorded epochs, per network (rows)
-    and validation set (columns)."""
+    and validation set (columns): the first seed in full, every further seed's observed accuracy and null mean as
+    thin lines."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(SPLITS), figsize=(4.5 * len(SPLITS), 6), sharex=True, sharey=True)
     k = int(result.meta["num_classes"])
+    first, *others = [int(s) for s in result.config.seeds]
     for r, net in enumerate(NETWORKS):
         for c, split in enumerate(SPLITS):
             ax = axes[r, c]
-            t = _rows(result, net, split)
+            t = _rows(result, net, split, first)
             ax.fill_between(t.epoch, t.null_q05, t.null_q95, color="0.75", label="null 5–95 %")
             ax.plot(t.epoch, t.null_mean, color="0.35", marker="o", ms=3, label="null mean")
             ax.plot(t.epoch, t.null_max, color="0.35", ls="--", lw=1, label="null max")
             ax.plot(t.epoch, t.observed, color="C3", marker="o", ms=4, label="real labels")
+            for n, seed in enumerate(others):
+                o = _rows(result, net, split, seed)
+                ax.plot(o.epoch, o.null_mean, color="0.35", lw=0.8, alpha=0.6,
+                        label="null mean, other seeds" if n == 0 else None)
+                ax.plot(o.epoch, o.observed, color="C3", lw=0.8, alpha=0.6,
+                        label="real labels, other seeds" if n == 0 else None)
             ax.axhline(1 / k, color="k", ls=":", lw=1, label="1/K")
             ax.set_xscale("symlog", linthresh=1)
             ax.set_title(f"{NETWORK_TITLES[net]} — {SPLIT_TITLES[split]}", fontsize=8)
@@ -464,38 +605,46 @@ def plot_over_epochs(result: Result):
             if c == 0:
                 ax.set_ylabel("shallow classifier accuracy")
     legend(axes[0, 0], fontsize=7)
-    fig.suptitle("Learning (independent set) and memorization (shared-structure set) over training", fontsize=10)
+    seeds = f"seed {first}" + (f"; thin lines: seeds {', '.join(map(str, others))}" if others else "")
+    fig.suptitle(f"Learning (independent set) and memorization (shared-structure set) over training ({seeds})",
+                 fontsize=10)
     return fig
 
 
 def plot_training(result: Result, ax=None):
-    """The two networks' training and test accuracy over epochs (on their own inputs and labels), with the recorded
-    epochs marked."""
+    """The two networks' training and test accuracy over epochs (on their own inputs and labels), one line per seed
+    (the first seed thicker), with the recorded epochs marked."""
     import matplotlib.pyplot as plt
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
+    seeds = [int(s) for s in result.config.seeds]
     for c, net in enumerate(NETWORKS):
-        h = result.history[result.history.network == net].sort_values("epoch")
-        ax.plot(h.epoch, h.train_acc, color=f"C{c}", label=f"{net}: train")
-        ax.plot(h.epoch, h.test_acc, color=f"C{c}", ls="--", label=f"{net}: test")
+        for n, seed in enumerate(seeds):
+            h = result.history[(result.history.network == net) & (result.history.seed == seed)].sort_values("epoch")
+            style = dict(color=f"C{c}", lw=1.5 if n == 0 else 0.8, alpha=1.0 if n == 0 else 0.6)
+            ax.plot(h.epoch, h.train_acc, label=f"{net}: train" if n == 0 else None, **style)
+            ax.plot(h.epoch, h.test_acc, ls="--", label=f"{net}: test" if n == 0 else None, **style)
     for e in result.arrays["epochs"]:
         ax.axvline(e, color="0.85", lw=0.8, zorder=0)
+    each = f"{len(seeds)} seeds, one line each; " if len(seeds) > 1 else ""
     ax.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02),
-           title="The two networks (grey lines: recorded epochs)")
+           title=f"The two networks ({each}grey lines: recorded epochs)")
     legend(ax, fontsize=8)
     return fig
 
 
 def explore(result: Result):
-    """Interactive view: the null distributions of one network at one recorded epoch (ipywidgets)."""
+    """Interactive view: the null distributions of one network and seed at one recorded epoch (ipywidgets)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
     epochs = [int(e) for e in result.arrays["epochs"]]
+    seeds = [int(s) for s in result.config.seeds]
 
-    def show(network, epoch):
-        plot_null_distributions(result, network, epochs=[epoch])
+    def show(network, seed, epoch):
+        plot_null_distributions(result, network, epochs=[epoch], seed=seed)
         plt.show()
 
     return interactive(show, network=widgets.Dropdown(options=list(NETWORKS), value="real"),
+                       seed=widgets.Dropdown(options=seeds, value=seeds[0]),
                        epoch=widgets.SelectionSlider(options=epochs, value=epochs[-1]))
