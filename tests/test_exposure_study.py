@@ -1,6 +1,8 @@
 """Study 11 (exposure): canaries, insertion, corpus loading, bad input before any work, and claims on hand-made
 results that must say yes — and no when one definition fails."""
+import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -101,10 +103,10 @@ def test_large_digits_pass_without_the_exact_rank_or_on_a_gpu():
 # ----------------------------------------------------------------------------- claims on hand-made results
 
 def fake_result(exp_final=(3.0, 5.0, 12.0, 18.0, 19.93), control=1.0, first_epoch=12.0, peak_epoch=3,
-                valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.3), skew_shift=0.3, dp_final=1.5, dp_loss=3.5):
-    """A Result as the study would build it, written out by hand: 6 canaries (control + n = 1, 2, 4, 8, 16), a
-    non-private model evaluated at epochs 0, 0.5, 1 … 7 (the most-inserted canary rises to 19.93 at ``peak_epoch``),
-    one DP model of 4 epochs."""
+                valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.3), skew_shift=0.3, dp_final=1.5, dp_loss=3.5, seed=0):
+    """A one-seed Result as the study would build it, written out by hand: 6 canaries (control + n = 1, 2, 4, 8,
+    16), a non-private model evaluated at epochs 0, 0.5, 1 … 7 (the most-inserted canary rises to 19.93 at
+    ``peak_epoch``), one DP model of 4 epochs."""
     counts = [0, 1, 2, 4, 8, 16]
     space_bits = math.log2(10**6)
     canaries = pd.DataFrame(dict(canary=range(6), secret=[f"{k:06d}" for k in range(6)], index=range(6),
@@ -142,17 +144,35 @@ def fake_result(exp_final=(3.0, 5.0, 12.0, 18.0, 19.93), control=1.0, first_epoc
              delta=float("nan"), valid_loss=losses[7.0], reference_loss=losses[7.0], unigram_loss=4.6),
         dict(model="DP σ=1", noise_multiplier=1.0, epochs=4.0, epsilon=4.0, delta=1e-5, valid_loss=dp_loss,
              reference_loss=losses[4.0], unigram_loss=4.6)])
-    cfg = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, measure_fractions=(0.5,))
-    arrays = dict(sample_index=np.arange(100), sample_px=np.zeros((2, 100)), skewnorm_params=np.zeros((2, 3)),
-                  canary_index=np.arange(6), insertion_points=np.zeros(31, np.int64),
-                  insertion_canary=np.zeros(31, np.int64))
-    return study.Result(config=cfg, canaries=canaries, history=pd.DataFrame(hist), exposures=ex,
-                        final=pd.DataFrame(final), models=models, arrays=arrays,
-                        meta={"space_bits": space_bits})
+    cfg = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, measure_fractions=(0.5,), seeds=(seed,))
+    rng = np.random.default_rng(seed)
+    arrays = dict(seeds=np.array([seed]), sample_index=np.arange(100)[None],
+                  sample_px=rng.normal(20.0, 2.0, (1, 2, 100)), skewnorm_params=np.array([[[0.0, 20.0, 2.0]] * 2]),
+                  canary_index=np.arange(6)[None], insertion_points=np.zeros((1, 31), np.int64),
+                  insertion_canary=np.zeros((1, 31), np.int64))
+    tables = dict(canaries=canaries, history=pd.DataFrame(hist), exposures=ex, final=pd.DataFrame(final),
+                  models=models)
+    return study.Result(config=cfg, arrays=arrays, meta={"space_bits": space_bits},
+                        **{k: t.assign(seed=seed)[["seed", *t.columns]] for k, t in tables.items()})
+
+
+def stacked(*results):
+    """One Result of the hand-made one-seed ``results`` (in their order), laid out as :func:`study.run` lays out
+    several seeds: tables one after the other, arrays on a leading seed axis."""
+    seeds = tuple(int(r.config.seeds[0]) for r in results)
+    tables = {k: pd.concat([getattr(r, k) for r in results], ignore_index=True)
+              for k in ("canaries", "history", "exposures", "final", "models")}
+    arrays = {k: np.concatenate([r.arrays[k] for r in results]) for k in results[0].arrays}
+    return study.Result(config=dataclasses.replace(results[0].config, seeds=seeds), arrays=arrays,
+                        meta=results[0].meta, **tables)
 
 
 def verdicts(result):
     return {c.id: c.reproduced for c in study.claims(result)}
+
+
+# The definitions are tested one seed at a time (``seed_claims``, the measured text of one seed, as before seeds
+# came in); how the seeds combine is tested further down.
 
 
 def test_claims_say_yes_when_the_experiment_shows_it():
@@ -184,7 +204,7 @@ def test_without_the_exact_rank_every_claim_says_no_and_why():
     r = fake_result()
     r.config = study.Config(noise_multipliers=(1.0,), epochs=7, dp_epochs=4, measure_fractions=(0.5,),
                             exact_rank=False)
-    c = {x.id: x for x in study.claims(r)}
+    c = {x.id: x for x in study.seed_claims(r)}
     assert not any(x.reproduced for x in c.values())
     assert all(x.measured.endswith("; not measured: exact_rank is False") for x in c.values()), c
     assert c["extrapolation_matches_exact"].measured == "no canary with an exact rank > 1; not measured: exact_rank " \
@@ -194,7 +214,7 @@ def test_without_the_exact_rank_every_claim_says_no_and_why():
 def test_claims_on_the_non_private_model_need_it_to_have_learned_the_language():
     r = fake_result()
     r.models.loc[r.models.model == "non-private", "unigram_loss"] = 2.5  # final valid loss 2.3: only 0.2 bits below
-    c = {x.id: x for x in study.claims(r)}
+    c = {x.id: x for x in study.seed_claims(r)}
     needs = ("exposure_grows_with_insertions", "control_stays_low", "exposure_measurable_first_epoch",
              "exposure_peaks_before_overfitting", "extrapolation_matches_exact")
     assert {k: x.reproduced for k, x in c.items()} == {k: k not in needs for k in c}
@@ -204,7 +224,7 @@ def test_claims_on_the_non_private_model_need_it_to_have_learned_the_language():
 
 
 def test_a_private_model_that_did_not_learn_is_named():
-    c = {x.id: x for x in study.claims(fake_result(dp_loss=4.5))}
+    c = {x.id: x for x in study.seed_claims(fake_result(dp_loss=4.5))}
     assert c["dp_sgd_removes_exposure"].measured.endswith("(unigram 4.6) — did not learn")
 
 
@@ -220,7 +240,7 @@ def test_the_curve_and_labels_follow_the_canaries():
 
 def test_exposure_that_saturates_at_rank_1_grows_though_its_ties_lower_rho():
     full = math.log2(10**6)
-    c = {x.id: x for x in study.claims(fake_result(exp_final=(13.0, full, full, full, full)))}
+    c = {x.id: x for x in study.seed_claims(fake_result(exp_final=(13.0, full, full, full, full)))}
     assert c["exposure_grows_with_insertions"].reproduced is True
     assert c["exposure_grows_with_insertions"].measured.startswith("ρ = 0.707; non-decreasing up to rank 1: yes;")
     assert all(x.reproduced for x in c.values()), c  # nothing else changed
@@ -236,29 +256,29 @@ def test_exposure_that_neither_correlates_nor_saturates_monotonically_does_not_g
     f = r.final
     inserted = (f.model == "non-private") & (f.insertions > 0)
     r.final.loc[inserted, "exposure"] = series  # canaries in insertion order 1, 2, 4, 8, 16
-    c = {x.id: x for x in study.claims(r)}["exposure_grows_with_insertions"]
+    c = {x.id: x for x in study.seed_claims(r)}["exposure_grows_with_insertions"]
     assert c.reproduced is False
     assert "non-decreasing up to rank 1: no;" in c.measured
 
 
 def test_peaks_before_overfitting_says_overfitting_was_not_reached():
-    falling = {x.id: x for x in study.claims(fake_result(valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.2)))}
+    falling = {x.id: x for x in study.seed_claims(fake_result(valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.2)))}
     c = falling["exposure_peaks_before_overfitting"]
     assert c.reproduced is False  # the exposure peaked (epoch 3) long before the last evaluation: still no
     assert c.measured.endswith("; overfitting not reached: the validation loss is still falling at the last "
                                "evaluation (epoch 7)")
     assert falling["exposure_measurable_first_epoch"].reproduced is True  # the first half does not need it
-    flat = {x.id: x for x in study.claims(fake_result(valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.25)))}
+    flat = {x.id: x for x in study.seed_claims(fake_result(valid=(3.5, 3.0, 2.6, 2.4, 2.3, 2.25, 2.25)))}
     assert flat["exposure_peaks_before_overfitting"].measured.endswith(
         "; overfitting not reached: the validation loss does not rise after its minimum at epoch 6")
-    good = {x.id: x for x in study.claims(fake_result())}["exposure_peaks_before_overfitting"]
+    good = {x.id: x for x in study.seed_claims(fake_result())}["exposure_peaks_before_overfitting"]
     assert good.reproduced is True and "overfitting not reached" not in good.measured
     assert good.measured == ("peak 19.9 bits at epoch 3; validation-loss minimum 2.25 bits/char at epoch 6 of 7, up "
                              "to 2.3 at epoch 7")
 
 
 def test_extrapolation_needs_a_compared_canary_above_log2_n_samples_and_reports_both_sides():
-    good = {x.id: x for x in study.claims(fake_result())}["extrapolation_matches_exact"]
+    good = {x.id: x for x in study.seed_claims(fake_result())}["extrapolation_matches_exact"]
     assert good.reproduced is True
     # non-private n=8 (18 bits) is the one compared canary above log₂ 5000 = 12.29; below it: control, n=1, n=2,
     # n=4 and the 6 canaries of the private model (n=16 is at rank 1)
@@ -266,7 +286,7 @@ def test_extrapolation_needs_a_compared_canary_above_log2_n_samples_and_reports_
                                     "0.3, over 1 canaries (1 within 1); below: max |Δ| 0.3 bits, median 0.3, over 10 "
                                     "canaries (10 within 1); 1 at rank 1 left out")
     low = fake_result(exp_final=(3.0, 5.0, 8.0, 12.0, 19.93))  # every compared canary below the line, all agree
-    bad = {x.id: x for x in study.claims(low)}["extrapolation_matches_exact"]
+    bad = {x.id: x for x in study.seed_claims(low)}["extrapolation_matches_exact"]
     assert bad.reproduced is False
     assert "above log₂ 5000 = 12.29 bits (extrapolation needed): no canary; below: max |Δ| 0.3 bits" in bad.measured
     assert bad.measured.endswith("; no compared canary above log₂ 5000 = 12.29 bits, where extrapolation is needed")
@@ -281,9 +301,157 @@ def test_control_and_extrapolation_say_no_for_a_model_that_learned_nothing():
     # candidates' log-perplexities are near uniform, which the skew-normal fits; neither shows anything
     r = fake_result()
     r.models.loc[r.models.model == "non-private", "unigram_loss"] = 2.4
-    c = {x.id: x for x in study.claims(r)}
+    c = {x.id: x for x in study.seed_claims(r)}
     for k in ("control_stays_low", "extrapolation_matches_exact"):
         assert c[k].reproduced is False
         assert c[k].measured.endswith("; the model did not learn: valid loss 2.3 vs unigram 2.4 bits/char")
-    good = {x.id: x for x in study.claims(fake_result())}
+    good = {x.id: x for x in study.seed_claims(fake_result())}
     assert good["control_stays_low"].reproduced and good["extrapolation_matches_exact"].reproduced
+
+
+# ----------------------------------------------------------------------------- seeds
+
+@pytest.mark.parametrize("seeds, says", [
+    ((), "use at least one seed"),
+    ((0, 0), "use distinct seeds"),
+    ((0, "1"), "use non-negative integers"),
+    ((0, 1.5), "use non-negative integers"),
+    ((-1,), "use non-negative integers"),
+    ((True,), "use non-negative integers"),
+    (3, "use a list of seeds"),
+])
+def test_bad_seeds_are_refused_naming_the_list_and_what_is_allowed(seeds, says):
+    with pytest.raises(ValueError) as e:
+        study.Config(seeds=seeds)
+    assert str(e.value).startswith(f"seeds={seeds!r} is not allowed; {says}")
+
+
+def test_old_name_seed_is_an_alias_for_one_seed_with_a_warning():
+    with pytest.warns(UserWarning, match=r"'seed' is now called 'seeds' \(a list of seeds\); seed=3 runs seeds=\[3\]"):
+        cfg = study.Config.from_dict({"seed": 3})
+    assert cfg.seeds == (3,)
+    with pytest.raises(TypeError, match="both given"):
+        study.Config.from_dict({"seed": 3, "seeds": [3]})
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"seeds=\[-1\] is not allowed"):
+        study.Config.from_dict({"seed": -1})
+    from memlib.runner import registry  # a profile or `-p seed 2` still written with the old name
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert registry.study_params("exposure", "smoke", None, {"seed": 2})["seeds"] == [2]
+
+
+def test_a_claim_holds_only_when_it_holds_in_every_seed():
+    # seeds 0 and 1 show everything; in seed 7 the private model still exposes a canary (11 bits ≥ 9.97)
+    r = stacked(fake_result(seed=0), fake_result(seed=1), fake_result(dp_final=11.0, seed=7))
+    c = {x.id: x for x in study.claims(r)}
+    dp = c["dp_sgd_removes_exposure"]
+    assert dp.reproduced is False
+    assert dp.measured.endswith("; held in 2/3 seeds: not reproduced (the verdict needs every seed)")
+    one = {x.id: x for x in study.seed_claims(r, 7)}["dp_sgd_removes_exposure"]
+    assert one.reproduced is False and one.measured.startswith("DP σ=1 (ε = 4 at δ = 1e-05): max inserted 11 bits")
+    assert dp.measured.startswith("seed 0: DP σ=1") and f" | seed 7: {one.measured}; held in 2/3" in dp.measured
+    assert dp.statement == one.statement
+    for k, x in c.items():
+        if k != "dp_sgd_removes_exposure":
+            assert x.reproduced is True and x.measured.endswith("; held in 3/3 seeds: reproduced (the verdict needs "
+                                                                 "every seed)")
+    bad = stacked(fake_result(dp_final=11.0, seed=0), fake_result(dp_final=11.0, seed=1), fake_result(seed=2))
+    assert {x.id: x for x in study.claims(bad)}["dp_sgd_removes_exposure"].measured.endswith(
+        "; held in 1/3 seeds: not reproduced (the verdict needs every seed)")
+
+
+def test_one_seed_gives_todays_claims_with_the_seed_count_added():
+    for r in (fake_result(seed=7), fake_result(dp_final=11.0, seed=7)):
+        for mine, alone in zip(study.claims(r), study.seed_claims(r)):
+            assert (mine.id, mine.statement, mine.reproduced) == (alone.id, alone.statement, alone.reproduced)
+            assert mine.measured == (f"{alone.measured}; held in {int(alone.reproduced)}/1 seeds: "
+                                     f"{'reproduced' if alone.reproduced else 'not reproduced'} (the verdict needs "
+                                     "every seed)")
+
+
+def test_claims_of_different_kinds_cannot_be_combined():
+    a, b = study.seed_claims(fake_result())[:2]
+    with pytest.raises(ValueError, match="per_seed"):
+        study.across_seeds({0: a, 1: b})
+
+
+def test_headline_and_table_give_every_seed_then_mean_and_spread():
+    r = stacked(fake_result(seed=0), fake_result(dp_final=3.5, seed=4))
+    h = study.headline(r)
+    assert h["seeds"] == [0, 4]
+    dp = h["final"]["DP σ=1"]["n=16"]["exposure"]
+    assert dp["per_seed"] == [1.5, 3.5] and dp["mean"] == pytest.approx(2.5) and dp["sd"] == pytest.approx(1.0)
+    assert h["models"]["DP σ=1"]["epsilon"] == {"mean": 4.0, "sd": 0.0, "per_seed": [4.0, 4.0]}
+    assert h["extrapolation"]["canaries_above"] == 2  # the n=8 canary of each seed
+    t = study.exposure_table(r)
+    assert list(t.columns) == [(k, c) for k in ("exact", "skew-normal") for c in ("seed 0", "seed 4", "mean", "sd")]
+    assert t.loc[("DP σ=1", "control"), ("exact", "mean")] == pytest.approx(2.5)
+    assert list(study.exposure_table(fake_result()).columns) == [("exact", "seed 0"), ("skew-normal", "seed 0")]
+    assert study.by_insertions(r, "DP σ=1").loc[16] == pytest.approx(2.5)
+    assert study.by_insertions(r, "DP σ=1", seed=4).loc[16] == pytest.approx(3.5)
+    assert study.curve(r, "DP σ=1", seed=4).equals(study.curve(fake_result(dp_final=3.5, seed=4), "DP σ=1"))
+
+
+def test_figures_draw_one_or_several_seeds():
+    import matplotlib.pyplot as plt
+
+    r = stacked(fake_result(seed=0), fake_result(dp_final=3.5, seed=4))
+    assert study.plot_exposure_over_training(r, seed=4).axes[0].get_title() == ("Exposure over training "
+                                                                               "(non-private, seed 4)")
+    assert study.plot_skewnorm_fit(r, "DP σ=1").axes[0].get_title() == "Candidate log-perplexities (DP σ=1, seed 0)"
+    labels = study.plot_exposure_vs_insertions(r).axes[0].get_legend_handles_labels()[1]
+    assert "non-private (exact, mean of 2 seeds)" in labels and "DP σ=1 (exact, each seed)" in labels
+    assert study.plot_skewnorm_fit(fake_result()).axes[0].get_title() == "Candidate log-perplexities (non-private)"
+    plt.close("all")
+
+
+TINY = dict(digits=3, hidden=16, embed=8, epochs=1, measure_fractions=(0.5,), noise_multipliers=(1.0,), dp_epochs=1,
+            n_samples=100)
+
+
+@pytest.fixture
+def fox(tmp_path) -> str:
+    """A corpus with no digit in it (no canary draw is ever refused), 4,400 characters on 100 lines."""
+    p = tmp_path / "fox.txt"
+    p.write_text("the quick brown fox jumps over the lazy dog\n" * 100)
+    return str(p)
+
+
+def test_each_seed_draws_its_own_canaries_and_adding_a_seed_computes_only_it(fox, isolated_build):
+    first = study.run(study.Config(corpus_path=fox, seeds=(1,), **TINY), progress=False)
+    r = study.run(study.Config(corpus_path=fox, seeds=(0, 1), **TINY), progress=False)
+    a, b = study.seed_result(r, 0), study.seed_result(r, 1)
+    # the draws of the study before seeds came in (one `seed`), on this corpus: the canary and insert streams
+    assert a.canaries.secret.tolist() == ["668", "541", "206", "482", "441", "768"]
+    assert b.canaries.secret.tolist() == ["787", "226", "002", "605", "834", "152"]  # "002" from the cache too
+    assert a.arrays["insertion_points"][0, :6].tolist() == [44, 88, 176, 220, 616, 748]
+    assert b.arrays["insertion_points"][0, :6].tolist() == [44, 264, 352, 440, 528, 572]
+    assert not set(a.canaries.secret) & set(b.canaries.secret)
+    assert not np.array_equal(a.arrays["sample_index"], b.arrays["sample_index"])
+    assert not np.allclose(a.final.px, b.final.px)  # other weights, batches and DP noise as well
+    assert not np.allclose(a.models.valid_loss, b.models.valid_loss)
+    assert r.arrays["sample_px"].shape == (2, 2, 100) and r.arrays["seeds"].tolist() == [0, 1]
+    assert r.arrays["insertion_points"].shape == r.arrays["insertion_canary"].shape == (2, 31)
+    assert r.canaries.seed.tolist() == [0] * 6 + [1] * 6
+    # seed 1 came from the cache of the one-seed run: only seed 0 was computed
+    assert first.meta["cache"]["hit"] is False and r.meta["cache"]["hit"] is False
+    assert {s: c["hit"] for s, c in r.meta["cache"]["seeds"].items()} == {"0": False, "1": True}
+    assert r.meta["cache"]["seeds"]["1"]["key"] == first.meta["cache"]["key"]
+    pd.testing.assert_frame_equal(b.final, first.final, check_dtype=False)
+    again = study.run(study.Config(corpus_path=fox, seeds=(1, 0), **TINY), progress=False)
+    assert again.meta["cache"]["hit"] is True and again.canaries.seed.tolist() == [1] * 6 + [0] * 6
+
+
+def test_one_seed_of_several_equals_the_run_of_that_seed_alone(fox):
+    both = study.run(study.Config(corpus_path=fox, seeds=(5, 2), **TINY), progress=False, use_cache=False)
+    alone = study.run(study.Config(corpus_path=fox, seeds=(2,), **TINY), progress=False, use_cache=False)
+    part = study.seed_result(both, 2)
+    for name in ("canaries", "history", "exposures", "final", "models"):
+        pd.testing.assert_frame_equal(getattr(part, name), getattr(alone, name))
+    assert part.arrays.keys() == alone.arrays.keys()
+    for k in alone.arrays:
+        np.testing.assert_array_equal(part.arrays[k], alone.arrays[k])
+    assert study.seed_claims(both, 2) == study.seed_claims(alone)
+    assert [c.reproduced for c in study.claims(both)] == [
+        a.reproduced and b.reproduced for a, b in zip(study.seed_claims(both, 5), study.seed_claims(both, 2))]

@@ -23,11 +23,21 @@ Exposure (:mod:`memlib.methods.exposure`). Scored from the context "\\nthe rando
 rank = |{r′ : Px(r′) ≤ Px(canary)}| among all 10^d fillings, exposure = log₂ 10^d − log₂ rank — exactly, by the
 digit trie, after every epoch and at ``measure_fractions`` of the first epoch (``exact_rank``); and by extrapolation
 (a skew-normal fitted to ``n_samples`` sampled fillings, the canaries excluded) for every final model.
+
+Seeds. Each seed of ``seeds`` is an independent repetition of the whole experiment: its own canaries (its "canary"
+stream), insertion points ("insert"), initial weights ("init"), batch order ("order"), DP noise ("dp-noise") and
+sampled candidates ("samples") — one seed's exposure of a canary is one draw (in a real-data run a σ = 0.3 model
+exposed a canary at 3.96 bits under one seed and at 11.9 under another), so one seed cannot carry a verdict. Every
+claim is computed per seed with the definitions below and is reproduced only when it holds in every seed
+(:data:`SEED_RULE`; the claims are statements about every canary and every model, and a mean over seeds would average
+one seed's exposed canary away). Each seed is cached on its own, so adding a seed computes only the new one.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import warnings
 from pathlib import Path
 from typing import ClassVar, Optional
 
@@ -42,7 +52,7 @@ from ..models import CharLSTM
 from ..plots import interactive, legend
 from ..stats import spearman
 from ..text import CharVocab, pydoc_corpus
-from .common import Check, check, run_cached, verdict
+from .common import Check, check, held_in, run_cached, verdict
 
 STUDY = "exposure"
 PAPER = ("Carlini, Liu, Erlingsson, Kos, Song — The Secret Sharer: Evaluating and Testing Unintended Memorization "
@@ -72,6 +82,10 @@ AGREE_BITS = 1.0
 LEARN_MARGIN = 0.25
 #: The non-private model learned the language: validation loss ≥ LEARN_BITS bits/char below the unigram baseline.
 LEARN_BITS = 0.5
+#: How the per-seed verdicts of a claim combine (fixed before any multi-seed result was looked at): reproduced only
+#: when the claim holds in every seed — each seed is another set of canaries and models, and the claims speak of
+#: every canary and every model; a mean over seeds would let one seed's exposed canary be averaged away.
+SEED_RULE = "the verdict needs every seed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,10 +115,29 @@ class Config(StrictConfig):
     dp_lr: float = 0.01
     max_grad_norm: float = 1.0
     delta: float = 1e-5
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
     device: str = "cpu"
 
-    RENAMED: ClassVar[dict] = {"eval_points": "measure_fractions"}
+    RENAMED: ClassVar[dict] = {"eval_points": "measure_fractions", "seed": "seeds"}
+
+    def __post_init__(self) -> None:
+        _check_seeds(self.seeds)  # a ValueError naming the list, before the generic type check
+        super().__post_init__()
+
+    @classmethod
+    def renamed(cls, params: dict) -> dict:
+        """``params`` with old names replaced (:attr:`RENAMED`); the old ``seed`` (one int) becomes ``seeds`` = [it]."""
+        params = dict(params)
+        if "seed" in params:
+            if "seeds" in params:
+                raise TypeError("'seed' and 'seeds' were both given; 'seed' is the old name of 'seeds': give only "
+                                "'seeds'")
+            old = params.pop("seed")
+            one = isinstance(old, int) and not isinstance(old, bool)
+            warnings.warn(f"parameter 'seed' is now called 'seeds' (a list of seeds); seed={old!r} runs "
+                          f"seeds={[old] if one else old!r}", stacklevel=3)
+            params["seeds"] = [old] if one else old
+        return super().renamed(params)
 
     def validate(self) -> None:
         check_device_name(self.device)
@@ -137,18 +170,29 @@ class Config(StrictConfig):
         require(0 < self.valid_fraction < 0.5, "valid_fraction", self.valid_fraction, "use a fraction in (0, 0.5)")
         require(self.n_chars is None or self.n_chars >= 20 * self.seq_len, "n_chars", self.n_chars,
                 f"use None (the whole corpus) or at least 20 windows' worth (20 × seq_len = {20 * self.seq_len})")
-        require(self.seed >= 0, "seed", self.seed, "use a non-negative integer")
         require(all(0 < p < 1 for p in self.measure_fractions)
                 and list(self.measure_fractions) == sorted(set(self.measure_fractions)), "measure_fractions",
                 self.measure_fractions, "use increasing distinct fractions of the first epoch in (0, 1), or an empty "
                 "list (exposure after every epoch only)")
         CharLSTM(2, self.embed, self.hidden, self.layers)  # the model's own size checks
         LMTrainConfig(epochs=self.epochs, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
-                      clip_norm=self.clip_norm, eval_points=self.measure_fractions, device=self.device, seed=self.seed)
+                      clip_norm=self.clip_norm, eval_points=self.measure_fractions, device=self.device,
+                      seed=self.seeds[0])
         text = load_corpus(self.corpus_path)  # a missing, empty or non-UTF-8 file fails here, before any work
         n = len(text) if self.n_chars is None else min(self.n_chars, len(text))
         require(n >= 20 * self.seq_len, "corpus_path", self.corpus_path,
                 f"the corpus has {len(text)} characters; use a text of at least 20 × seq_len = {20 * self.seq_len}")
+
+
+def _check_seeds(seeds) -> None:
+    """ValueError naming ``seeds`` unless it is a non-empty list of distinct non-negative ints."""
+    require(isinstance(seeds, (list, tuple)), "seeds", seeds,
+            "use a list of seeds, e.g. [0] (one seed) or [0, 1, 2] (three independent repetitions)")
+    require(len(seeds) >= 1, "seeds", seeds, "use at least one seed, e.g. [0]")
+    require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), "seeds", seeds,
+            "use non-negative integers, e.g. [0, 1, 2]")
+    require(len(set(seeds)) == len(seeds), "seeds", seeds,
+            "use distinct seeds: a repeated seed repeats the same run and would count it twice")
 
 
 def load_corpus(path: Optional[str]) -> str:
@@ -208,21 +252,30 @@ def insert_lines(text: str, lines: list[str], rng: np.random.Generator) -> tuple
 
 @dataclasses.dataclass
 class Result:
-    """``canaries``: one row per canary (``canary`` id, ``secret`` digits, ``index`` = its candidate number,
-    ``insertions``); ``history``: one row per model and evaluation (``model`` name, ``epoch`` — fractional inside the
-    first epoch — ``step``, ``train_loss`` and ``valid_loss`` in bits/char, ``epsilon`` for private models);
-    ``exposures``: one row per model, evaluation and canary (``rank``, exact ``exposure``, ``px`` = log-perplexity of
-    the digits in bits; NaN ranks without ``exact_rank``); ``final``: one row per model and canary at the end of its
-    training (exact ``rank``/``exposure``, ``skewnorm`` = extrapolated exposure, ``sampled`` = TF Privacy's sampling
-    estimate, ``px``); ``models``: one row per model (``model``, ``noise_multiplier`` (NaN: non-private), ``epochs``,
-    ``epsilon``, ``delta``, final ``valid_loss``, the non-private ``valid_loss`` at the same epoch
-    ``reference_loss``, ``unigram_loss``).
+    """Every table has a ``seed`` column (first) and holds every seed of ``config.seeds``, in that order; canary ids
+    (0, 1, …, one per insertion count × ``canaries_per_count``, in ``insertions`` order) and model names are the same
+    in every seed, so seeds align on them. :func:`seed_result` gives one seed's Result.
 
-    ``arrays``: ``sample_index`` ``(n_samples,)`` the sampled candidates (canaries excluded); ``sample_px``
-    ``(models, n_samples)`` their log-perplexities under each final model (rows in ``models`` order);
-    ``skewnorm_params`` ``(models, 3)`` the fitted (a, loc, scale); ``canary_index`` ``(canaries,)``;
-    ``insertion_points`` ``(inserted lines,)`` offsets in the training text before insertion, with
-    ``insertion_canary`` the canary id of the line placed there."""
+    ``canaries``: one row per seed and canary (``canary`` id, ``secret`` digits, ``index`` = its candidate number,
+    ``insertions``); ``history``: one row per seed, model and evaluation (``model`` name, ``epoch`` — fractional
+    inside the first epoch — ``step``, ``train_loss`` and ``valid_loss`` in bits/char, ``epsilon`` for private
+    models); ``exposures``: one row per seed, model, evaluation and canary (``rank``, exact ``exposure``, ``px`` =
+    log-perplexity of the digits in bits; NaN ranks without ``exact_rank``); ``final``: one row per seed, model and
+    canary at the end of its training (exact ``rank``/``exposure``, ``skewnorm`` = extrapolated exposure, ``sampled``
+    = TF Privacy's sampling estimate, ``px``); ``models``: one row per seed and model (``model``,
+    ``noise_multiplier`` (NaN: non-private), ``epochs``, ``epsilon``, ``delta``, final ``valid_loss``, the
+    non-private ``valid_loss`` at the same epoch ``reference_loss``, ``unigram_loss``).
+
+    ``arrays``, stacked on a leading seed axis S in ``config.seeds`` order: ``seeds`` ``(S,)``; ``sample_index``
+    ``(S, n_samples)`` the sampled candidates (canaries excluded); ``sample_px`` ``(S, models, n_samples)`` their
+    log-perplexities under each final model (models in :func:`model_names` order); ``skewnorm_params``
+    ``(S, models, 3)`` the fitted (a, loc, scale); ``canary_index`` ``(S, canaries)``; ``insertion_points``
+    ``(S, inserted lines)`` offsets in the training text before insertion (ascending), with ``insertion_canary``
+    ``(S, inserted lines)`` the canary id of the line placed there.
+
+    ``meta``: ``vocab_size``, ``train_chars``, ``valid_chars``, ``space_bits`` (equal in every seed: canary lines
+    differ only in their digits), ``compute_time_s`` (summed over the seeds) and ``cache`` (``hit`` = every seed
+    came from the cache; ``seeds`` = each seed's hit and key)."""
 
     config: Config
     canaries: pd.DataFrame
@@ -239,19 +292,20 @@ def model_names(cfg: Config) -> list[str]:
     return ["non-private"] + [f"DP σ={s:g}" for s in cfg.noise_multipliers]
 
 
-def _compute(cfg: Config, progress: bool):
+def _compute(cfg: Config, seed: int, progress: bool):
+    """One seed's experiment, as ``(tables, arrays, meta)`` in the layout of a one-seed :class:`Result`."""
     import torch
 
     corpus = load_corpus(cfg.corpus_path)
     text = corpus if cfg.n_chars is None else corpus[: cfg.n_chars]
     n_valid = int(round(cfg.valid_fraction * len(text)))
     train_text, valid_text = text[: len(text) - n_valid], text[len(text) - n_valid:]
-    rng = np.random.default_rng(stream_seed(cfg.seed, "canary"))
+    rng = np.random.default_rng(stream_seed(seed, "canary"))
     counts = [n for n in cfg.insertions for _ in range(cfg.canaries_per_count)]
     secrets = draw_canaries(rng, len(counts), cfg.digits, corpus)
     lines = [f"{PREFIX}{s}\n" for s, n in zip(secrets, counts) for _ in range(n)]
     line_canary = np.array([k for k, n in enumerate(counts) for _ in range(n)], dtype=np.int64)
-    train_with, points, which = insert_lines(train_text, lines, np.random.default_rng(stream_seed(cfg.seed, "insert")))
+    train_with, points, which = insert_lines(train_text, lines, np.random.default_rng(stream_seed(seed, "insert")))
     vocab = CharVocab.from_text(train_with + valid_text + CONTEXT + "0123456789")
     train_ids, valid_ids = vocab.encode(train_with), vocab.encode(valid_text)
     device = get_device(cfg.device)
@@ -271,17 +325,17 @@ def _compute(cfg: Config, progress: bool):
     runs = []
     base_cfg = LMTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=cfg.lr,
                              clip_norm=cfg.clip_norm, eval_points=cfg.measure_fractions, device=cfg.device,
-                             seed=cfg.seed)
+                             seed=seed)
     runs.append((names[0], float("nan"), train_lm(build, train_ids, valid_ids, base_cfg, progress=progress,
-                                                  desc="non-private LSTM", on_eval=measure)))
+                                                  desc=f"seed {seed}: non-private LSTM", on_eval=measure)))
     for name, sigma in zip(names[1:], cfg.noise_multipliers):
         dp_cfg = dataclasses.replace(base_cfg, epochs=cfg.dp_epochs, eval_points=(), batch_size=cfg.dp_batch_size,
                                      lr=cfg.dp_lr)
         hist = train_lm(build, train_ids, valid_ids, dp_cfg, private=Privacy(sigma, cfg.max_grad_norm, cfg.delta),
-                        progress=progress, desc=f"DP-SGD σ={sigma:g}", on_eval=measure)
+                        progress=progress, desc=f"seed {seed}: DP-SGD σ={sigma:g}", on_eval=measure)
         runs.append((name, sigma, hist))
 
-    sample_rng = stream(cfg.seed, "samples", device)
+    sample_rng = stream(seed, "samples", device)
     sample_index = exposure.sample_candidates(sample_rng, cfg.digits, 10, cfg.n_samples,
                                        exclude=torch.as_tensor(canary_index)).cpu().numpy()
     unigram = unigram_bits(train_ids, valid_ids, vocab.size)
@@ -326,20 +380,53 @@ def _compute(cfg: Config, progress: bool):
               "exposures": pd.DataFrame(exposures), "final": pd.DataFrame(final), "models": pd.DataFrame(models)}
     meta = {"vocab_size": vocab.size, "train_chars": len(train_with), "valid_chars": len(valid_text),
             "space_bits": math.log2(space)}
-    return tables, arrays, meta
+    return ({k: t.assign(seed=seed)[["seed", *t.columns]] for k, t in tables.items()},
+            {"seeds": np.array([seed], dtype=np.int64), **{k: v[None] for k, v in arrays.items()}}, meta)
 
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
-    """Insert the canaries, train the non-private and the private models, measure exposure (cached)."""
-    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+    """Insert the canaries, train the non-private and the private models, measure exposure — for every seed of
+    ``cfg.seeds``, each cached on its own (the key is ``cfg`` with ``seeds`` = [that seed]), so adding a seed reuses
+    the seeds already computed."""
+    parts = []
+    for seed in cfg.seeds:
+        one = dataclasses.replace(cfg, seeds=(seed,))
+        parts.append(run_cached(STUDY, one, functools.partial(_compute, one, seed, progress), use_cache=use_cache))
+    tables = {k: pd.concat([t[k] for t, _, _ in parts], ignore_index=True) for k in parts[0][0]}
+    # the cache's CSV reads "002" back as 2: the secret is its candidate number written with ``digits`` digits
+    tables["canaries"]["secret"] = [f"{int(v):0{cfg.digits}d}" for v in tables["canaries"]["index"]]
+    arrays = {k: np.concatenate([a[k] for _, a, _ in parts]) for k in parts[0][1]}
+    metas = [m for _, _, m in parts]
+    meta = {k: v for k, v in metas[0].items() if k not in ("compute_time_s", "cache")}
+    meta["compute_time_s"] = round(sum(m["compute_time_s"] for m in metas), 2)
+    meta["cache"] = {"hit": all(m["cache"]["hit"] for m in metas), "key": "+".join(m["cache"]["key"] for m in metas),
+                     "seeds": {str(s): m["cache"] for s, m in zip(cfg.seeds, metas)}}
     return Result(config=cfg, arrays=arrays, meta=meta, **tables)
+
+
+def seed_result(result: Result, seed: Optional[int] = None) -> Result:
+    """The Result of one ``seed`` of ``result`` (default: its first), in the same layout (tables filtered, arrays
+    with a seed axis of length 1, ``config.seeds`` = [seed]); ``result`` itself when it has only that seed."""
+    seeds = list(result.config.seeds)
+    seed = seeds[0] if seed is None else seed
+    require(seed in seeds, "seed", seed, f"choose one of the result's seeds {seeds}")
+    if seeds == [seed]:
+        return result
+    i = seeds.index(seed)
+    pick = lambda t: t[t.seed == seed].reset_index(drop=True)  # noqa: E731
+    return Result(config=dataclasses.replace(result.config, seeds=(seed,)), canaries=pick(result.canaries),
+                  history=pick(result.history), exposures=pick(result.exposures), final=pick(result.final),
+                  models=pick(result.models), arrays={k: v[i:i + 1] for k, v in result.arrays.items()},
+                  meta=result.meta)
 
 
 # ----------------------------------------------------------------------------- analysis
 
-def curve(result: Result, model: str = "non-private") -> pd.DataFrame:
-    """Exposure over training of ``model``: rows = evaluations (``epoch``), columns = canaries (``n=…`` by insertion
-    count, numbered when a count has several), with ``train_loss`` and ``valid_loss``."""
+def curve(result: Result, model: str = "non-private", seed: Optional[int] = None) -> pd.DataFrame:
+    """Exposure over training of ``model`` in ``seed`` (default: the first of ``config.seeds``): rows = evaluations
+    (``epoch``), columns = canaries (``n=…`` by insertion count, numbered when a count has several), with
+    ``train_loss`` and ``valid_loss``."""
+    result = seed_result(result, seed)
     e = result.exposures[result.exposures.model == model]
     label = canary_labels(result)
     t = e.pivot_table(index="epoch", columns="canary", values="exposure", dropna=False)
@@ -349,8 +436,9 @@ def curve(result: Result, model: str = "non-private") -> pd.DataFrame:
 
 
 def canary_labels(result: Result) -> dict[int, str]:
-    """``{canary id: "n=4"}`` (``"n=4 #2"`` when a count has several canaries; ``"control"`` for n = 0)."""
-    c = result.canaries
+    """``{canary id: "n=4"}`` (``"n=4 #2"`` when a count has several canaries; ``"control"`` for n = 0); the same
+    in every seed."""
+    c = seed_result(result).canaries
     out = {}
     for n, group in c.groupby("insertions", sort=True):
         for j, k in enumerate(group.canary):
@@ -359,10 +447,31 @@ def canary_labels(result: Result) -> dict[int, str]:
     return out
 
 
-def by_insertions(result: Result, model: str = "non-private", column: str = "exposure") -> pd.Series:
-    """Mean final ``column`` (exposure, skewnorm, …) of ``model`` per insertion count."""
-    f = result.final[result.final.model == model]
+def by_insertions(result: Result, model: str = "non-private", column: str = "exposure",
+                  seed: Optional[int] = None) -> pd.Series:
+    """Mean final ``column`` (exposure, skewnorm, …) of ``model`` per insertion count, over the canaries of ``seed``
+    (None: of every seed)."""
+    f = result.final if seed is None else seed_result(result, seed).final
+    f = f[f.model == model]
     return f.groupby("insertions")[column].mean()
+
+
+def exposure_table(result: Result) -> pd.DataFrame:
+    """Final exposure of every model and canary, exact and by skew-normal extrapolation: rows (``model``, ``canary``
+    label), columns (``exact`` | ``skew-normal``) × (``seed <s>`` for every seed, then ``mean`` and ``sd`` over the
+    seeds (population sd) when there are several)."""
+    labels = canary_labels(result)
+    seeds = list(result.config.seeds)
+    f = result.final.assign(canary=result.final.canary.map(lambda k: labels[int(k)]))
+    out = {}
+    for name, column in (("exact", "exposure"), ("skew-normal", "skewnorm")):
+        t = f.pivot_table(index=["model", "canary"], columns="seed", values=column, sort=False, dropna=False)
+        t = t.reindex(columns=seeds)
+        t.columns = [f"seed {s}" for s in seeds]
+        if len(seeds) > 1:
+            t = t.assign(mean=t.mean(axis=1, skipna=False), sd=t.std(axis=1, ddof=0, skipna=False))
+        out[name] = t
+    return pd.concat(out, axis=1)
 
 
 def _peak_and_minimum(result: Result) -> tuple[float, float, float, str]:
@@ -571,50 +680,94 @@ def _dp_sgd_removes_exposure_claim(result: Result) -> Claim:
         verdict(len(private) > 0 and all(holds), exact))
 
 
+def seed_claims(result: Result, seed: Optional[int] = None) -> list[Claim]:
+    """The claims on one ``seed`` of ``result`` (default: its first): STUDIES.md §11, thresholds fixed before any
+    result was seen (see the module constants). Without the exact rank (``exact_rank=False``) the claims that need it
+    say no, with the reason."""
+    r = seed_result(result, seed)
+    return [_exposure_grows_claim(r), _control_stays_low_claim(r), _measurable_first_epoch_claim(r),
+            _peaks_before_overfitting_claim(r), _extrapolation_matches_exact_claim(r),
+            _dp_sgd_removes_exposure_claim(r)]
+
+
+def across_seeds(per_seed: dict[int, Claim]) -> Claim:
+    """One claim from its versions in each seed (``{seed: Claim}``, in seed order, one id and statement): reproduced
+    only when it holds in every seed (:data:`SEED_RULE`); measured = each seed's text ("seed s: …", joined by " | ";
+    for one seed just its text), then "; held in k/n seeds: reproduced" (or "not reproduced") "(the verdict needs
+    every seed)" — the wording of study 09."""
+    claims_ = list(per_seed.values())
+    first = claims_[0]
+    if any((c.id, c.statement, c.expected) != (first.id, first.statement, first.expected) for c in claims_):
+        raise ValueError(f"per_seed={sorted(per_seed)} is not allowed: the seeds' claims differ in id, statement or "
+                         "expected; give one claim's versions, one per seed")
+    flags = [c.reproduced for c in claims_]
+    holds = all(flags)
+    texts = first.measured if len(claims_) == 1 else " | ".join(f"seed {s}: {c.measured}" for s, c in per_seed.items())
+    return dataclasses.replace(first, reproduced=holds, measured=f"{texts}; {held_in(flags)}: "
+                               f"{'reproduced' if holds else 'not reproduced'} ({SEED_RULE})")
+
+
 def claims(result: Result) -> list[Claim]:
-    """STUDIES.md §11, thresholds fixed before any result was seen (see the module constants). Without the exact
-    rank (``exact_rank=False``) the claims that need it say no, with the reason."""
-    return [_exposure_grows_claim(result), _control_stays_low_claim(result),
-            _measurable_first_epoch_claim(result), _peaks_before_overfitting_claim(result),
-            _extrapolation_matches_exact_claim(result), _dp_sgd_removes_exposure_claim(result)]
+    """:func:`seed_claims` in every seed, each combined by :func:`across_seeds`: a claim is reproduced only when it
+    holds in every seed, and its measured text says in how many it held."""
+    per_seed = {s: seed_claims(result, s) for s in result.config.seeds}
+    return [across_seeds({s: c[i] for s, c in per_seed.items()}) for i in range(len(per_seed[result.config.seeds[0]]))]
+
+
+def _spread(values) -> dict:
+    """``{"mean", "sd", "per_seed"}`` of one number per seed (population sd; NaN stays NaN)."""
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "sd": float(v.std()), "per_seed": [float(x) for x in v]}
 
 
 def headline(result: Result) -> dict:
-    """Final exposures per model and canary, ε per private model, the losses, and the extrapolation error above and
-    below log₂ n_samples (largest |extrapolated − exact| over the canaries of rank > 1; NaN where none)."""
+    """The seeds; per model and canary the final exact exposure, extrapolated exposure and rank, and per model ε and
+    the losses — each as ``{"mean", "sd", "per_seed"}`` over the seeds; the extrapolation error above and below
+    log₂ n_samples over every seed's canaries of rank > 1 (largest |extrapolated − exact|; NaN where none)."""
     labels = canary_labels(result)
-    f = result.final
+    seeds = list(result.config.seeds)
     err = extrapolation_errors(result)
-    return {"space_bits": result.meta["space_bits"],
+    per_seed = lambda t, col: _spread(t.set_index("seed")[col].reindex(seeds))  # noqa: E731
+    return {"seeds": seeds, "space_bits": result.meta["space_bits"],
             "extrapolation": {"line_bits": math.log2(result.config.n_samples),
                               "canaries_above": int(err.above.sum()), "canaries_below": int((~err.above).sum()),
                               "max_error_above": float(err.error[err.above].max()) if err.above.any() else math.nan,
                               "max_error_below": float(err.error[~err.above].max()) if (~err.above).any()
                               else math.nan},
-            "final": {name: {labels[int(r.canary)]: {"exposure": float(r.exposure), "skewnorm": float(r.skewnorm),
-                                                     "rank": float(r["rank"])} for _, r in g.iterrows()}
-                      for name, g in f.groupby("model", sort=False)},
-            "models": result.models.set_index("model")[["epsilon", "valid_loss", "reference_loss", "unigram_loss"]]
-            .to_dict(orient="index")}
+            "final": {name: {labels[k]: {col: per_seed(g[g.canary == k], col) for col in ("exposure", "skewnorm",
+                                                                                            "rank")}
+                             for k in labels}
+                      for name, g in result.final.groupby("model", sort=False)},
+            "models": {name: {col: per_seed(g, col) for col in ("epsilon", "valid_loss", "reference_loss",
+                                                                 "unigram_loss")}
+                       for name, g in result.models.groupby("model", sort=False)}}
 
 
 # ----------------------------------------------------------------------------- figures
 
 def plot_exposure_vs_insertions(result: Result, ax=None):
-    """Final exposure (exact: dots and lines; skew-normal extrapolation: open markers) against the number of
+    """Final exposure (exact: dots and lines, the mean over seeds with each seed's value as a small dot when there
+    are several; skew-normal extrapolation: open markers, every canary of every seed) against the number of
     insertions, for the non-private model and each DP-SGD model."""
     import matplotlib.pyplot as plt
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.8))
-    names = list(result.models.model)
+    names = model_names(result.config)
     counts = sorted(result.canaries.insertions.unique())
     pos = {n: i for i, n in enumerate(counts)}
+    n_seeds = len(result.config.seeds)
     for i, name in enumerate(names):
         f = result.final[result.final.model == name]
-        x = f.insertions.map(pos) + (i - (len(names) - 1) / 2) * 0.08
+        shift = (i - (len(names) - 1) / 2) * 0.08
+        x = f.insertions.map(pos) + shift
         color = f"C{i}"
         g = f.groupby("insertions").exposure.mean()
-        ax.plot([pos[n] for n in g.index], g.to_numpy(), "-o", color=color, label=f"{name} (exact)")
+        mean = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
+        ax.plot([pos[n] for n in g.index], g.to_numpy(), "-o", color=color, label=f"{name} (exact{mean})")
+        if n_seeds > 1:
+            each = f.groupby(["seed", "insertions"]).exposure.mean()
+            ax.scatter([pos[n] + shift for _, n in each.index], each.to_numpy(), color=color, s=9, alpha=0.5,
+                       label=f"{name} (exact, each seed)")
         ax.scatter(x, f.skewnorm.clip(upper=2 * result.meta["space_bits"]), marker="s", facecolors="none",
                    edgecolors=color, s=30, label=f"{name} (skew-normal)")
     ax.axhline(result.meta["space_bits"], color="0.3", ls=":", lw=1)
@@ -627,19 +780,19 @@ def plot_exposure_vs_insertions(result: Result, ax=None):
     return fig
 
 
-def plot_exposure_over_training(result: Result, model: str = "non-private", ax=None):
-    """Exact exposure of every canary after every evaluation (left axis) with training and validation loss
-    (right axis, bits/char); dashed: the validation-loss minimum."""
+def plot_exposure_over_training(result: Result, model: str = "non-private", seed: Optional[int] = None, ax=None):
+    """Exact exposure of every canary of ``seed`` (default: the first) after every evaluation (left axis) with
+    training and validation loss (right axis, bits/char); dashed: the validation-loss minimum."""
     import matplotlib.pyplot as plt
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.8))
-    c = curve(result, model)
+    c = curve(result, model, seed)
     labels = [lab for lab in c.columns if lab not in ("train_loss", "valid_loss")]
     for i, lab in enumerate(labels):
         ax.plot(c.index, c[lab], "-o", ms=3, color=f"C{i}", label=lab)
     ax.axhline(MEASURABLE_BITS, color="0.5", ls="--", lw=1)
     ax.set(xlabel="epoch", ylabel="exposure (bits)", ylim=(0, result.meta["space_bits"] * 1.05),
-           title=f"Exposure over training ({model})")
+           title=f"Exposure over training ({model}{_seed_title(result, seed)})")
     ax2 = ax.twinx()
     ax2.plot(c.index, c.train_loss, color="0.4", lw=1.2, ls="-", label="train loss")
     ax2.plot(c.index, c.valid_loss, color="k", lw=1.5, ls="-.", label="valid loss")
@@ -651,17 +804,18 @@ def plot_exposure_over_training(result: Result, model: str = "non-private", ax=N
     return fig
 
 
-def plot_skewnorm_fit(result: Result, model: str = "non-private", ax=None):
-    """Histogram of the sampled candidates' log-perplexities under ``model``, the fitted skew-normal density, and
-    every canary's log-perplexity marked."""
+def plot_skewnorm_fit(result: Result, model: str = "non-private", seed: Optional[int] = None, ax=None):
+    """Histogram of the sampled candidates' log-perplexities under ``model`` in ``seed`` (default: the first), the
+    fitted skew-normal density, and every canary's log-perplexity marked."""
     import matplotlib.pyplot as plt
     from scipy import stats
 
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.5, 3.6))
-    names = list(result.models.model)
-    i = names.index(model)
-    px = result.arrays["sample_px"][i]
-    a, loc, scale = result.arrays["skewnorm_params"][i]
+    title = _seed_title(result, seed)
+    result = seed_result(result, seed)
+    i = model_names(result.config).index(model)
+    px = result.arrays["sample_px"][0, i]
+    a, loc, scale = result.arrays["skewnorm_params"][0, i]
     f = result.final[result.final.model == model]
     lo = min(px.min(), f.px.min()) - 1
     hi = px.max() + 1
@@ -673,21 +827,29 @@ def plot_skewnorm_fit(result: Result, model: str = "non-private", ax=None):
         ax.axvline(r.px, color=f"C{j}", lw=1.2, label=f"{labels[int(r.canary)]}: {fmt(r.exposure)} exact / "
                    f"{fmt(r.skewnorm)} extrap.")
     ax.set(xlabel="log-perplexity of the digits (bits)", ylabel="density", xlim=(lo, hi),
-           title=f"Candidate log-perplexities ({model})")
+           title=f"Candidate log-perplexities ({model}{title})")
     ax.legend(fontsize=6.5, loc="upper left")
     return fig
 
 
+def _seed_title(result: Result, seed: Optional[int]) -> str:
+    """``", seed 3"`` for a figure of one seed of a several-seed result; nothing for a one-seed result."""
+    seeds = list(result.config.seeds)
+    return f", seed {seeds[0] if seed is None else seed}" if len(seeds) > 1 else ""
+
+
 def explore(result: Result):
-    """Interactive view: the skew-normal fit and the exposure curve of one model (ipywidgets)."""
+    """Interactive view: the skew-normal fit and the exposure curve of one model in one seed (ipywidgets)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    def show(model):
+    def show(model, seed):
         fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-        plot_skewnorm_fit(result, model, ax=axes[0])
-        plot_exposure_over_training(result, model, ax=axes[1])
+        plot_skewnorm_fit(result, model, seed, ax=axes[0])
+        plot_exposure_over_training(result, model, seed, ax=axes[1])
         plt.show()
 
-    names = list(result.models.model)
-    return interactive(show, model=widgets.Dropdown(options=names, value=names[0]))
+    names = model_names(result.config)
+    seeds = list(result.config.seeds)
+    return interactive(show, model=widgets.Dropdown(options=names, value=names[0]),
+                       seed=widgets.Dropdown(options=seeds, value=seeds[0]))
