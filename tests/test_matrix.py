@@ -62,9 +62,10 @@ def test_a_failed_run_gives_no_cell_and_other_code_is_marked_stale(isolated_buil
     assert [r.study for r in rows] == ["randomization_tests", "noise_vs_capacity"]  # notebook order
 
 
-def test_the_reason_for_a_differing_verdict_comes_from_the_study_module(isolated_build, monkeypatch):
-    module = registry.study_module("randomization_tests")
-    monkeypatch.setattr(module, "DATA_NOTES", {"b": "digits are learned in one epoch"}, raising=False)
+def test_the_reason_for_a_differing_verdict_comes_from_the_data_notes(isolated_build, monkeypatch):
+    from memlib.runner import data_notes
+
+    monkeypatch.setitem(data_notes.NOTES, "randomization_tests", {"b": "digits are learned in one epoch"})
     put("randomization_tests", "default", [claim("b", False, "y")])
     put("randomization_tests", "real", [claim("b", True, "y2")])
     (row,) = matrix.matrix()[1]
@@ -121,3 +122,12 @@ def test_the_report_has_the_matrix_section(isolated_build):
     text = page.read_text()
     assert 'id="claims-matrix"' in text and '<table class="matrix">' in text
     assert "<th>default</th><th>real</th>" in text
+
+
+def test_the_readme_has_the_markers_once_each(isolated_build, tmp_path):
+    from memlib.config import ROOT
+
+    copy = tmp_path / "README.md"
+    copy.write_text((ROOT / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
+    matrix.write_readme(copy, [], [])  # raises when a marker is missing, doubled or out of order
+    assert "No results yet" in copy.read_text(encoding="utf-8")
