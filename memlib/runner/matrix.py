@@ -170,7 +170,8 @@ def markdown(profiles: Sequence[str], rows: Sequence[Row]) -> str:
     for p in profiles:
         cells = [r.cells[p] for r in rows if p in r.cells]
         counts.append(f"{p}: {sum(c.reproduced for c in cells)} of {len(cells)} reproduced")
-    return "\n".join(lines) + "\n\n" + "; ".join(counts) + "."
+    absent = " — : no result for that study in that profile." if any(len(r.cells) < len(profiles) for r in rows) else ""
+    return "\n".join(lines) + "\n\n" + "; ".join(counts) + "." + absent
 
 
 def html(profiles: Sequence[str], rows: Sequence[Row]) -> str:
