@@ -29,6 +29,7 @@ import dataclasses
 import time
 from typing import Callable
 
+from ..claims import Claim
 from ..config import check_device_name, require
 from ..data import DATASETS, INPUT_KINDS, check_sizes
 from ..models import MODEL_INPUTS, MODELS
@@ -162,6 +163,28 @@ def held_in(flags, unit: str = "seeds") -> str:
     """``"held in k/n <unit>"``: how many of the per-seed (or per-pair, …) verdicts ``flags`` are true."""
     flags = [bool(f) for f in flags]
     return f"held in {sum(flags)}/{len(flags)} {unit}"
+
+
+#: How :func:`across_seeds` decides: a claim is reproduced only when it holds in every seed.
+EVERY_SEED = "the verdict needs every seed"
+
+
+def across_seeds(per_seed: dict[int, Claim]) -> Claim:
+    """One claim from its versions in each seed (``{seed: Claim}``, in seed order, one id, statement and
+    expectation), reproduced only when it holds in every seed (:data:`EVERY_SEED`: each seed is a whole replication,
+    and a p-value or an "every canary" statement cannot be averaged). ``measured`` is each seed's text ("seed s: …",
+    joined by " | "; for one seed just its text), then "; held in k/n seeds: reproduced" (or "not reproduced") and
+    the rule. ValueError when the versions are of different claims."""
+    versions = list(per_seed.values())
+    first = versions[0]
+    if any((c.id, c.statement, c.expected) != (first.id, first.statement, first.expected) for c in versions):
+        raise ValueError(f"per_seed={sorted(per_seed)} is not allowed: the seeds' claims differ in id, statement or "
+                         "expected; give one claim's versions, one per seed")
+    flags = [c.reproduced for c in versions]
+    holds = all(flags)
+    texts = first.measured if len(versions) == 1 else " | ".join(f"seed {s}: {c.measured}" for s, c in per_seed.items())
+    return dataclasses.replace(first, reproduced=holds, measured=f"{texts}; {held_in(flags)}: "
+                               f"{'reproduced' if holds else 'not reproduced'} ({EVERY_SEED})")
 
 
 def verdict(holds, *checks: Check) -> bool:

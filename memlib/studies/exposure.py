@@ -29,8 +29,9 @@ stream), insertion points ("insert"), initial weights ("init"), batch order ("or
 sampled candidates ("samples") — one seed's exposure of a canary is one draw (in a real-data run a σ = 0.3 model
 exposed a canary at 3.96 bits under one seed and at 11.9 under another), so one seed cannot carry a verdict. Every
 claim is computed per seed with the definitions below and is reproduced only when it holds in every seed
-(:data:`SEED_RULE`; the claims are statements about every canary and every model, and a mean over seeds would average
-one seed's exposed canary away). Each seed is cached on its own, so adding a seed computes only the new one.
+(:func:`memlib.studies.common.across_seeds`; the claims are statements about every canary and every model, and a
+mean over seeds would average one seed's exposed canary away). Each seed is cached on its own, so adding a seed
+computes only the new one.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ from ..models import CharLSTM
 from ..plots import interactive, legend
 from ..stats import spearman
 from ..text import CharVocab, pydoc_corpus
-from .common import Check, check, held_in, run_cached, verdict
+from .common import Check, across_seeds, check, run_cached, verdict
 
 STUDY = "exposure"
 PAPER = ("Carlini, Liu, Erlingsson, Kos, Song — The Secret Sharer: Evaluating and Testing Unintended Memorization "
@@ -82,10 +83,9 @@ AGREE_BITS = 1.0
 LEARN_MARGIN = 0.25
 #: The non-private model learned the language: validation loss ≥ LEARN_BITS bits/char below the unigram baseline.
 LEARN_BITS = 0.5
-#: How the per-seed verdicts of a claim combine (fixed before any multi-seed result was looked at): reproduced only
-#: when the claim holds in every seed — each seed is another set of canaries and models, and the claims speak of
-#: every canary and every model; a mean over seeds would let one seed's exposed canary be averaged away.
-SEED_RULE = "the verdict needs every seed"
+# Per-seed verdicts combine by common.across_seeds (fixed before any multi-seed result was looked at): reproduced only
+# when the claim holds in every seed — each seed is another set of canaries and models, and the claims speak of
+# every canary and every model; a mean over seeds would let one seed's exposed canary be averaged away.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -688,23 +688,6 @@ def seed_claims(result: Result, seed: Optional[int] = None) -> list[Claim]:
     return [_exposure_grows_claim(r), _control_stays_low_claim(r), _measurable_first_epoch_claim(r),
             _peaks_before_overfitting_claim(r), _extrapolation_matches_exact_claim(r),
             _dp_sgd_removes_exposure_claim(r)]
-
-
-def across_seeds(per_seed: dict[int, Claim]) -> Claim:
-    """One claim from its versions in each seed (``{seed: Claim}``, in seed order, one id and statement): reproduced
-    only when it holds in every seed (:data:`SEED_RULE`); measured = each seed's text ("seed s: …", joined by " | ";
-    for one seed just its text), then "; held in k/n seeds: reproduced" (or "not reproduced") "(the verdict needs
-    every seed)" — the wording of study 09."""
-    claims_ = list(per_seed.values())
-    first = claims_[0]
-    if any((c.id, c.statement, c.expected) != (first.id, first.statement, first.expected) for c in claims_):
-        raise ValueError(f"per_seed={sorted(per_seed)} is not allowed: the seeds' claims differ in id, statement or "
-                         "expected; give one claim's versions, one per seed")
-    flags = [c.reproduced for c in claims_]
-    holds = all(flags)
-    texts = first.measured if len(claims_) == 1 else " | ".join(f"seed {s}: {c.measured}" for s, c in per_seed.items())
-    return dataclasses.replace(first, reproduced=holds, measured=f"{texts}; {held_in(flags)}: "
-                               f"{'reproduced' if holds else 'not reproduced'} ({SEED_RULE})")
 
 
 def claims(result: Result) -> list[Claim]:

@@ -60,7 +60,7 @@ from ..models import build_model
 from ..plots import interactive, legend
 from ..stats import spearman
 from ..train import train_many
-from .common import Check, all_of, check, held_in, learned, run_cached, train_config, validate_common, verdict
+from .common import Check, across_seeds, all_of, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "permutation_test"
 PAPER = ("Chaibub Neto — Detecting Learning vs Memorization in Deep Neural Networks using Shared Structure "
@@ -474,21 +474,6 @@ def _seed_claims(result: Result) -> list[Claim]:
             _gaussian_large_claim(result, worked)]
 
 
-def across_seeds(per_seed: list[Claim], seeds: list[int]) -> Claim:
-    """One claim from its versions ``per_seed`` (one per seed of ``seeds``, same id and statement): reproduced only
-    if it holds in every seed; ``measured`` gives each seed's text ("seed s: …"; for one seed just its text), then
-    "held in k/n seeds" and which way the verdict goes."""
-    if len(per_seed) != len(seeds) or len({(c.id, c.statement) for c in per_seed}) != 1:
-        raise ValueError(f"per_seed: give one version of one claim per seed of {list(seeds)}")
-    flags = [c.reproduced for c in per_seed]
-    holds = all(flags)
-    texts = (per_seed[0].measured if len(seeds) == 1 else
-             " | ".join(f"seed {seed}: {c.measured}" for seed, c in zip(seeds, per_seed)))
-    return dataclasses.replace(per_seed[0], reproduced=holds,
-                               measured=f"{texts}; {held_in(flags)}: {'reproduced' if holds else 'not reproduced'} "
-                                        "(the verdict needs every seed)")
-
-
 def claims(result: Result) -> list[Claim]:
     """STUDIES.md §09, thresholds fixed before any result was seen; each needs its network to have worked
     (:func:`experiment_worked`) and B ≥ MIN_PERM where a p-value must reach 1/(1+B). The Gaussian-input claim is
@@ -501,7 +486,7 @@ def claims(result: Result) -> list[Claim]:
     one-seed claim."""
     seeds = [int(s) for s in result.config.seeds]
     per_seed = [_seed_claims(seed_result(result, seed)) for seed in seeds]
-    return [across_seeds(list(versions), seeds) for versions in zip(*per_seed)]
+    return [across_seeds(dict(zip(seeds, versions))) for versions in zip(*per_seed)]
 
 
 def headline(result: Result) -> dict:
