@@ -33,7 +33,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # baselines.py: the old code some ratios are measured against
 
+from baselines import BaselineUnavailable  # noqa: E402
 from memlib import data as D  # noqa: E402
 from memlib.config import get_device  # noqa: E402
 from memlib.grads import input_gradients  # noqa: E402
@@ -153,6 +155,65 @@ def input_grads_vs_loop(device, repeats, quick):
 
     return entry("input_grads_vs_loop", best_time(lambda: input_gradients(model, x, y), repeats),
                  best_time(loop, 1), device, "1,000 examples, MLP 784-512-10", "a backward pass per example")
+
+
+#: The commit before the real-profile speed-ups: the baselines of the steps that compare with the old code.
+BEFORE_SPEEDUPS = "3406b4c"
+
+
+def lass_two_pass_vs_three_pass(device, repeats, quick, k=11, n=1000, widths=(512, 512)):
+    """Study 05's LASS at one checkpoint (real profile: 11 condition networks 784-512-512-10, 1,000 validation
+    examples, the paper's r = 0.3/255, α and β, per-model stopping, at most 100 iterations), the networks
+    briefly trained on random data: memlib's two-pass loop vs ``lass_many`` as of :data:`BEFORE_SPEEDUPS` (three
+    passes per iteration). Both must do the same iterations and find the same critical samples (checked)."""
+    from baselines import old_module
+    from memlib.methods.lass import lass_many, standardized_settings
+
+    old = old_module("memlib/methods/lass.py", BEFORE_SPEEDUPS)
+    if quick:
+        k, n = 4, 300
+    ds = synthetic(2000, (1, 28, 28), n_test=n)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.01, device=device)
+    ens = train_many(lambda: build_model("mlp", (1, 28, 28), 10, list(widths)), ds, cfg, list(range(k)),
+                     progress=False).ensemble
+    x = ds.x_test.to(device)
+    st = standardized_settings(0.0, 1.0)  # the paper's r = 0.3/255, α = 0.25/255, β = 0.2/255
+    kw = dict(radius=st["radius"], alpha=st["alpha"], beta=st["beta"], max_iter=100, min_new=20, clip=st["clip"],
+              stop="per_model")
+    gen = lambda: torch.Generator(device=device).manual_seed(0)  # noqa: E731
+    new_r, old_r = lass_many(ens, x, generator=gen(), **kw), old.lass_many(ens, x, generator=gen(), **kw)
+    if new_r.iterations != old_r.iterations or not torch.equal(new_r.critical, old_r.critical):
+        raise RuntimeError("the two LASS loops disagree: the benchmark would compare different work")
+    t_new = best_time(lambda: lass_many(ens, x, generator=gen(), **kw), repeats)
+    t_old = best_time(lambda: old.lass_many(ens, x, generator=gen(), **kw), repeats)
+    return entry("lass_two_pass_vs_three_pass", t_new, t_old, device,
+                 f"LASS, K={k} MLPs 784-{'-'.join(map(str, widths))}-10, {n} examples, r = 0.3/255, "
+                 f"{new_r.iterations} iterations", f"lass_many as of {BEFORE_SPEEDUPS}",
+                 iterations=new_r.iterations, critical=float(new_r.critical.float().mean()))
+
+
+def dp_grads_unbind_vs_select(device, repeats, quick, batch=64, seq_len=100, hidden=128, vocab=92, layers=2):
+    """Study 11's per-window DP-SGD gradients (real profile: 2 LSTM layers of 128, windows of 100 characters,
+    expected batch 64): ``memlib.lm.per_example_gradients`` vs itself as of :data:`BEFORE_SPEEDUPS` (a select per
+    time step, whose backward adds T zero-filled tensors). Both must give the same gradients (checked)."""
+    from baselines import old_module
+    from memlib.lm import per_example_gradients
+    from memlib.models import CharLSTM
+
+    old = old_module("memlib/lm.py", BEFORE_SPEEDUPS)
+    if quick:
+        batch, seq_len = 16, 50
+    torch.manual_seed(0)
+    model = CharLSTM(vocab, 32, hidden, layers).to(device)
+    x = torch.randint(0, vocab, (batch, seq_len), device=device)
+    y = torch.randint(0, vocab, (batch, seq_len), device=device)
+    (_, g_new), (_, g_old) = per_example_gradients(model, x, y), old.per_example_gradients(model, x, y)
+    if any(not torch.allclose(g_new[k], g_old[k], rtol=1e-4, atol=1e-6) for k in g_new):
+        raise RuntimeError("the two per-window gradient functions disagree")
+    return entry("dp_grads_unbind_vs_select", best_time(lambda: per_example_gradients(model, x, y), repeats),
+                 best_time(lambda: old.per_example_gradients(model, x, y), repeats), device,
+                 f"per-window gradients, {batch} windows x {seq_len} characters, LSTM {layers}x{hidden}",
+                 f"per_example_gradients as of {BEFORE_SPEEDUPS}")
 
 
 def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
@@ -617,6 +678,8 @@ def run_steps(steps, out: Path, results: dict | None = None) -> list[str]:
         print(f"running {name} …", file=sys.stderr, flush=True)
         try:
             results[name] = fn()
+        except BaselineUnavailable as e:  # the old code is not in this checkout: nothing to compare with
+            results[name] = {"name": name, "skipped": str(e)}
         except Exception as e:  # noqa: BLE001 - recorded, reported, and the exit code says so
             failed.append(name)
             results[name] = {"name": name, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
@@ -677,6 +740,8 @@ def main(argv=None) -> int:
                                                               name="k20_width512_vs_sequential"),
         "stacked_vs_vmap": lambda: engines(device, r, args.quick),
         "input_grads_vs_loop": lambda: input_grads_vs_loop(device, r, args.quick),
+        "lass_two_pass_vs_three_pass": lambda: lass_two_pass_vs_three_pass(device, r, args.quick),
+        "dp_grads_unbind_vs_select": lambda: dp_grads_unbind_vs_select(device, r, args.quick),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),

@@ -254,11 +254,17 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
         searching = torch.ones(k, 1, dtype=torch.bool, device=x.device)  # models whose search goes on
         keep_shape = (k, n) + (1,) * (x0.dim() - 2)
         iterations = 0
+        # Two passes per iteration, not three: the forward pass that checks the new point xn for a changed prediction
+        # keeps its graph and gives the next iteration's gradient. That gradient is taken at xn, where the algorithm
+        # takes it at x_adv; the two differ only for a (model, example) that did not move (already critical, or its
+        # model stopped), whose step is discarded — and a pair that moves at one iteration moved at every earlier one.
+        xa = x_adv.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = ensemble(xa)
         for it in range(1, max_iter + 1):
             iterations = it
-            xa = x_adv.clone().requires_grad_(True)
             with torch.enable_grad():
-                loss = F.cross_entropy(ensemble(xa).transpose(1, 2), y0, reduction="sum")
+                loss = F.cross_entropy(out.transpose(1, 2), y0, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, xa)
             step = alpha * grad.sign()
             if isinstance(beta, torch.Tensor) or beta > 0:
@@ -266,9 +272,11 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
                                                  dtype=x.dtype).to(x.device)
             xn = _project(xa.detach() + step, x0, radius, clip)
             moving = ~critical & searching  # found points stay where they changed; stopped models stay put
-            with torch.no_grad():
-                changed = (ensemble(xn).argmax(-1) != y0) & moving
-            x_adv = torch.where(moving.view(keep_shape), xn, x_adv)
+            xa = xn.requires_grad_(True)
+            with torch.enable_grad():
+                out = ensemble(xa)
+            changed = (out.detach().argmax(-1) != y0) & moving
+            x_adv = torch.where(moving.view(keep_shape), xn.detach(), x_adv)
             critical |= changed
             if stop == "per_model":
                 searching &= (changed.sum(1, keepdim=True) >= min_new) & ~critical.all(1, keepdim=True)
