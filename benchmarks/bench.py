@@ -216,6 +216,53 @@ def dp_grads_unbind_vs_select(device, repeats, quick, batch=64, seq_len=100, hid
                  f"per_example_gradients as of {BEFORE_SPEEDUPS}")
 
 
+def cnn_epoch_vs_max_pool2d(device, repeats, quick, k=6, n=1000, n_test=300):
+    """Study 07's image CNN in the real profile (K = 6 noise levels of SmallCNN on 1,000 28×28 images, batch 32,
+    evaluation of the training and the validation set after the epoch): one epoch with memlib's 2×2 max pooling
+    (``memlib.models.MaxPool2x2``, the same values and gradients) vs ``memlib.models`` as of :data:`BEFORE_SPEEDUPS`
+    (``nn.MaxPool2d``). Both runs must end with the same weights (checked)."""
+    from baselines import old_module
+
+    old = old_module("memlib/models.py", BEFORE_SPEEDUPS)
+    if quick:
+        n, n_test = 200, 100
+    ds = synthetic(n, (1, 28, 28), n_test=n_test)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.01, device=device)
+    run = lambda models: train_many(lambda: models.build_model("cnn", (1, 28, 28), 10, [256]), ds, cfg,  # noqa: E731
+                                    [0] * k, progress=False)
+    import memlib.models as new_models
+
+    a, b = run(new_models), run(old)
+    if not all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.ensemble.parameters(), b.ensemble.parameters())):
+        raise RuntimeError("the two CNNs trained to different weights")
+    return entry("cnn_epoch_vs_max_pool2d", best_time(lambda: run(new_models), repeats),
+                 best_time(lambda: run(old), repeats), device,
+                 f"1 epoch + evaluation, K={k} SmallCNN, {n} + {n_test} images 28x28", "nn.MaxPool2d (as of "
+                 f"{BEFORE_SPEEDUPS})")
+
+
+def epoch_fused_sgd_vs_three_updates(device, repeats, quick, k=11, n=2000, n_test=1000, widths=(512, 512)):
+    """Study 05's training in the real profile (K = 11 MLPs 784-512-512-10, 2,000 images, batch 32, evaluation of the
+    training and the validation set): one epoch of ``train_many`` with the fused SGD step vs ``train_many`` as of
+    :data:`BEFORE_SPEEDUPS` (three separate updates per tensor). Both must end with the same weights (checked)."""
+    from baselines import old_module
+
+    old = old_module("memlib/train.py", BEFORE_SPEEDUPS)
+    if quick:
+        n, n_test = 500, 200
+    ds = synthetic(n, (1, 28, 28), n_test=n_test)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.01, momentum=0.9, device=device)
+    build = lambda: build_model("mlp", (1, 28, 28), 10, list(widths))  # noqa: E731
+    run = lambda fn: fn(build, ds, cfg, [0] * k, progress=False)  # noqa: E731
+    a, b = run(train_many), run(old.train_many)
+    if not all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.ensemble.parameters(), b.ensemble.parameters())):
+        raise RuntimeError("the two trainers ended with different weights")
+    return entry("epoch_fused_sgd_vs_three_updates", best_time(lambda: run(train_many), repeats),
+                 best_time(lambda: run(old.train_many), repeats), device,
+                 f"1 epoch + evaluation, K={k} MLPs 784-{'-'.join(map(str, widths))}-10, {n} + {n_test} images",
+                 f"train_many as of {BEFORE_SPEEDUPS}")
+
+
 def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
     """Study 07's NMF at one checkpoint of one layer (defaults: 6 noise levels × 10 classes = 60 activation-like
     matrices of 20 × 256, ranks 1…8, 100 iterations, float32): memlib's batched solver (all ranks and matrices at
@@ -742,6 +789,8 @@ def main(argv=None) -> int:
         "input_grads_vs_loop": lambda: input_grads_vs_loop(device, r, args.quick),
         "lass_two_pass_vs_three_pass": lambda: lass_two_pass_vs_three_pass(device, r, args.quick),
         "dp_grads_unbind_vs_select": lambda: dp_grads_unbind_vs_select(device, r, args.quick),
+        "cnn_epoch_vs_max_pool2d": lambda: cnn_epoch_vs_max_pool2d(device, r, args.quick),
+        "epoch_fused_sgd_vs_three_updates": lambda: epoch_fused_sgd_vs_three_updates(device, r, args.quick),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),

@@ -33,6 +33,53 @@ MODEL_INPUTS = {"mlp": ("image", "sequence"), "alexnet_small": ("image",), "cnn"
 _BLOCK_TAIL = (nn.MaxPool1d, nn.MaxPool2d, nn.LocalResponseNorm)
 
 
+class _MaxPool2x2Fn(torch.autograd.Function):
+    """2×2 max pooling, stride 2, as three elementwise maxima of strided views, with the first maximum in row-major
+    order taking the gradient — what ``F.max_pool2d(x, 2)`` computes, forward and backward, tie for tie. On CPU it is
+    several times faster than the pooling kernel (benchmarks: ``cnn_epoch_vs_max_pool2d``); works under ``vmap``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        a, b = x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2]
+        c, d = x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
+        top_right, bottom_right = b > a, d > c  # strict: on a tie the earlier position wins, as max_pool2d
+        top, bottom = torch.where(top_right, b, a), torch.where(bottom_right, d, c)
+        below = bottom > top
+        which = torch.where(below, 2 + bottom_right.to(torch.uint8), top_right.to(torch.uint8))
+        return torch.where(below, bottom, top), which
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
+        ctx.in_shape = inputs[0].shape
+
+    @staticmethod
+    def backward(ctx, grad, _):
+        (which,) = ctx.saved_tensors
+        parts = torch.stack([grad * (which == k) for k in range(4)], -1)  # (..., h/2, w/2, 4): 2×2 row-major
+        *lead, hh, ww, _ = parts.shape
+        full = parts.view(*lead, hh, ww, 2, 2).transpose(-3, -2).reshape(*lead, 2 * hh, 2 * ww)
+        H, W = ctx.in_shape[-2:]
+        if (H, W) != (2 * hh, 2 * ww):  # odd sizes: the last row / column is not pooled (floor mode)
+            full = torch.nn.functional.pad(full, (0, W - 2 * ww, 0, H - 2 * hh))
+        return full
+
+
+class MaxPool2x2(nn.MaxPool2d):
+    """``nn.MaxPool2d(2)`` (same values, same gradients, same module type for the hidden-state taps) computed by
+    :class:`_MaxPool2x2Fn`."""
+
+    def __init__(self):
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _MaxPool2x2Fn.apply(x)[0]
+
+
 def _taps(parts: Sequence[nn.Sequential]) -> list[dict[int, str]]:
     """For each part, ``{index of the module after which a hidden state is read: its name}``.
 
@@ -154,7 +201,7 @@ class SmallCNN(nn.Module):
         for cout in (channels, 2 * channels):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU()]
             if min(h, w) >= 8:
-                layers.append(nn.MaxPool2d(2))
+                layers.append(MaxPool2x2())
                 h, w = h // 2, w // 2
             cin = cout
         self.features = nn.Sequential(*layers)

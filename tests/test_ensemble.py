@@ -47,6 +47,36 @@ def test_k_models_equal_separate_runs(ds, engine):
     assert_same_as_separate(mh, mlp(ds), [ds] * 3, cfg, seeds)
 
 
+@pytest.mark.parametrize("engine", ["stacked", "vmap"])
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.0, 1e-2), (0.5, 0.0)])
+def test_sgd_settings_equal_separate_runs(ds, engine, momentum, weight_decay):
+    # the fused SGD step against torch.optim.SGD (train's optimizer), with and without momentum and weight decay
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, momentum=momentum, weight_decay=weight_decay)
+    mh = train_many(mlp(ds), ds, cfg, [0, 3], engine=engine, progress=False)
+    assert_same_as_separate(mh, mlp(ds), [ds] * 2, cfg, [0, 3])
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 1e-2)])
+def test_sgd_step_without_the_fused_kernel_is_the_same_step(monkeypatch, momentum, weight_decay):
+    from memlib.train import _sgd_step
+
+    g = torch.Generator().manual_seed(0)
+    # the second parameter is not contiguous: the fused kernel must not take it
+    params = [torch.randn(3, 5, 4, generator=g), torch.randn(3, 1, 4, generator=g).transpose(1, 2)]
+    grads = [torch.randn(p.shape, generator=g) for p in params]
+    start = [torch.randn(p.shape, generator=g) for p in params]
+    # by hand, as torch.optim.SGD: b = momentum * b + (g + wd * p); p = p - lr * b
+    want_b = [momentum * b + (gr + weight_decay * p) for p, gr, b in zip(params, grads, start)]
+    want_p = [p - 0.1 * b for p, b in zip(params, want_b)]
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.delattr(torch, "_fused_sgd_")
+        ps, bs = [p.clone() for p in params], [b.clone() for b in start]
+        _sgd_step(ps, grads, bs, 0.1, momentum, weight_decay)
+        for got, want in zip(ps, want_p):
+            torch.testing.assert_close(got, want)
+
+
 def test_cnn_through_vmap_equals_separate_runs(ds):
     build = lambda: build_model("cnn", ds.input_shape, 10)
     cfg = TrainConfig(epochs=2, batch_size=64, lr=0.05)

@@ -133,3 +133,33 @@ def test_char_lstm_rejects_bad_sizes(kwargs, name):
     args = {"vocab_size": 10} | kwargs
     with pytest.raises(ValueError, match=name):
         CharLSTM(**args)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (5, 2, 28, 28)])
+def test_maxpool2x2_equals_max_pool2d_values_and_gradients_tie_for_tie(shape):
+    from torch.nn import functional as F
+    from memlib.models import MaxPool2x2
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(*shape, generator=g) * 2).round() / 2  # coarse values: many ties inside the 2x2 windows
+    assert any(len(torch.unique(w)) < 4 for w in x.unfold(-2, 2, 2).unfold(-2, 2, 2).reshape(-1, 4))
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = F.max_pool2d(a, 2), MaxPool2x2()(b)
+    w = torch.randn(ya.shape, generator=g)
+    (ya * w).sum().backward()
+    (yb * w).sum().backward()
+    assert torch.equal(ya, yb)
+    assert torch.equal(a.grad, b.grad)  # the gradient goes to the same (first, row-major) maximum
+
+
+def test_maxpool2x2_under_vmap_and_in_smallcnn():
+    from torch.func import grad, vmap
+    from torch.nn import functional as F
+    from memlib.models import MaxPool2x2, SmallCNN
+
+    x = torch.randn(4, 2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    ours = vmap(grad(lambda z: (MaxPool2x2()(z) ** 2).sum()))(x)
+    ref = vmap(grad(lambda z: (F.max_pool2d(z, 2) ** 2).sum()))(x)
+    assert torch.equal(ours, ref)
+    pools = [m for m in SmallCNN((1, 28, 28)).features if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 2 and all(isinstance(m, MaxPool2x2) for m in pools)
