@@ -302,7 +302,7 @@ def test_stored_errors_match_sklearn_on_the_same_activations():
                    n_measurements=2, n_per_class=4, max_rank=3, nmf_iter=15, seeds=(0,))
     base = D.standardize(D.load("digits", 100, 30, seed=0))
     batch = S.class_batches(base.y_train_clean, 10, 4, seed=0)
-    run = S._train_arch(cfg, S.architectures(cfg)[0], base, 0, batch, progress=False)
+    run = S._train_arch(cfg, S.architectures(cfg)[0], [base], [batch], progress=False)[0]
     model = build_seeded(lambda: build_model("mlp", base.input_shape, 10, [16, 16]), 0)
     acts = collect(model, base.x_train[torch.as_tensor(batch.reshape(-1))])["fc2"].reshape(10, 4, 16).double()
     W0, H0, _ = stacked_init(acts, 3)
@@ -332,7 +332,7 @@ def test_a_wide_layer_is_factorized_on_its_seeded_unit_subset():
     base = D.standardize(D.load("digits", 100, 30, seed=0))
     batch = S.class_batches(base.y_train_clean, 10, 4, seed=0)
     arch = S.architectures(cfg)[0]
-    run = S._train_arch(cfg, arch, base, 0, batch, progress=False)
+    run = S._train_arch(cfg, arch, [base], [batch], progress=False)[0]
     assert run.units == {"fc1": 16, "fc2": 16}
     model = build_seeded(lambda: build_model("mlp", base.input_shape, 10, [16, 16]), 0)
     acts = collect(model, base.x_train[torch.as_tensor(batch.reshape(-1))])["fc2"]
@@ -341,3 +341,25 @@ def test_a_wide_layer_is_factorized_on_its_seeded_unit_subset():
     np.testing.assert_allclose(run.errors[0, 0, 1], expected.numpy(), rtol=1e-4)
     full = nmf_errors(acts.reshape(10, 4, 16), 3, 15)
     assert not np.allclose(run.errors[0, 0, 1], full.numpy(), rtol=1e-4)  # the subset is what was factorized
+
+
+def test_seeds_trained_together_equal_each_seed_alone():
+    """The seeds of an architecture train in one batch: each seed's history and NMF errors are those of a run of that
+    seed alone (float tolerance), with its own data subset, class batch and unit subset."""
+    from memlib import data as D
+
+    kw = dict(n_train=100, audio_n_train=100, n_test=30, widths=(16, 16), noise_levels=(0.3, 0.6), epochs=2,
+              n_measurements=2, n_per_class=4, max_rank=3, nmf_iter=15, max_units=10)
+    seeds = (0, 1)
+    cfg = S.Config(**kw, seeds=seeds)
+    arch = S.architectures(cfg)[0]
+    bases = [D.standardize(D.load("digits", 100, 30, seed=s)) for s in seeds]
+    batches = [S.class_batches(b.y_train_clean, 10, 4, seed=s) for b, s in zip(bases, seeds)]
+    together = S._train_arch(cfg, arch, bases, batches, progress=False)
+    cols = ["epoch", "level", "train_loss", "train_acc", "test_loss", "test_acc"]
+    for i, s in enumerate(seeds):
+        alone = S._train_arch(S.Config(**kw, seeds=(s,)), arch, [bases[i]], [batches[i]], progress=False)[0]
+        np.testing.assert_allclose(together[i].history[cols].to_numpy(float), alone.history[cols].to_numpy(float),
+                                   rtol=1e-4, atol=2e-5)
+        np.testing.assert_allclose(together[i].errors, alone.errors, rtol=1e-3, atol=1e-5)
+    assert not np.allclose(together[0].errors, together[1].errors)  # two seeds, two experiments

@@ -236,87 +236,103 @@ def unit_subset(units: int, max_units: Optional[int], seed: int, layer: str) -> 
     return torch.randperm(units, generator=stream(seed, f"nmf-units/{layer}"))[:max_units].sort().values
 
 
-def _train_arch(cfg: Config, arch: Architecture, base: D.Dataset, seed: int, batch: np.ndarray,
-                progress: bool) -> _Run:
-    """Train every noise level of ``arch`` together (``train_many``; one seed for all: the same initialisation and
-    mini-batch order, only the labels differ) and, at each checkpoint, factorize every layer's activations of
-    ``batch`` for all levels and classes at once (:func:`memlib.methods.nmf.nmf_errors`), on at most ``max_units``
-    columns per layer (:func:`unit_subset`)."""
-    lv, cps = levels(cfg), checkpoints(cfg)
+def _train_arch(cfg: Config, arch: Architecture, bases: list[D.Dataset], batches: list[np.ndarray],
+                progress: bool) -> list[_Run]:
+    """Train every noise level of every seed of ``arch`` together (one ``train_many``: the levels of a seed share its
+    initialisation and mini-batch order, only the labels differ; each seed's models are what a run of that seed
+    alone gives) and, at each checkpoint, factorize every layer's activations of each seed's ``batch`` for all
+    seeds, levels and classes at once (:func:`memlib.methods.nmf.nmf_errors`), on at most ``max_units`` columns per
+    layer (:func:`unit_subset`, one subset per seed). ``bases`` and ``batches``: one per seed of ``cfg.seeds``;
+    returns one :class:`_Run` per seed. Batching the seeds makes one small-kernel step do the work of three."""
+    lv, cps, seeds = levels(cfg), checkpoints(cfg), list(cfg.seeds)
+    n_lv = len(lv)
     device = get_device(cfg.device)
-    build = lambda: build_model(arch.model, base.input_shape, base.num_classes, cfg.widths)  # noqa: E731
+    build = lambda: build_model(arch.model, bases[0].input_shape, bases[0].num_classes, cfg.widths)  # noqa: E731
     names = layer_names(build())
-    C, n = batch.shape
-    x_batch = base.x_train[torch.as_tensor(batch.reshape(-1))].to(device)
-    errors = np.full((len(cps), len(lv), len(names), C, cfg.max_rank), np.nan, dtype=np.float32)
+    C, n = batches[0].shape
+    x_batch = torch.stack([b.x_train[torch.as_tensor(bt.reshape(-1))] for b, bt in zip(bases, batches)]).to(device)
+    x_models = x_batch.repeat_interleave(n_lv, 0)  # (seeds · levels, C·n, ...): model m sees its seed's batch
+    errors = np.full((len(seeds), len(cps), n_lv, len(names), C, cfg.max_rank), np.nan, dtype=np.float32)
     units, columns = {}, {}
 
     def on_epoch(epoch, ens, models):
         if epoch in cps:
-            acts = collect_many(ens, x_batch)  # {layer: (models, C·n, units)}
+            if models != list(range(len(seeds) * n_lv)):
+                raise RuntimeError("every model must still be training at a checkpoint (no early stop in study 07)")
+            acts = collect_many(ens, x_models, shared=False)  # {layer: (seeds · levels, C·n, units)}
             for j, name in enumerate(names):
                 a = acts[name]
-                if name not in columns:
+                if name not in units:
                     units[name] = int(a.shape[-1])
-                    columns[name] = unit_subset(units[name], cfg.max_units, seed, f"{arch.key}/{name}")
-                if columns[name] is not None:
-                    a = a[..., columns[name].to(a.device)]
+                    columns[name] = [unit_subset(units[name], cfg.max_units, s, f"{arch.key}/{name}") for s in seeds]
+                if columns[name][0] is not None:
+                    a = torch.cat([a[i * n_lv:(i + 1) * n_lv][..., cols.to(a.device)]
+                                   for i, cols in enumerate(columns[name])])
                 e = nmf_errors(a.reshape(a.shape[0], C, n, a.shape[-1]), cfg.max_rank, cfg.nmf_iter)
-                errors[cps.index(epoch), models, j] = e.cpu().numpy()
+                errors[:, cps.index(epoch), :, j] = e.cpu().numpy().reshape(len(seeds), n_lv, C, cfg.max_rank)
         return {}
 
-    datasets = [D.corrupt(base, "randY", p, seed=seed) for p in lv]
-    mh = train_many(build, datasets, train_config(cfg), [seed] * len(lv), progress=progress,
-                    desc=f"{arch.label}, {len(lv)} noise levels, seed {seed}", on_epoch=on_epoch)
-    hist = mh.df.assign(level=[lv[m] for m in mh.df.model]).drop(columns=["model"])
-    return _Run(hist, names, units, errors)
+    datasets = [D.corrupt(base, "randY", p, seed=seed) for seed, base in zip(seeds, bases) for p in lv]
+    mh = train_many(build, datasets, train_config(cfg), [seed for seed in seeds for _ in lv], progress=progress,
+                    desc=f"{arch.label}, {n_lv} noise levels x {len(seeds)} seeds", on_epoch=on_epoch)
+    runs = []
+    for i, seed in enumerate(seeds):
+        h = mh.df[mh.df.model // n_lv == i]
+        hist = h.assign(level=[lv[m % n_lv] for m in h.model]).drop(columns=["model"]).reset_index(drop=True)
+        runs.append(_Run(hist, names, units, errors[i]))
+    return runs
 
 
 def _compute(cfg: Config, progress: bool):
-    """Per seed: load and standardize the image and the audio set, draw each class's batch, train each
-    architecture's noise levels together with NMF at the checkpoints."""
+    """Per seed: load and standardize the image and the audio set and draw each class's batch; then per
+    architecture, train every seed's noise levels together with NMF at the checkpoints (:func:`_train_arch`)."""
     archs, lv, cps = architectures(cfg), levels(cfg), checkpoints(cfg)
     n_cls = D.num_classes(cfg.dataset)
-    history, nl_rows, layer_rows = [], [], {}
-    errors, batches = {s: [] for s in cfg.seeds}, {s: [] for s in cfg.seeds}
     arrays = {k: [] for k in ("image_train_index", "image_test_index", "audio_train_index",
                               "audio_test_index")}
-    n_layers = 0
-    runs = [(seed, arch) for seed in cfg.seeds for arch in archs]
     bases: dict = {}
-    for seed, arch in tqdm(runs, desc="NMF non-linearity (seed, architecture)", disable=not progress):
-        if (seed, arch.modality) not in bases:
-            n_train = cfg.n_train if arch.modality == "image" else cfg.audio_n_train
-            base = D.standardize(D.load(arch.dataset, n_train, cfg.n_test, seed=seed))
-            bases[seed, arch.modality] = base
-            arrays[f"{arch.modality}_train_index"].append(base.train_index.numpy())
-            arrays[f"{arch.modality}_test_index"].append(base.test_index.numpy())
-        base = bases[seed, arch.modality]
-        batch = class_batches(base.y_train_clean, n_cls, cfg.n_per_class, seed)
-        batches[seed].append(batch)
-        run = _train_arch(cfg, arch, base, seed, batch, progress)
-        history.append(run.history.assign(seed=seed, arch=arch.key))
-        errors[seed].append(run.errors)
-        n_layers = max(n_layers, len(run.layers))
-        class_nl = nonlinearity(torch.from_numpy(run.errors)).numpy()  # (T, P, layers, C)
-        for j, name in enumerate(run.layers):
-            role = "first" if j == 0 else "deepest" if j == len(run.layers) - 1 else "middle"
-            u = run.units[name]
-            layer_rows[arch.key, name] = dict(arch=arch.key, layer=name, depth=j + 1, units=u,
-                                              nmf_units=u if cfg.max_units is None else min(u, cfg.max_units),
-                                              role=role)
-            for t, epoch in enumerate(cps):
-                for i, p in enumerate(lv):
-                    v = class_nl[t, i, j]
-                    nl_rows.append(dict(seed=seed, arch=arch.key, level=p, epoch=epoch, layer=name, depth=j + 1,
-                                        role=role, nl=float(np.mean(v)), nl_sd=float(np.std(v))))
+    for seed in cfg.seeds:
+        for modality, dataset, n_train in (("image", cfg.dataset, cfg.n_train),
+                                           ("audio", cfg.audio_dataset, cfg.audio_n_train)):
+            base = D.standardize(D.load(dataset, n_train, cfg.n_test, seed=seed))
+            bases[seed, modality] = base
+            arrays[f"{modality}_train_index"].append(base.train_index.numpy())
+            arrays[f"{modality}_test_index"].append(base.test_index.numpy())
+    done: dict = {}  # (seed, arch key) -> (_Run, batch)
+    for arch in tqdm(archs, desc="NMF non-linearity (architectures)", disable=not progress):
+        mine = [bases[seed, arch.modality] for seed in cfg.seeds]
+        batches = [class_batches(b.y_train_clean, n_cls, cfg.n_per_class, seed) for b, seed in zip(mine, cfg.seeds)]
+        for seed, run, batch in zip(cfg.seeds, _train_arch(cfg, arch, mine, batches, progress), batches):
+            done[seed, arch.key] = run, batch
+    history, nl_rows, layer_rows = [], [], {}
+    errors, batch_index = {s: [] for s in cfg.seeds}, {s: [] for s in cfg.seeds}
+    n_layers = 0
+    for seed in cfg.seeds:  # rows and arrays in (seed, architecture) order
+        for arch in archs:
+            run, batch = done[seed, arch.key]
+            batch_index[seed].append(batch)
+            history.append(run.history.assign(seed=seed, arch=arch.key))
+            errors[seed].append(run.errors)
+            n_layers = max(n_layers, len(run.layers))
+            class_nl = nonlinearity(torch.from_numpy(run.errors)).numpy()  # (T, P, layers, C)
+            for j, name in enumerate(run.layers):
+                role = "first" if j == 0 else "deepest" if j == len(run.layers) - 1 else "middle"
+                u = run.units[name]
+                layer_rows[arch.key, name] = dict(arch=arch.key, layer=name, depth=j + 1, units=u,
+                                                  nmf_units=u if cfg.max_units is None else min(u, cfg.max_units),
+                                                  role=role)
+                for t, epoch in enumerate(cps):
+                    for i, p in enumerate(lv):
+                        v = class_nl[t, i, j]
+                        nl_rows.append(dict(seed=seed, arch=arch.key, level=p, epoch=epoch, layer=name, depth=j + 1,
+                                            role=role, nl=float(np.mean(v)), nl_sd=float(np.std(v))))
     padded = np.full((len(cfg.seeds), len(archs), len(cps), len(lv), n_layers, n_cls, cfg.max_rank), np.nan,
                      dtype=np.float32)
     for si, s in enumerate(cfg.seeds):
         for a, e in enumerate(errors[s]):
             padded[si, a, :, :, :e.shape[2]] = e
     arrays = {k: np.stack(v) for k, v in arrays.items()}
-    arrays.update(nmf_error=padded, batch_index=np.stack([np.stack(batches[s]) for s in cfg.seeds]),
+    arrays.update(nmf_error=padded, batch_index=np.stack([np.stack(batch_index[s]) for s in cfg.seeds]),
                   checkpoints=np.asarray(cps), levels=np.asarray(lv))
     hist = pd.concat(history, ignore_index=True)
     nl = pd.DataFrame(nl_rows)
