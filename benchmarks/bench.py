@@ -263,6 +263,33 @@ def epoch_fused_sgd_vs_three_updates(device, repeats, quick, k=11, n=2000, n_tes
                  f"train_many as of {BEFORE_SPEEDUPS}")
 
 
+def nmf_study_seeds_together_vs_apart(device, repeats, quick, epochs=3, n_train=500):
+    """Study 07's training with NMF at the checkpoints, the audio CNN on the embedded clips (6 noise levels x 3 seeds,
+    ``epochs`` epochs, NMF at epoch 0 and the last): the seeds of an architecture in one ``train_many`` vs study 07 as
+    of :data:`BEFORE_SPEEDUPS` (one run per seed). Both must give the same NMF errors (checked)."""
+    import numpy as np
+
+    from baselines import old_module
+    from memlib.studies import nmf_nonlinearity as S
+
+    old = old_module("memlib/studies/nmf_nonlinearity.py", BEFORE_SPEEDUPS)
+    if quick:
+        epochs, n_train = 1, 200
+    seeds = (0, 1, 2)
+    cfg = S.Config(n_train=n_train, audio_n_train=n_train, n_test=100, epochs=epochs, n_measurements=2, seeds=seeds,
+                   device=device)
+    arch = S.architectures(cfg)[-1]
+    bases = [D.standardize(D.load(arch.dataset, n_train, 100, seed=s)) for s in seeds]
+    batches = [S.class_batches(b.y_train_clean, 10, cfg.n_per_class, s) for b, s in zip(bases, seeds)]
+    together = lambda: S._train_arch(cfg, arch, bases, batches, False)  # noqa: E731
+    apart = lambda: [old._train_arch(cfg, arch, b, s, bt, False) for b, s, bt in zip(bases, seeds, batches)]  # noqa: E731
+    if not all(np.allclose(a.errors, b.errors, rtol=1e-3, atol=1e-5) for a, b in zip(together(), apart())):
+        raise RuntimeError("the seeds trained together and apart gave different NMF errors")
+    return entry("nmf_study_seeds_together_vs_apart", best_time(together, repeats), best_time(apart, repeats), device,
+                 f"study 07's audio CNN, 6 levels x 3 seeds, {n_train} clips, {epochs} epochs + 2 NMF checkpoints",
+                 f"one run per seed (as of {BEFORE_SPEEDUPS})")
+
+
 def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
     """Study 07's NMF at one checkpoint of one layer (defaults: 6 noise levels × 10 classes = 60 activation-like
     matrices of 20 × 256, ranks 1…8, 100 iterations, float32): memlib's batched solver (all ranks and matrices at
@@ -791,6 +818,7 @@ def main(argv=None) -> int:
         "dp_grads_unbind_vs_select": lambda: dp_grads_unbind_vs_select(device, r, args.quick),
         "cnn_epoch_vs_max_pool2d": lambda: cnn_epoch_vs_max_pool2d(device, r, args.quick),
         "epoch_fused_sgd_vs_three_updates": lambda: epoch_fused_sgd_vs_three_updates(device, r, args.quick),
+        "nmf_study_seeds_together_vs_apart": lambda: nmf_study_seeds_together_vs_apart(device, r, args.quick),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),

@@ -270,3 +270,31 @@ def test_dp_grads_step_checks_equal_results_on_a_tiny_problem(bench):
     assert e["name"] == "dp_grads_vs_dplstm" and e["equal_results"] is True and e["max_rel_diff"] <= 1e-4
     assert e["ratio"] == pytest.approx(e["baseline_s"] / e["memlib_s"]) and "16 windows x 5" in e["what"]
     json.dumps(e, allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- baselines from git history
+
+def test_old_code_that_is_not_in_this_checkout_is_a_skipped_step_not_a_failure(bench, tmp_path):
+    import baselines  # bench.py put benchmarks/ on the path
+
+    def step():
+        baselines.old_module("memlib/lm.py", "0" * 40)  # no such commit
+
+    out = tmp_path / "bench.json"
+    assert bench.run_steps([("needs_old_code", step)], out) == []
+    entry = json.loads(out.read_text())["needs_old_code"]
+    assert "skipped" in entry and "0" * 40 in entry["skipped"]
+
+
+def test_old_module_loads_a_commit_s_source_beside_today_s_package(bench):
+    import subprocess
+
+    import baselines
+
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    old = baselines.old_module("memlib/stats.py", "HEAD")
+    import memlib.stats
+
+    assert old.__name__.startswith("memlib._old_HEAD_") and old is not memlib.stats
+    assert old.spearman([1, 2, 3], [2, 4, 9]) == pytest.approx(memlib.stats.spearman([1, 2, 3], [2, 4, 9]))

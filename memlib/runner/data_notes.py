@@ -22,6 +22,12 @@ NOTES: dict[str, dict[str, str]] = {
                                 "labels, not from the examples (digits: 67 % between classes)",
         "randY_between": "randX's class-frequency spread on MNIST (see the first claim) puts it above randY",
     },
+    "nmf_nonlinearity": {
+        "rise_deeper_than_first_audio_cnn1d": "the experiment did not work on FSDD: after 120 epochs the p = 1 network "
+                                              "fits only 68.5 % of its random labels (needs 95 %), so the claim says "
+                                              "no although conv3's rise (0.201) exceeds conv1's (0.058) in 3/3 seeds; "
+                                              "on the synthetic clips p = 1 is memorized",
+    },
     "regularization": {
         "dropout_flattest": "measured, not diagnosed further: on 1,000 MNIST images weight decay is flattest and "
                             "dropout ranks fourth of four, while dropout + adversarial training and hidden noise "

@@ -170,7 +170,8 @@ def markdown(profiles: Sequence[str], rows: Sequence[Row]) -> str:
     for p in profiles:
         cells = [r.cells[p] for r in rows if p in r.cells]
         counts.append(f"{p}: {sum(c.reproduced for c in cells)} of {len(cells)} reproduced")
-    absent = " — : no result for that study in that profile." if any(len(r.cells) < len(profiles) for r in rows) else ""
+    absent = (" — : no result for that claim in that profile (the study has not run there, or the profile leaves that "
+              "part of it out; its yaml says why)." if any(len(r.cells) < len(profiles) for r in rows) else "")
     return "\n".join(lines) + "\n\n" + "; ".join(counts) + "." + absent
 
 
