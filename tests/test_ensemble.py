@@ -61,17 +61,18 @@ def test_sgd_step_without_the_fused_kernel_is_the_same_step(monkeypatch, momentu
     from memlib.train import _sgd_step
 
     g = torch.Generator().manual_seed(0)
-    # the second parameter is not contiguous: the fused kernel must not take it
-    params = [torch.randn(3, 5, 4, generator=g), torch.randn(3, 1, 4, generator=g).transpose(1, 2)]
+    params = [torch.randn(3, 5, 4, generator=g), torch.randn(3, 4, 1, generator=g)]
     grads = [torch.randn(p.shape, generator=g) for p in params]
     start = [torch.randn(p.shape, generator=g) for p in params]
     # by hand, as torch.optim.SGD: b = momentum * b + (g + wd * p); p = p - lr * b
     want_b = [momentum * b + (gr + weight_decay * p) for p, gr, b in zip(params, grads, start)]
     want_p = [p - 0.1 * b for p, b in zip(params, want_b)]
-    for fused in (True, False):
-        if not fused:
+    for case in ("fused", "not contiguous", "no fused kernel"):
+        if case == "no fused kernel":
             monkeypatch.delattr(torch, "_fused_sgd_")
         ps, bs = [p.clone() for p in params], [b.clone() for b in start]
+        if case == "not contiguous":  # a transposed parameter: the fused kernel would walk it in the wrong order
+            ps[1] = ps[1].transpose(1, 2).contiguous().transpose(1, 2)
         _sgd_step(ps, grads, bs, 0.1, momentum, weight_decay)
         for got, want in zip(ps, want_p):
             torch.testing.assert_close(got, want)
