@@ -290,6 +290,32 @@ def nmf_study_seeds_together_vs_apart(device, repeats, quick, epochs=3, n_train=
                  f"one run per seed (as of {BEFORE_SPEEDUPS})")
 
 
+def exposure_models_in_workers_vs_one_process(device, repeats, quick, n_chars=60000, epochs=2):
+    """Study 11 (2 seeds, ``n_chars`` characters of the embedded corpus, ``epochs`` epochs non-private and DP-SGD,
+    exact canary ranks at every evaluation): its models and canary ranks as tasks in one-thread worker processes
+    (one per CPU thread) vs study 11 as of :data:`BEFORE_SPEEDUPS` (everything in this process, on its threads).
+    Both must give the same validation losses (checked, to 1e-3: the thread counts differ, so the sums do)."""
+    import numpy as np
+
+    from baselines import old_module
+    from memlib.studies import exposure as S
+
+    old = old_module("memlib/studies/exposure.py", BEFORE_SPEEDUPS)
+    if quick:
+        n_chars, epochs = 20000, 1
+    cfg = dict(n_chars=n_chars, epochs=epochs, dp_epochs=epochs, seeds=(0, 1), n_samples=1000, device=device)
+    new = lambda: S.run(S.Config(**cfg), progress=False, use_cache=False)  # noqa: E731
+    before = lambda: old.run(old.Config(**cfg), progress=False, use_cache=False)  # noqa: E731
+    a, b = new(), before()
+    if not np.allclose(a.models.valid_loss, b.models.valid_loss, rtol=1e-3):
+        raise RuntimeError(f"workers and one process gave different validation losses: {a.models.valid_loss.tolist()}"
+                           f" vs {b.models.valid_loss.tolist()}")
+    return entry("exposure_models_in_workers_vs_one_process", best_time(new, max(1, repeats - 2)),
+                 best_time(before, max(1, repeats - 2)), device,
+                 f"study 11, 2 seeds x 3 models, {n_chars} characters, {epochs} epochs, ranks at every evaluation",
+                 f"all in one process (as of {BEFORE_SPEEDUPS})", workers=S.default_workers(6, device))
+
+
 def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
     """Study 07's NMF at one checkpoint of one layer (defaults: 6 noise levels × 10 classes = 60 activation-like
     matrices of 20 × 256, ranks 1…8, 100 iterations, float32): memlib's batched solver (all ranks and matrices at
@@ -819,6 +845,8 @@ def main(argv=None) -> int:
         "cnn_epoch_vs_max_pool2d": lambda: cnn_epoch_vs_max_pool2d(device, r, args.quick),
         "epoch_fused_sgd_vs_three_updates": lambda: epoch_fused_sgd_vs_three_updates(device, r, args.quick),
         "nmf_study_seeds_together_vs_apart": lambda: nmf_study_seeds_together_vs_apart(device, r, args.quick),
+        "exposure_models_in_workers_vs_one_process": lambda: exposure_models_in_workers_vs_one_process(
+            device, r, args.quick),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),

@@ -54,6 +54,11 @@ def _load_entry(folder: Path):
     return tables, arrays, meta
 
 
+def is_cached(study: str, config: dict) -> bool:
+    """Whether :func:`cached` has an entry for ``study`` + ``config`` (with today's memlib source)."""
+    return (cache_dir() / study / cache_key(study, config) / "meta.json").exists()
+
+
 def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dict]], use_cache: bool = True):
     """Return ``compute()``'s ``(tables, arrays, meta)``, from the cache when the key matches.
 

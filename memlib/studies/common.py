@@ -33,7 +33,7 @@ from ..claims import Claim
 from ..config import check_device_name, require
 from ..data import DATASETS, INPUT_KINDS, check_sizes
 from ..models import MODEL_INPUTS, MODELS
-from ..results import cached
+from ..results import cached, is_cached
 from ..train import PRECISIONS, TrainConfig, require_fast_bf16
 
 #: Claims that compare conditions need the network to have learned: accuracy ≥ chance + LEARN_MARGIN·(1 − chance)
@@ -109,16 +109,24 @@ def train_config(cfg, **overrides):
     return TrainConfig(**{**fields, **overrides})
 
 
-def run_cached(study: str, cfg, compute: Callable[[], tuple[dict, dict, dict]], use_cache: bool = True):
+def run_cached(study: str, cfg, compute: Callable[[], tuple[dict, dict, dict]], use_cache: bool = True,
+               earlier_s: float = 0.0):
     """``(tables, arrays, meta)`` of ``compute()`` — from the cache when ``study`` + ``cfg`` + the memlib source
-    match — with ``meta['compute_time_s']``, the time the computation took when it ran."""
+    match — with ``meta['compute_time_s']``, the time the computation took when it ran: ``compute()``'s own time
+    plus ``earlier_s``, the time of work done for this entry before ``compute()`` was called (e.g. models trained
+    in worker processes, counted by their own wall time)."""
 
     def timed():
         t0 = time.perf_counter()
         tables, arrays, meta = compute()
-        return tables, arrays, {**meta, "compute_time_s": round(time.perf_counter() - t0, 2)}
+        return tables, arrays, {**meta, "compute_time_s": round(time.perf_counter() - t0 + earlier_s, 2)}
 
     return cached(study, cfg.to_dict(), timed, use_cache=use_cache)
+
+
+def in_cache(study: str, cfg) -> bool:
+    """Whether :func:`run_cached` would read ``study`` + ``cfg`` from the cache (without reading it)."""
+    return is_cached(study, cfg.to_dict())
 
 
 @dataclasses.dataclass(frozen=True)

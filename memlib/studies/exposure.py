@@ -47,13 +47,14 @@ import pandas as pd
 
 from ..claims import Claim, fmt
 from ..config import StrictConfig, check_device_name, get_device, require, stream, stream_seed
-from ..lm import LMTrainConfig, Privacy, train_lm, unigram_bits
+from ..lm import LMHistory, LMTrainConfig, Privacy, train_lm, unigram_bits
 from ..methods import exposure
 from ..models import CharLSTM
 from ..plots import interactive, legend
 from ..stats import spearman
 from ..text import CharVocab, pydoc_corpus
-from .common import Check, across_seeds, check, run_cached, verdict
+from ..parallel import WorkerPool, default_workers
+from .common import Check, across_seeds, check, in_cache, run_cached, verdict
 
 STUDY = "exposure"
 PAPER = ("Carlini, Liu, Erlingsson, Kos, Song — The Secret Sharer: Evaluating and Testing Unintended Memorization "
@@ -292,10 +293,8 @@ def model_names(cfg: Config) -> list[str]:
     return ["non-private"] + [f"DP σ={s:g}" for s in cfg.noise_multipliers]
 
 
-def _compute(cfg: Config, seed: int, progress: bool):
-    """One seed's experiment, as ``(tables, arrays, meta)`` in the layout of a one-seed :class:`Result`."""
-    import torch
-
+def _seed_data(cfg: Config, seed: int) -> dict:
+    """One seed's text with its canaries inserted, as ids (cheap: every worker recomputes it)."""
     corpus = load_corpus(cfg.corpus_path)
     text = corpus if cfg.n_chars is None else corpus[: cfg.n_chars]
     n_valid = int(round(cfg.valid_fraction * len(text)))
@@ -307,33 +306,100 @@ def _compute(cfg: Config, seed: int, progress: bool):
     line_canary = np.array([k for k, n in enumerate(counts) for _ in range(n)], dtype=np.int64)
     train_with, points, which = insert_lines(train_text, lines, np.random.default_rng(stream_seed(seed, "insert")))
     vocab = CharVocab.from_text(train_with + valid_text + CONTEXT + "0123456789")
-    train_ids, valid_ids = vocab.encode(train_with), vocab.encode(valid_text)
+    return dict(counts=counts, secrets=secrets, line_canary=line_canary, points=points, which=which, vocab=vocab,
+                train_ids=vocab.encode(train_with), valid_ids=vocab.encode(valid_text),
+                canary_index=np.array([int(s) for s in secrets], dtype=np.int64))
+
+
+@functools.lru_cache(maxsize=4)
+def _scoring_inputs(cfg: Config, seed: int) -> tuple:
+    """``(vocab size, context ids, alphabet ids, canary indices)`` of ``seed`` on the device (kept for the next task
+    of the same seed in this process)."""
+    import torch
+
+    d = _seed_data(cfg, seed)
     device = get_device(cfg.device)
-    context = vocab.encode(CONTEXT).to(device)
-    alphabet = vocab.encode("0123456789").to(device)
-    canary_index = np.array([int(s) for s in secrets], dtype=np.int64)
-    space = 10 ** cfg.digits
+    return (d["vocab"].size, d["vocab"].encode(CONTEXT).to(device), d["vocab"].encode("0123456789").to(device),
+            torch.as_tensor(d["canary_index"]))
 
-    def measure(model) -> dict:
-        if not cfg.exact_rank:
-            return {}
-        r, px = exposure.trie_canary_ranks(model, context, alphabet, cfg.digits, torch.as_tensor(canary_index))
-        return {**{f"rank_{k}": int(v) for k, v in enumerate(r)}, **{f"px_{k}": float(v) for k, v in enumerate(px)}}
 
-    build = lambda: CharLSTM(vocab.size, cfg.embed, cfg.hidden, cfg.layers)  # noqa: E731
-    names = model_names(cfg)
-    runs = []
+def _train_model(cfg: Config, seed: int, k: int, progress: bool = False) -> dict:
+    """Model ``k`` of :func:`model_names` (0: non-private, then DP-SGD per noise multiplier) trained for ``seed``. A
+    task of its own (:func:`run` trains the models of every seed side by side in worker processes): returns
+    ``{"df": history, "state": final weights, "checkpoints": the weights at every row of df (with exact_rank),
+    "epsilon": ε or None}``, tensors on the CPU; the canary ranks of each checkpoint are :func:`_canary_ranks`."""
+    d = _seed_data(cfg, seed)
+    checkpoints: list[dict] = []
+
+    def keep(model) -> dict:
+        if cfg.exact_rank:
+            checkpoints.append(_cpu_state(model))
+        return {}
+
+    build = functools.partial(CharLSTM, d["vocab"].size, cfg.embed, cfg.hidden, cfg.layers)
+    name = model_names(cfg)[k]
     base_cfg = LMTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=cfg.lr,
                              clip_norm=cfg.clip_norm, eval_points=cfg.measure_fractions, device=cfg.device,
                              seed=seed)
-    runs.append((names[0], float("nan"), train_lm(build, train_ids, valid_ids, base_cfg, progress=progress,
-                                                  desc=f"seed {seed}: non-private LSTM", on_eval=measure)))
-    for name, sigma in zip(names[1:], cfg.noise_multipliers):
+    if k == 0:
+        hist = train_lm(build, d["train_ids"], d["valid_ids"], base_cfg, progress=progress,
+                        desc=f"seed {seed}: non-private LSTM", on_eval=keep)
+    else:
+        sigma = cfg.noise_multipliers[k - 1]
         dp_cfg = dataclasses.replace(base_cfg, epochs=cfg.dp_epochs, eval_points=(), batch_size=cfg.dp_batch_size,
                                      lr=cfg.dp_lr)
-        hist = train_lm(build, train_ids, valid_ids, dp_cfg, private=Privacy(sigma, cfg.max_grad_norm, cfg.delta),
-                        progress=progress, desc=f"seed {seed}: DP-SGD σ={sigma:g}", on_eval=measure)
-        runs.append((name, sigma, hist))
+        hist = train_lm(build, d["train_ids"], d["valid_ids"], dp_cfg,
+                        private=Privacy(sigma, cfg.max_grad_norm, cfg.delta), progress=progress,
+                        desc=f"seed {seed}: {name}", on_eval=keep)
+    return {"df": hist.df, "state": _cpu_state(hist.model), "checkpoints": checkpoints, "epsilon": hist.epsilon}
+
+
+def _cpu_state(model) -> dict:
+    return {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
+
+
+def _load(cfg: Config, vocab_size: int, state: dict):
+    model = CharLSTM(vocab_size, cfg.embed, cfg.hidden, cfg.layers).to(get_device(cfg.device))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _canary_ranks(cfg: Config, seed: int, state: dict) -> dict:
+    """The exact rank and Px of every canary of ``seed`` under the weights ``state`` (the digit trie), as the
+    history row's columns ``rank_k``, ``px_k``. A task of its own, one per checkpoint."""
+    vocab_size, context, alphabet, canaries = _scoring_inputs(cfg, seed)
+    r, px = exposure.trie_canary_ranks(_load(cfg, vocab_size, state), context, alphabet, cfg.digits, canaries)
+    return {**{f"rank_{j}": int(v) for j, v in enumerate(r)}, **{f"px_{j}": float(v) for j, v in enumerate(px)}}
+
+
+def _with_ranks(trained: dict, ranks: list[dict]) -> dict:
+    """``trained`` with the canary columns of each checkpoint joined to its history row."""
+    if not ranks:
+        return trained
+    df = pd.concat([trained["df"].reset_index(drop=True), pd.DataFrame(ranks)], axis=1)
+    return {**trained, "df": df}
+
+
+def _compute(cfg: Config, seed: int, progress: bool, trained: Optional[list] = None):
+    """One seed's experiment, as ``(tables, arrays, meta)`` in the layout of a one-seed :class:`Result`; ``trained``:
+    the seed's models from :func:`_train_model` in the order of :func:`model_names` (None: train them here)."""
+    import torch
+
+    names = model_names(cfg)
+    if trained is None:
+        trained = [_train_model(cfg, seed, k, progress) for k in range(len(names))]
+        trained = [_with_ranks(t, [_canary_ranks(cfg, seed, c) for c in t["checkpoints"]]) for t in trained]
+    d = _seed_data(cfg, seed)
+    counts, secrets, canary_index, vocab = d["counts"], d["secrets"], d["canary_index"], d["vocab"]
+    train_ids, valid_ids = d["train_ids"], d["valid_ids"]
+    device = get_device(cfg.device)
+    context = vocab.encode(CONTEXT).to(device)
+    alphabet = vocab.encode("0123456789").to(device)
+    space = 10 ** cfg.digits
+    runs = []
+    for name, sigma, t in zip(names, [float("nan"), *cfg.noise_multipliers], trained):
+        runs.append((name, sigma, LMHistory(df=t["df"], model=_load(cfg, vocab.size, t["state"]),
+                                            epsilon=t["epsilon"])))
 
     sample_rng = stream(seed, "samples", device)
     sample_index = exposure.sample_candidates(sample_rng, cfg.digits, 10, cfg.n_samples,
@@ -374,24 +440,58 @@ def _compute(cfg: Config, seed: int, progress: bool):
     canaries = pd.DataFrame(dict(canary=np.arange(len(counts)), secret=secrets, index=canary_index,
                                  insertions=counts))
     arrays = dict(sample_index=sample_index, sample_px=np.stack(sample_px), skewnorm_params=np.array(fits),
-                  canary_index=canary_index, insertion_points=points.astype(np.int64),
-                  insertion_canary=line_canary[which])
+                  canary_index=canary_index, insertion_points=d["points"].astype(np.int64),
+                  insertion_canary=d["line_canary"][d["which"]])
     tables = {"canaries": canaries, "history": pd.concat(history, ignore_index=True),
               "exposures": pd.DataFrame(exposures), "final": pd.DataFrame(final), "models": pd.DataFrame(models)}
-    meta = {"vocab_size": vocab.size, "train_chars": len(train_with), "valid_chars": len(valid_text),
+    meta = {"vocab_size": vocab.size, "train_chars": len(train_ids), "valid_chars": len(valid_ids),
             "space_bits": math.log2(space)}
     return ({k: t.assign(seed=seed)[["seed", *t.columns]] for k, t in tables.items()},
             {"seeds": np.array([seed], dtype=np.int64), **{k: v[None] for k, v in arrays.items()}}, meta)
 
 
-def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
+def run(cfg: Config, progress: bool = True, use_cache: bool = True, workers: Optional[int] = None) -> Result:
     """Insert the canaries, train the non-private and the private models, measure exposure — for every seed of
     ``cfg.seeds``, each cached on its own (the key is ``cfg`` with ``seeds`` = [that seed]), so adding a seed reuses
-    the seeds already computed."""
+    the seeds already computed.
+
+    The models of the seeds not in the cache train side by side as independent tasks in ``workers`` processes of
+    one torch thread each (:class:`memlib.parallel.WorkerPool`; default: one per CPU thread, none on a GPU): an
+    LSTM's small kernels run faster on one thread per core than split across threads. The exact canary ranks of
+    each checkpoint (a trained model's weights at each evaluation) are tasks of their own, queued as its model
+    finishes. Nothing depends on where a task ran (the seed's named streams decide everything)."""
+    names = model_names(cfg)
+    one = {seed: dataclasses.replace(cfg, seeds=(seed,)) for seed in cfg.seeds}
+    todo = [seed for seed in cfg.seeds if not (use_cache and in_cache(STUDY, one[seed]))]
+    n_evals = [1 + len(cfg.measure_fractions) + cfg.epochs] + [1 + cfg.dp_epochs] * len(cfg.noise_multipliers)
+    total = len(todo) * (len(names) + (sum(n_evals) if cfg.exact_rank else 0))
+    workers = default_workers(len(todo) * len(names), cfg.device) if workers is None else workers
+    trained: dict[tuple[int, int], dict] = {}
+    ranks: dict[tuple[int, int], list] = {}
+    seconds: dict[int, float] = {seed: 0.0 for seed in todo}
+    with WorkerPool(workers, desc=f"{STUDY}: models and canary ranks", progress=progress, total=total) as pool:
+        # the non-private models first (the longest tasks); each checkpoint's ranks are a task of their own, queued
+        # when its model has trained, so that no worker waits idle at the end
+        for k in range(len(names)):
+            for seed in todo:
+                pool.submit(_train_model, one[seed], seed, k, progress and workers <= 1, key=(seed, k, None),
+                            label=f"seed {seed}: {names[k]}")
+        for (seed, k, i), out, dt in pool.finished():
+            seconds[seed] += dt
+            if i is None:
+                trained[seed, k] = out
+                ranks[seed, k] = [None] * len(out["checkpoints"])
+                for i, state in enumerate(out.pop("checkpoints")):
+                    pool.submit(_canary_ranks, one[seed], seed, state, key=(seed, k, i),
+                                label=f"seed {seed}: {names[k]}, ranks {i + 1}/{len(ranks[seed, k])}")
+            else:
+                ranks[seed, k][i] = out
+    done = {seed: [_with_ranks(trained[seed, k], ranks[seed, k]) for k in range(len(names))] for seed in todo}
     parts = []
     for seed in cfg.seeds:
-        one = dataclasses.replace(cfg, seeds=(seed,))
-        parts.append(run_cached(STUDY, one, functools.partial(_compute, one, seed, progress), use_cache=use_cache))
+        parts.append(run_cached(STUDY, one[seed], functools.partial(_compute, one[seed], seed, progress,
+                                                                      done.get(seed)),
+                                use_cache=use_cache, earlier_s=seconds.get(seed, 0.0)))
     tables = {k: pd.concat([t[k] for t, _, _ in parts], ignore_index=True) for k in parts[0][0]}
     # the cache's CSV reads "002" back as 2: the secret is its candidate number written with ``digits`` digits
     tables["canaries"]["secret"] = [f"{int(v):0{cfg.digits}d}" for v in tables["canaries"]["index"]]
