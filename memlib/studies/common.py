@@ -76,8 +76,7 @@ def validate_common(cfg, min_train: int = 10) -> None:
         require(len(cfg.widths) >= 1 and all(w >= 1 for w in cfg.widths), "widths", cfg.widths,
                 "use a non-empty list of positive integers")
     if has("seeds"):
-        require(len(cfg.seeds) >= 1 and len(set(cfg.seeds)) == len(cfg.seeds) and all(s >= 0 for s in cfg.seeds),
-                "seeds", cfg.seeds, "use a non-empty list of distinct non-negative integers")
+        require_seeds(cfg.seeds)
     if has("seed"):
         require(cfg.seed >= 0, "seed", cfg.seed, "use a non-negative integer")
     if has("noise_levels"):
@@ -107,6 +106,23 @@ def train_config(cfg, **overrides):
             continue  # a sweep over this setting, not the setting
         fields[f.name] = value
     return TrainConfig(**{**fields, **overrides})
+
+
+def require_seeds(seeds) -> None:
+    """ValueError naming ``seeds``, its value, what is allowed and what is wrong with it, unless it is a non-empty
+    list (or tuple) of distinct non-negative Python ints. The one check of every study's ``seeds``."""
+    if not isinstance(seeds, (list, tuple)):
+        problem = "it is not a list"
+    elif len(seeds) == 0:
+        problem = "it is empty"
+    elif not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        problem = "not every seed is a non-negative integer"
+    elif len(set(seeds)) != len(seeds):
+        problem = "a seed repeats, and a repeated seed repeats the same run: it would count twice"
+    else:
+        return
+    require(False, "seeds", seeds, "use a non-empty list of distinct non-negative integers, e.g. [0] or [0, 1, 2] "
+            f"(each seed one independent repetition; the real-data profile uses ≥ 3): {problem}")
 
 
 def run_cached(study: str, cfg, compute: Callable[[], tuple[dict, dict, dict]], use_cache: bool = True,

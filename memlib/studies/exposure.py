@@ -54,7 +54,7 @@ from ..plots import interactive, legend
 from ..stats import spearman
 from ..text import CharVocab, pydoc_corpus
 from ..parallel import WorkerPool, default_workers
-from .common import Check, across_seeds, check, in_cache, run_cached, verdict
+from .common import Check, across_seeds, check, in_cache, require_seeds, run_cached, verdict
 
 STUDY = "exposure"
 PAPER = ("Carlini, Liu, Erlingsson, Kos, Song — The Secret Sharer: Evaluating and Testing Unintended Memorization "
@@ -122,7 +122,7 @@ class Config(StrictConfig):
     RENAMED: ClassVar[dict] = {"eval_points": "measure_fractions", "seed": "seeds"}
 
     def __post_init__(self) -> None:
-        _check_seeds(self.seeds)  # a ValueError naming the list, before the generic type check
+        require_seeds(self.seeds)  # a ValueError naming the list, before the generic type check
         super().__post_init__()
 
     @classmethod
@@ -183,17 +183,6 @@ class Config(StrictConfig):
         n = len(text) if self.n_chars is None else min(self.n_chars, len(text))
         require(n >= 20 * self.seq_len, "corpus_path", self.corpus_path,
                 f"the corpus has {len(text)} characters; use a text of at least 20 × seq_len = {20 * self.seq_len}")
-
-
-def _check_seeds(seeds) -> None:
-    """ValueError naming ``seeds`` unless it is a non-empty list of distinct non-negative ints."""
-    require(isinstance(seeds, (list, tuple)), "seeds", seeds,
-            "use a list of seeds, e.g. [0] (one seed) or [0, 1, 2] (three independent repetitions)")
-    require(len(seeds) >= 1, "seeds", seeds, "use at least one seed, e.g. [0]")
-    require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), "seeds", seeds,
-            "use non-negative integers, e.g. [0, 1, 2]")
-    require(len(set(seeds)) == len(seeds), "seeds", seeds,
-            "use distinct seeds: a repeated seed repeats the same run and would count it twice")
 
 
 def load_corpus(path: Optional[str]) -> str:

@@ -60,7 +60,8 @@ from ..models import build_model
 from ..plots import interactive, legend
 from ..stats import spearman
 from ..train import train_many
-from .common import Check, across_seeds, all_of, check, learned, run_cached, train_config, validate_common, verdict
+from .common import (Check, across_seeds, all_of, check, learned, require_seeds, run_cached, train_config,
+                     validate_common, verdict)
 
 STUDY = "permutation_test"
 PAPER = ("Chaibub Neto — Detecting Learning vs Memorization in Deep Neural Networks using Shared Structure "
@@ -82,16 +83,6 @@ MAX_ITER = 1000
 #: The ``arrays`` whose leading axis is the seed (in the order of ``arrays["seeds"]``, that axis); ``epochs`` has none.
 PER_SEED_ARRAYS = ("observed", "null", "p_value", "train_acc", "converged", "labels", "train_index", "test_index",
                    "shared_index")
-
-
-def require_seeds(seeds) -> None:
-    """ValueError naming ``seeds``, its value and what is allowed, unless it is a non-empty list of distinct
-    non-negative Python ints."""
-    ok = (isinstance(seeds, (list, tuple)) and len(seeds) >= 1
-          and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-          and len(set(seeds)) == len(seeds))
-    require(ok, "seeds", seeds, "use a non-empty list of distinct non-negative integers, e.g. [0] or [0, 1, 2] "
-                                "(each seed one independent repetition; the real-data profile needs ≥ 3)")
 
 
 @dataclasses.dataclass(frozen=True)
