@@ -55,8 +55,7 @@ def process_map(fn: Callable, tasks: Sequence[tuple], workers: int, threads: int
     """``[(fn(*task), seconds), …]`` in the order of ``tasks``; ``seconds`` is the task's own wall time.
 
     ``workers`` ≤ 1 runs the tasks here, one after the other (with this process's threads); otherwise in
-    ``min(workers, len(tasks))`` worker processes (joblib's loky: spawned fresh, reused between calls, no
-    ``if __name__ == "__main__"`` guard needed in a script) with ``threads`` torch threads each. A tqdm bar counts
+    ``workers`` worker processes (:class:`WorkerPool`) with ``threads`` torch threads each. A tqdm bar counts
     finished tasks (``labels[i]`` names task i in the bar as it finishes)."""
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ValueError(f"workers={workers!r} is not allowed; use a non-negative integer (0 or 1: no workers)")
@@ -67,23 +66,11 @@ def process_map(fn: Callable, tasks: Sequence[tuple], workers: int, threads: int
     if len(labels) != len(tasks):
         raise ValueError(f"labels has {len(labels)} entries for {len(tasks)} tasks; give one per task")
     results: list = [None] * len(tasks)
-    with tqdm(total=len(tasks), desc=desc, leave=False, disable=not progress) as bar:
-        if workers <= 1 or len(tasks) <= 1:
-            finished = (_task(fn, i, task, None) for i, task in enumerate(tasks))
-            for i, out, dt in finished:
-                results[i] = (out, dt)
-                bar.set_postfix_str(labels[i])
-                bar.update(1)
-            return results
-        from joblib import Parallel, delayed, parallel_config
-
-        # a task that raises stops the others and re-raises here (with the worker's traceback); so does Ctrl-C
-        with parallel_config(backend="loky", inner_max_num_threads=threads):
-            run = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
-            for i, out, dt in run(delayed(_task)(fn, i, task, threads) for i, task in enumerate(tasks)):
-                results[i] = (out, dt)
-                bar.set_postfix_str(labels[i])
-                bar.update(1)
+    with WorkerPool(workers if len(tasks) > 1 else 1, threads, desc, progress, total=len(tasks)) as pool:
+        for i, task in enumerate(tasks):
+            pool.submit(fn, *task, key=i, label=labels[i])
+        for i, value, seconds in pool.finished():
+            results[i] = (value, seconds)
     return results
 
 
@@ -115,8 +102,9 @@ class WorkerPool:
     including tasks submitted inside the loop; a task that raises re-raises there and stops the pool's other tasks.
 
     ``workers`` ≤ 1 runs each task here when it is submitted (with this process's threads); otherwise the tasks run
-    in ``workers`` loky processes (reused, as :func:`process_map`'s) with ``threads`` torch threads each, in the
-    order they were submitted. ``total`` (optional) sizes the tqdm bar."""
+    in ``workers`` processes of joblib's loky executor (spawned fresh, reused between pools, no
+    ``if __name__ == "__main__"`` guard needed in a script) with ``threads`` torch threads each, in the order they
+    were submitted. ``total`` (optional) sizes the tqdm bar."""
 
     def __init__(self, workers: int, threads: int = 1, desc: str = "tasks", progress: bool = True,
                  total: Optional[int] = None):
@@ -129,10 +117,11 @@ class WorkerPool:
         self._pending: dict = {}
         self._executor = None
         if workers > 1:
-            from joblib.externals.loky import get_reusable_executor
+            # joblib's own getter of loky's reusable executor (the one joblib.Parallel uses, e.g. scikit-learn's
+            # n_jobs): a second getter would replace the shared executor with one joblib cannot use
+            from joblib.executor import get_memmapping_executor
 
-            self._executor = get_reusable_executor(max_workers=workers, initializer=_init_worker,
-                                                   initargs=(threads,))
+            self._executor = get_memmapping_executor(workers, initializer=_init_worker, initargs=(threads,))
 
     def __enter__(self) -> "WorkerPool":
         return self

@@ -98,3 +98,13 @@ def test_worker_pool_refuses_bad_arguments_naming_them():
         parallel.WorkerPool(-2)
     with pytest.raises(ValueError, match="threads=0"):
         parallel.WorkerPool(2, threads=0)
+
+
+def test_joblib_parallel_and_the_pool_share_the_executor_in_either_order():
+    # both reuse loky's one executor: a pool must leave it usable for joblib.Parallel (scikit-learn's n_jobs) and
+    # the other way round (a pool created its own once, and joblib then failed on it)
+    from joblib import Parallel, delayed
+
+    for _ in range(2):
+        assert [v for v, _ in parallel.process_map(pow, [(2, 3), (2, 4)], workers=2, progress=False)] == [8, 16]
+        assert Parallel(n_jobs=2)(delayed(pow)(3, n) for n in (2, 3)) == [9, 27]
