@@ -40,14 +40,10 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _task(fn: Callable, i: int, task: tuple, threads: Optional[int]) -> tuple[int, Any, float]:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+def _timed(fn: Callable, args: tuple) -> tuple[Any, float]:
     t0 = time.perf_counter()
-    out = fn(*task)
-    return i, out, time.perf_counter() - t0
+    out = fn(*args)
+    return out, time.perf_counter() - t0
 
 
 def process_map(fn: Callable, tasks: Sequence[tuple], workers: int, threads: int = 1, desc: str = "tasks",
@@ -57,16 +53,12 @@ def process_map(fn: Callable, tasks: Sequence[tuple], workers: int, threads: int
     ``workers`` ≤ 1 runs the tasks here, one after the other (with this process's threads); otherwise in
     ``workers`` worker processes (:class:`WorkerPool`) with ``threads`` torch threads each. A tqdm bar counts
     finished tasks (``labels[i]`` names task i in the bar as it finishes)."""
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ValueError(f"workers={workers!r} is not allowed; use a non-negative integer (0 or 1: no workers)")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads={threads!r} is not allowed; use a positive integer")
     tasks = [tuple(t) for t in tasks]
     labels = [str(i) for i in range(len(tasks))] if labels is None else list(labels)
     if len(labels) != len(tasks):
         raise ValueError(f"labels has {len(labels)} entries for {len(tasks)} tasks; give one per task")
     results: list = [None] * len(tasks)
-    with WorkerPool(workers if len(tasks) > 1 else 1, threads, desc, progress, total=len(tasks)) as pool:
+    with WorkerPool(workers, threads, desc, progress, total=len(tasks)) as pool:
         for i, task in enumerate(tasks):
             pool.submit(fn, *task, key=i, label=labels[i])
         for i, value, seconds in pool.finished():
@@ -81,7 +73,7 @@ class _Done:
     def __init__(self, fn: Callable, args: tuple):
         self._value, self._error = None, None
         try:
-            self._value = _task(fn, 0, args, None)
+            self._value = _timed(fn, args)
         except Exception as e:  # noqa: BLE001 - re-raised by result(), as a worker's error would be
             self._error = e
 
@@ -138,7 +130,7 @@ class WorkerPool:
         if self._executor is None:
             self._pending[_Done(fn, args)] = (key, label)
         else:
-            self._pending[self._executor.submit(_task, fn, 0, args, None)] = (key, label)
+            self._pending[self._executor.submit(_timed, fn, args)] = (key, label)
 
     def finished(self):
         import concurrent.futures as cf
@@ -151,7 +143,7 @@ class WorkerPool:
                 done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 key, label = self._pending.pop(fut)
-                _, value, seconds = fut.result()
+                value, seconds = fut.result()
                 self._bar.set_postfix_str(label)
                 self._bar.update(1)
                 yield key, value, seconds
