@@ -1,7 +1,8 @@
 # memlib — `make all` regenerates every figure and the scoreboard; `make test` runs the test suite.
 # Both create .venv and install the pinned stack first. Knobs: PROFILE=smoke|default|real|paper, DEVICE=cpu|cuda,
 # ARGS="-p name value" (papermill-style parameter overrides, applied to every study under `make all`),
-# FORCE=1 (rerun studies whose last run is up to date), PYTHON=python3.X (interpreter for .venv).
+# FORCE=1 (rerun studies whose last run is up to date), JOBS=N (studies at once under `make all`: 2 on a CPU, each
+# with half the cores; 1 with DEVICE=cuda; make's own -jN wins), PYTHON=python3.X (interpreter for .venv).
 # `make help` lists the targets, `make help-<study>` a study's parameters.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,6 +14,9 @@ DEVICE ?= cpu
 ARGS ?=
 PYTEST_ARGS ?=
 FORCE ?=
+# Two studies at once, each with half the cores (memlib.config.thread_count reads make's -jN): one torch thread per
+# core beats two threads on one study's small kernels (2-core AMD EPYC: `make -j2 all PROFILE=real` 58 min).
+JOBS ?= $(if $(filter cpu,$(DEVICE)),2,1)
 # Idle OpenMP threads sleep instead of spinning: with another busy process on the cores, spinning made torch 40x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
 STUDIES := $(shell ls notebooks 2>/dev/null | sed -n 's/^[0-9][0-9]_\(.*\)\.ipynb$$/\1/p' | grep -v '^scoreboard$$')
@@ -22,7 +26,7 @@ RUN := $(PY) -m memlib.runner
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
 	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
-	status=0; $(MAKE) --no-print-directory -k studies || status=$$?; \
+	status=0; $(MAKE) --no-print-directory -k $(if $(findstring -j,$(MAKEFLAGS)),,-j$(JOBS)) studies || status=$$?; \
 	$(MAKE) --no-print-directory scoreboard || status=1; \
 	if [ $$status -ne 0 ]; then echo "make all: some studies failed (see the notebook paths above)" >&2; fi; exit $$status
 
@@ -49,7 +53,7 @@ help-%: setup  ## a study's parameters with their meaning, e.g. make help-random
 help:  ## the targets and knobs
 	@echo "targets: all test lint lab bench scoreboard list clean setup help help-<study> <study>"
 	@echo "studies: $(STUDIES)"
-	@echo "knobs:   PROFILE=smoke|default|real|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 LAB_ARGS=... BENCH_ARGS=..."
+	@echo "knobs:   PROFILE=smoke|default|real|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 JOBS=N LAB_ARGS=... BENCH_ARGS=..."
 
 test: setup lint  ## the linter, then unit tests + every notebook in the smoke profile
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -221,8 +221,9 @@ def test_tiny_run_end_to_end(isolated_build):
 def test_methods_trained_in_worker_processes_equal_those_trained_here(isolated_build):
     import torch
 
-    cfg = S.Config(n_train=90, n_test=40, widths=(16,), noise_levels=(0.3, 0.6), methods=("erm", "erm_dropout", "mixup"),
-                   mixup_alphas=(2.0,), epochs=3, milestones=(2,), batch_size=30, seeds=(0, 5))
+    cfg = S.Config(n_train=90, n_test=40, widths=(16,), noise_levels=(0.3, 0.6),
+                   methods=("erm", "erm_dropout", "mixup"), mixup_alphas=(2.0,), epochs=3, milestones=(2,),
+                   batch_size=30, seeds=(0, 5))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, bit for bit
     try:

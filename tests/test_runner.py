@@ -1,6 +1,7 @@
 """The runner: parameters checked before any work, messages in full, run records, up-to-date skips, Ctrl-C."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,16 @@ def test_make_unknown_target_lists_the_studies():
     assert proc.returncode != 0
     assert "unknown target 'no-such-study'" in proc.stderr
     assert all(s in proc.stderr for s in registry.studies())
+
+
+@pytest.mark.parametrize("args, jobs", [([], "-j2"), (["DEVICE=cuda"], "-j1"), (["JOBS=1"], "-j1"), (["JOBS=3"], "-j3"),
+                                        (["-j3"], "")])
+def test_make_all_runs_two_studies_at_once_on_a_cpu_unless_told(args, jobs):
+    # -n prints the recipe, with the sub-make that runs the studies
+    proc = subprocess.run(["make", "-n", *args, "all"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    found = re.search(r"--no-print-directory -k +(\S*) *studies", proc.stdout)
+    assert found, proc.stdout
+    assert found.group(1) == jobs  # make's own -jN (here -j3) is left to its jobserver
 
 
 def test_makefile_passes_the_wait_policy_and_lab_settings():
