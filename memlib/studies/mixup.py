@@ -10,6 +10,8 @@ Batching: the mini-batch loss hook of :func:`memlib.train.train_many` applies to
 StackedMLP has one dropout rate per call, so each **method** is one call; inside it every noise level × seed is
 one model with its own corrupted dataset (K = levels × seeds). Models with the same seed start from the same
 weights and see the same mini-batch order in every method and at every level (a controlled comparison).
+The methods share nothing until they are measured: each is a task (:func:`run`'s ``workers``, one-thread worker
+processes on a CPU), with the same numbers wherever it runs.
 mixup is :mod:`memlib.methods.mixup` (λ and the permutation per model, drawn from the call's ``"loss"`` stream).
 
 Measured per model and epoch, with frozen weights (eval mode) on the *unmixed* data — accuracy is never taken on
