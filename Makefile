@@ -39,7 +39,10 @@ $(STAMP): pyproject.toml
 	$(PY) -c "from memlib.runner.run import ensure_kernel; print('jupyter kernel:', ensure_kernel())"
 	touch $(STAMP)
 
-studies: $(STUDIES)
+# Longest first (`python -m memlib.runner --order`: the last run's times, else the real profile's), so that two at a
+# time no long study ends alone; the notebook order before .venv exists.
+ORDER = $(shell test -x $(PY) && $(RUN) --order --profile $(PROFILE) 2>/dev/null)
+studies: $(or $(ORDER),$(STUDIES))
 
 $(STUDIES): setup
 	$(RUN) $@ --profile $(PROFILE) --device $(DEVICE) $(ARGS) $(if $(FORCE),--force,)

@@ -119,6 +119,27 @@ def test_make_all_runs_two_studies_at_once_on_a_cpu_unless_told(args, jobs):
     assert found.group(1) == jobs  # make's own -jN (here -j3) is left to its jobserver
 
 
+def test_start_order_is_longest_first_by_the_last_times_else_the_measured_list(monkeypatch):
+    names = registry.studies()
+    assert sorted(registry.LONGEST_FIRST) == sorted(names)  # no typo, no study left out
+    times = {s: float(i) for i, s in enumerate(names)}  # the last notebook took longest
+    assert registry.start_order("real", times) == names[::-1]
+    del times[names[0]]  # one study without a time: the measured list decides
+    assert registry.start_order("real", times) == list(registry.LONGEST_FIRST)
+    monkeypatch.setattr(registry, "studies", lambda: [*names, "new_study"])
+    assert registry.start_order("real", {})[0] == "new_study"  # unknown cost: started first
+
+
+def test_make_starts_the_studies_in_the_runners_order(tmp_path):
+    env = {**os.environ, "MEMLIB_BUILD": str(tmp_path)}
+    order = subprocess.run([sys.executable, "-m", "memlib.runner", "--order", "--profile", "smoke"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=60).stdout.split()
+    proc = subprocess.run(["make", "-n", "studies", "PROFILE=smoke"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    started = re.findall(r"memlib\.runner (\w+) --profile smoke", proc.stdout)
+    assert started == order == list(registry.LONGEST_FIRST)  # no build yet: the measured list
+
+
 def test_makefile_passes_the_wait_policy_and_lab_settings():
     text = (ROOT / "Makefile").read_text()
     assert "export OMP_WAIT_POLICY ?= PASSIVE" in text

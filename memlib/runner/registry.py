@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import importlib
 import importlib.util
 from pathlib import Path
@@ -34,6 +35,37 @@ def notebooks() -> dict[str, Path]:
 def studies() -> list[str]:
     """Every study name (notebooks 01 … 13), without the scoreboard."""
     return [s for s in notebooks() if s != SCOREBOARD]
+
+
+#: The studies from longest to shortest, as measured in the real profile (2-core AMD EPYC, two at a time,
+#: 2026-12-07: 11 1,121 s, 06 1,070, 10 942, 05 789, 07 789, 02 421, 08 369, 12 305, 03 266, 04 253, 13 217,
+#: 09 158, 01 112 s). :func:`start_order` falls back on it before a profile has run every study once.
+LONGEST_FIRST = ("exposure", "regularization", "mixup", "critical_samples", "nmf_nonlinearity", "noise_vs_capacity",
+                 "knn", "learning_order", "easiness", "loss_sensitivity", "memorization_dissection",
+                 "permutation_test", "randomization_tests")
+
+
+def start_order(profile: str, wall_times: dict[str, float] | None = None) -> list[str]:
+    """Every study in the order ``make all`` starts them: longest first, so that with two at a time a long study
+    does not run alone at the end (in notebook order, 11 started last and the real profile took 60.1 min where
+    longest-first scheduling of the same times gives 57). The times are each study's last ``wall_time_s`` in
+    ``build/<profile>`` (``wall_times`` replaces them) when every study has one, else :data:`LONGEST_FIRST`;
+    a study in neither goes first (its cost is unknown)."""
+    names = studies()
+    if wall_times is None:
+        from . import runstate
+
+        wall_times = {}
+        for study in names:
+            try:
+                metrics = json.loads((runstate.study_folder(study, profile) / "metrics.json").read_text())
+                wall_times[study] = float(metrics["wall_time_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    if all(s in wall_times for s in names):
+        return sorted(names, key=lambda s: -wall_times[s])
+    rank = {s: i for i, s in enumerate(LONGEST_FIRST)}
+    return sorted(names, key=lambda s: rank.get(s, -1))
 
 
 def study_module(study: str):

@@ -320,6 +320,8 @@ def main(argv=None) -> int:
                     help="override a notebook parameter (papermill -p syntax), applied after the profile")
     ap.add_argument("--force", action="store_true", help="run studies even when their last run is up to date")
     ap.add_argument("--list", action="store_true", help="list the studies and exit")
+    ap.add_argument("--order", action="store_true",
+                    help="print the studies in the order make all starts them (longest first) and exit")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     ap.add_argument("--matrix", action="store_true",
                     help="print the claims × data matrix of every profile with results (runs nothing)")
@@ -336,6 +338,9 @@ def main(argv=None) -> int:
     known = registry.notebooks()
     if args.list:
         print("\n".join(f"{name:28s} notebooks/{path.name}" for name, path in known.items()))
+        return 0
+    if args.order:
+        print(" ".join(registry.start_order(args.profile)))
         return 0
     names: list[str] = []
     for s in args.studies or (["all"] if not args.help else []):
