@@ -10,10 +10,11 @@ from __future__ import annotations
 NOTES: dict[str, dict[str, str]] = {
     "noise_vs_capacity": {
         "width_grows_randX": "on 1,000 digits the narrowest width within 1 % of the best is noise (16 units suffice at "
-                             "p = 0.2, 64 at p = 0), so w* does not rank the noise levels; 2,000 MNIST images need "
-                             "more units, and w* rises with every level",
-        "width_grows_randY": "as for randX: on digits w* is 64, 16, 64, 64, 256 (16 units already fit p = 0.2); on "
-                             "MNIST it rises 32 → 512",
+                             "p = 0.2, 64 at p = 0), so w* does not rank the noise levels; on 2,000 MNIST images w* "
+                             "is fragile too: 32, 64, 64, 128, 128 in one real run (ρ = 0.949, Intel Xeon), 32, 64, "
+                             "256, 128, 128 in another (ρ = 0.667, AMD EPYC, later code)",
+        "width_grows_randY": "on 1,000 digits w* is 64, 16, 64, 64, 256 (16 units already fit p = 0.2: the narrowest "
+                             "width within 1 % of the best is noise); on 2,000 MNIST images it rises 32 → 512",
     },
     "easiness": {
         "spread_real_vs_randX": "on MNIST 99.5 % of randX's variance lies between classes: after one epoch on "
@@ -24,14 +25,15 @@ NOTES: dict[str, dict[str, str]] = {
     },
     "nmf_nonlinearity": {
         "rise_deeper_than_first_audio_cnn1d": "the experiment did not work on FSDD: after 120 epochs the p = 1 network "
-                                              "fits only 68.5 % of its random labels (needs 95 %), so the claim says "
-                                              "no although conv3's rise (0.201) exceeds conv1's (0.058) in 3/3 seeds; "
+                                              "fits only 69.8 % of its random labels (needs 95 %), so the claim says "
+                                              "no although conv3's rise (0.199) exceeds conv1's (0.0874) in 3/3 seeds; "
                                               "on the synthetic clips p = 1 is memorized",
     },
     "regularization": {
-        "dropout_flattest": "measured, not diagnosed further: on 1,000 MNIST images weight decay is flattest and "
-                            "dropout ranks fourth of four, while dropout + adversarial training and hidden noise "
-                            "remove < 5 points of randY accuracy at every strength and are not ranked; on digits "
+        "dropout_flattest": "measured, not diagnosed further: on 1,000 MNIST images the ranking turns on whether "
+                            "dropout + adversarial training removes ≥ 5 points of randY accuracy: in one real run "
+                            "(Intel Xeon) it did not, weight decay was flattest and dropout fourth of four; in "
+                            "another (AMD EPYC, later code) it did and was flattest (slope −0.249); on digits "
                             "dropout + adversarial training is flattest",
     },
     "learning_order": {
