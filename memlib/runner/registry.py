@@ -48,9 +48,9 @@ LONGEST_FIRST = ("exposure", "regularization", "mixup", "critical_samples", "nmf
 def start_order(profile: str, wall_times: dict[str, float] | None = None) -> list[str]:
     """Every study in the order ``make all`` starts them: longest first, so that with two at a time a long study
     does not run alone at the end (in notebook order, 11 started last and the real profile took 60.1 min where
-    longest-first scheduling of the same times gives 57). The times are each study's last ``wall_time_s`` in
-    ``build/<profile>`` (``wall_times`` replaces them) when every study has one, else :data:`LONGEST_FIRST`;
-    a study in neither goes first (its cost is unknown)."""
+    longest-first scheduling of the same times computes to about 59). The times are each study's last
+    ``wall_time_s`` in ``build/<profile>`` (``wall_times`` replaces them) when every study has one, else
+    :data:`LONGEST_FIRST`; a study in neither goes first (its cost is unknown)."""
     names = studies()
     if wall_times is None:
         from . import runstate
