@@ -15,7 +15,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 FORCE ?=
 # Two studies at once, each with half the cores (memlib.config.thread_count reads make's -jN): one torch thread per
-# core beats two threads on one study's small kernels (2-core AMD EPYC: `make -j2 all PROFILE=real` 58 min).
+# core beats two threads on one study's small kernels (2-core AMD EPYC: the real profile in 58–60 min this way).
 JOBS ?= $(if $(filter cpu,$(DEVICE)),2,1)
 # Idle OpenMP threads sleep instead of spinning: with another busy process on the cores, spinning made torch 40x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
