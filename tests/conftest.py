@@ -42,3 +42,24 @@ def isolated_build(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMLIB_BUILD", str(tmp_path / "build"))
     monkeypatch.setenv("MEMLIB_CACHE", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture
+def here_and_in_workers():
+    """``both(run)`` → ``(here, there)``: ``run(workers=1)`` in this process at one torch thread (the workers'
+    count, so the arithmetic is the same bit for bit), then ``run(workers=2)`` in worker processes; this process's
+    thread count is restored and checked to be untouched by the workers."""
+    import torch
+
+    def both(run):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            here = run(workers=1)
+        finally:
+            torch.set_num_threads(threads)
+        there = run(workers=2)
+        assert torch.get_num_threads() == threads  # the workers' setting stays in the workers
+        return here, there
+
+    return both

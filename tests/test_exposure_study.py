@@ -458,19 +458,11 @@ def test_one_seed_of_several_equals_the_run_of_that_seed_alone(fox):
         a.reproduced and b.reproduced for a, b in zip(study.seed_claims(both, 5), study.seed_claims(both, 2))]
 
 
-def test_models_trained_in_worker_processes_equal_those_trained_here(fox):
-    import torch
-
+def test_models_trained_in_worker_processes_equal_those_trained_here(fox, here_and_in_workers):
     cfg = study.Config(corpus_path=fox, seeds=(0, 3), **TINY)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, bit for bit
-    try:
-        here = study.run(cfg, progress=False, use_cache=False, workers=1)
-    finally:
-        torch.set_num_threads(threads)
-    there = study.run(cfg, progress=False, use_cache=False, workers=2)
+    here, there = here_and_in_workers(lambda workers: study.run(cfg, progress=False, use_cache=False,
+                                                                workers=workers))
     for name in ("canaries", "history", "exposures", "final", "models"):
         pd.testing.assert_frame_equal(getattr(there, name), getattr(here, name))
     for k in here.arrays:
         np.testing.assert_array_equal(there.arrays[k], here.arrays[k])
-    assert torch.get_num_threads() == threads  # the workers' setting stays in the workers

@@ -218,23 +218,14 @@ def test_tiny_run_end_to_end(isolated_build):
         S.method_by_key(r, "cutmix")
 
 
-def test_methods_trained_in_worker_processes_equal_those_trained_here(isolated_build):
-    import torch
-
+def test_methods_trained_in_worker_processes_equal_those_trained_here(isolated_build, here_and_in_workers):
     cfg = S.Config(n_train=90, n_test=40, widths=(16,), noise_levels=(0.3, 0.6),
                    methods=("erm", "erm_dropout", "mixup"), mixup_alphas=(2.0,), epochs=3, milestones=(2,),
                    batch_size=30, seeds=(0, 5))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, bit for bit
-    try:
-        here = S.run(cfg, progress=False, use_cache=False, workers=1)
-    finally:
-        torch.set_num_threads(threads)
-    there = S.run(cfg, progress=False, use_cache=False, workers=2)
+    here, there = here_and_in_workers(lambda workers: S.run(cfg, progress=False, use_cache=False, workers=workers))
     pd.testing.assert_frame_equal(there.history, here.history)
     pd.testing.assert_frame_equal(there.runs, here.runs)
     for k in here.arrays:
         np.testing.assert_array_equal(there.arrays[k], here.arrays[k])
     # the methods differ (dropout and mixup change the training), so the comparison is not between copies
     assert not np.array_equal(here.arrays["test_error"][0], here.arrays["test_error"][2])
-    assert torch.get_num_threads() == threads
