@@ -26,7 +26,9 @@ RUN := $(PY) -m memlib.runner
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
 	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
-	status=0; $(MAKE) --no-print-directory -k $(if $(findstring -j,$(MAKEFLAGS)),,-j$(JOBS)) studies || status=$$?; \
+	order="$$($(RUN) --order --profile $(PROFILE))" || exit 1; \
+	status=0; $(MAKE) --no-print-directory -k $(if $(findstring -j,$(MAKEFLAGS)),,-j$(JOBS)) studies ORDER="$$order" \
+	  || status=$$?; \
 	$(MAKE) --no-print-directory scoreboard || status=1; \
 	if [ $$status -ne 0 ]; then echo "make all: some studies failed (see the notebook paths above)" >&2; fi; exit $$status
 
@@ -39,9 +41,9 @@ $(STAMP): pyproject.toml
 	$(PY) -c "from memlib.runner.run import ensure_kernel; print('jupyter kernel:', ensure_kernel())"
 	touch $(STAMP)
 
-# Longest first (`python -m memlib.runner --order`: the last run's times, else the real profile's), so that two at a
-# time no long study ends alone; the notebook order before .venv exists.
-ORDER = $(shell test -x $(PY) && $(RUN) --order --profile $(PROFILE) 2>/dev/null)
+# `make all` starts the studies longest first (ORDER, from `python -m memlib.runner --order`: the last run's times,
+# else the real profile's), so that two at a time no long study ends alone; `make studies` alone: notebook order.
+ORDER ?=
 studies: $(or $(ORDER),$(STUDIES))
 
 $(STUDIES): setup

@@ -295,3 +295,48 @@ def test_tradeoff_figure_names_regularizers_that_were_not_run():
         assert not any(t.get_text().startswith("not shown") for t in ax.get_legend().get_texts())
     finally:
         plt.close("all")
+
+
+def _tiny(**kw):
+    base = dict(n_train=60, n_test=30, widths=(16,), dropout=(0.5,), input_dropout=(), input_noise=(1.0,),
+                hidden_noise=(), weight_decay=(0.01,), adv_weight=(0.5,), adv_dropout=(0.2,), lass_max_iter=2,
+                epochs=2, batch_size=20, seeds=(0, 3))
+    return R.Config(**{**base, **kw})
+
+
+def test_parts_trained_in_worker_processes_equal_those_trained_here(isolated_build, here_and_in_workers):
+    cfg = _tiny()
+    here, there = here_and_in_workers(lambda workers: R.run(cfg, progress=False, use_cache=False, workers=workers))
+    pd.testing.assert_frame_equal(there.history, here.history)
+    pd.testing.assert_frame_equal(there.summary, here.summary)
+    for k in here.arrays:
+        np.testing.assert_array_equal(there.arrays[k], here.arrays[k])
+    # every setting of every seed on both data is there, in (setting, seed, data, epoch) order
+    names = [s["name"] for s in R.settings(cfg)]
+    assert list(here.history.drop_duplicates(["setting", "seed", "data"])[["setting", "seed", "data"]]
+                .itertuples(index=False, name=None)) == [(n, s, d) for n in names for s in (0, 3)
+                                                         for d in ("real", "randY")]
+    epochs = here.history.groupby(["setting", "seed", "data"]).epoch.apply(list)
+    assert len(epochs) == 4 * len(names) and all(e == [0, 1, 2] for e in epochs)
+    # the settings differ (the comparison is not between copies)
+    h = here.history[(here.history.epoch == 2) & (here.history.seed == 0) & (here.history.data == "randY")]
+    assert h.batch_loss.nunique() == len(names)
+
+
+def test_a_seeds_runs_do_not_depend_on_the_other_seeds(isolated_build):
+    both = R.run(_tiny(seeds=(0, 3)), progress=False, use_cache=False, workers=1)
+    alone = R.run(_tiny(seeds=(3,)), progress=False, use_cache=False, workers=1)
+    pd.testing.assert_frame_equal(both.history[both.history.seed == 3].reset_index(drop=True), alone.history)
+    np.testing.assert_array_equal(both.arrays["randy_labels"][1], alone.arrays["randy_labels"][0])
+
+
+def test_dense_is_linear_with_its_weight_stored_transposed():
+    with local_seed(5):
+        ref = torch.nn.Linear(12, 7)
+    with local_seed(5):
+        d = R.Dense(12, 7)
+    assert d.weight.shape == (12, 7)
+    torch.testing.assert_close(d.weight, ref.weight.t())
+    x = torch.randn(4, 12)
+    torch.testing.assert_close(d(x), ref(x))
+    torch.testing.assert_close(d(x.expand(3, 4, 12)), ref(x).expand(3, 4, 7))

@@ -247,8 +247,6 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
     ensemble.eval()
     try:
         x0 = x.detach().unsqueeze(0).expand(k, *x.shape) if shared else x.detach()
-        with torch.no_grad():
-            y0 = ensemble(x.detach(), shared=shared).argmax(-1)  # (K, N)
         x_adv = x0.clone()
         critical = torch.zeros(k, n, dtype=torch.bool, device=x.device)
         searching = torch.ones(k, 1, dtype=torch.bool, device=x.device)  # models whose search goes on
@@ -261,6 +259,7 @@ def lass_many(ensemble: nn.Module, x: torch.Tensor, radius: float, alpha: float,
         xa = x_adv.clone().requires_grad_(True)
         with torch.enable_grad():
             out = ensemble(xa)
+        y0 = out.detach().argmax(-1)  # (K, N): the predictions at the examples themselves
         for it in range(1, max_iter + 1):
             iterations = it
             with torch.enable_grad():

@@ -7,13 +7,15 @@ For every setting we keep the best validation accuracy of the real-data run and 
 accuracy of the randY run; a good regularizer lowers the second while keeping the first.
 
 Batching: input dropout, input noise, hidden noise and dropout strengths are *buffers* of
-:class:`RegularizedMLP`, so every such setting (and the unregularized baseline), on real data and on
-randY, is one model of a single ``train_many(..., engine="vmap")`` run — ``vmap`` stacks buffers like
-parameters, and ``randomness="different"`` gives each model its own masks and noise. Weight decay is a
-``TrainConfig`` setting (one batched run of real + randY per strength); adversarial training needs its own
-loss, passed to :func:`memlib.train.train_many` as its mini-batch loss hook (:func:`adversarial_loss`), so the
-adversarial settings (on real data and on randY, of every seed) train together too, each model with the LASS
-settings of its seed. Seeds are batched as well: every buffer setting of every seed is one model of one run.
+:class:`RegularizedMLP`, so every such setting (and the unregularized baseline) on one data set is one model of a
+single ``train_many(..., engine="vmap")`` run — ``vmap`` stacks buffers like parameters, and
+``randomness="different"`` gives each model its own masks and noise. Weight decay is a ``TrainConfig`` setting (one
+batched run of real + randY per strength); adversarial training needs its own loss, passed to
+:func:`memlib.train.train_many` as its mini-batch loss hook (:func:`adversarial_loss`), so the adversarial settings
+(on real data and on randY) train together too. Each seed has its own runs (their dropout masks, noise and LASS draws
+come from that seed's streams alone, whatever else runs), in the parts of :data:`PARTS`, and the parts of every seed
+are independent tasks run side by side in one-thread worker processes on a CPU (:func:`run`'s ``workers``), with the
+same numbers wherever they run.
 """
 from __future__ import annotations
 
@@ -27,12 +29,12 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
 from ..config import StrictConfig, require
 from ..methods.lass import lass_many, standardized_settings
+from ..parallel import default_workers, process_map
 from ..plots import interactive, legend, note_not_shown
 from ..train import LossFn, autocast, train_many
 from .common import Check, check, run_cached, train_config, validate_common, verdict
@@ -56,9 +58,26 @@ MIN_RANKED = 3           # "among the two flattest" needs at least this many reg
 
 # ----------------------------------------------------------------------------- the model
 
+class Dense(nn.Module):
+    """A fully connected layer ``x @ weight + bias`` whose ``weight`` is stored ``(in, out)`` — the transpose of
+    ``nn.Linear``'s — with ``nn.Linear``'s initialisation (the same draws, so the same values). Under ``vmap`` the
+    weight gradient xᵀg then comes out in the parameter's own layout; ``nn.Linear``'s ``(out, in)`` weight gets it
+    transposed, copied into place in every step: 13 stacked layers 784 → 512 took 1.5x longer forward + backward that
+    way (2-core AMD EPYC, one thread)."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        ref = nn.Linear(d_in, d_out)
+        self.weight = nn.Parameter(ref.weight.detach().t().contiguous())
+        self.bias = nn.Parameter(ref.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x, self.weight) if x.dim() == 2 else x @ self.weight + self.bias
+
+
 class RegularizedMLP(nn.Module):
-    """Flatten → input dropout → + input Gaussian noise → [Linear → ReLU → + hidden Gaussian noise → dropout]×L
-    → Linear. The four strengths are 0-d buffers (so ``vmap`` can give each stacked model its own); dropout
+    """Flatten → input dropout → + input Gaussian noise → [Dense → ReLU → + hidden Gaussian noise → dropout]×L
+    → Dense. The four strengths are 0-d buffers (so ``vmap`` can give each stacked model its own); dropout
     is inverted (kept units scaled by 1/(1−p)). Masks and noise are drawn only in training mode; in eval mode
     the network is the plain MLP. With all strengths 0 it computes exactly :class:`memlib.models.MLP`."""
 
@@ -75,10 +94,10 @@ class RegularizedMLP(nn.Module):
         d = math.prod(int(s) for s in input_shape)
         layers = []
         for w in widths:
-            layers.append(nn.Linear(d, w))
+            layers.append(Dense(d, w))
             d = w
         self.hidden = nn.ModuleList(layers)
-        self.out = nn.Linear(d, num_classes)
+        self.out = Dense(d, num_classes)
 
     @staticmethod
     def _dropout(h: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -243,64 +262,87 @@ def _tag(df: pd.DataFrame, s: dict, data: str, seed: int) -> pd.DataFrame:
                                              dropout=s["dropout"], data=data, seed=seed)
 
 
-def _compute(cfg: Config, progress: bool):
+#: The parts of a seed's run, each one task of :func:`_compute` (one or more ``train_many`` calls), longest first
+#: (real profile, one thread, 2-core AMD EPYC: the 6 adversarial models, with LASS in every mini-batch step, took about
+#: twice as long as the 13 buffer models of one data set, these about twice as long as the 3 weight-decay runs of 2
+#: models). The buffer settings are two calls, one per data set, not one of 26 models: a call's weight gradients are
+#: K × 512 × 784 floats, and at K = 26 (42 MB) they are a fresh allocation from the operating system in every step
+#: (glibc reuses freed blocks only below 32 MB), whose page faults cost more than the products that fill them — two
+#: calls of 13 models took 0.75 of the time of one of 26.
+PARTS = ("adversarial", "buffers_real", "buffers_randY", "weight_decay")
+
+
+def _parts(cfg: Config) -> list[str]:
+    """The parts with at least one setting (the buffer parts always have the baseline)."""
+    has = {"adversarial": bool(cfg.adv_weight), "weight_decay": bool(cfg.weight_decay)}
+    return [p for p in PARTS if has.get(p, True)]
+
+
+def _train_part(cfg: Config, seed: int, part: str, progress: bool) -> list[pd.DataFrame]:
+    """Train one part (:data:`PARTS`) of one seed's settings and return their history rows. A task of its own (it
+    depends on nothing but ``cfg``, ``seed`` and ``part``): :func:`_compute` may run it in a worker process.
+    ``buffers_real``/``buffers_randY``: the baseline and every dropout/noise setting on that data set, one vmap
+    ensemble (each model its buffers); ``weight_decay``: one run of real + randY per strength (an optimiser setting);
+    ``adversarial``: dropout + adversarial training on LASS points, every setting on real data and randY, one run (the
+    LASS radius, step, noise and valid range are in units of the seed's input standard deviation)."""
     sets = settings(cfg)
-    batched = [s for s in sets if s["regularizer"] in ("none",) + tuple(BUFFER_OF)]
-    prepared = {seed: prepare(cfg, seed) for seed in cfg.seeds}
-    real0 = prepared[cfg.seeds[0]][0]
-    shape, k = real0.input_shape, real0.num_classes
-    histories = []
-    arrays = {"train_index": np.stack([prepared[s][0].train_index.numpy() for s in cfg.seeds]),
-              "test_index": np.stack([prepared[s][0].test_index.numpy() for s in cfg.seeds]),
-              "randy_labels": np.stack([prepared[s][1].y_train.numpy() for s in cfg.seeds])}
-    bar = tqdm(total=3, desc="regularization", disable=not progress)
-
-    # 1. baseline + dropout/noise settings, real and randY, every seed: one vmap ensemble (each model its buffers)
-    models = [(seed, s, data) for seed in cfg.seeds for s in batched for data in ("real", "randY")]
-
-    builders = [functools.partial(RegularizedMLP, shape, cfg.widths, k, **buffers(s)) for _, s, _ in models]
-    mh = train_many(builders, [prepared[seed][data == "randY"] for seed, _, data in models],
-                    train_config(cfg), [seed for seed, _, _ in models], engine="vmap", progress=progress,
-                    desc=f"{len(models)} models (noise/dropout)")
-    histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, s, data) in enumerate(models)]
-    bar.update(1)
-
-    # 2. weight decay (an optimiser setting): real + randY of every seed batched, one run per strength
-    for s in (s for s in sets if s["regularizer"] == "weight_decay"):
-        pairs = [(seed, data) for seed in cfg.seeds for data in ("real", "randY")]
-        mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [prepared[seed][data == "randY"]
-                                                                      for seed, data in pairs],
-                        train_config(cfg, weight_decay=s["strength"]), [seed for seed, _ in pairs], engine="vmap",
-                        progress=progress, desc=s["name"])
-        histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, data) in enumerate(pairs)]
-    bar.update(1)
-
-    # 3. dropout + adversarial training on LASS points: every setting, real and randY, every seed, one run (the LASS
-    #    radius, step, noise and valid range are in units of each seed's input standard deviation: one per model)
-    adv = [s for s in sets if s["regularizer"] == "dropout_adversarial"]
-    if adv:
-        runs = [(seed, s, data) for seed in cfg.seeds for s in adv for data in ("real", "randY")]
-        per_model = [prepared[seed][2] for seed, _, _ in runs]
-        lass_kwargs = {name: torch.tensor([kw[name] for kw in per_model]) for name in ("radius", "alpha", "beta")}
-        lass_kwargs["clip"] = tuple(torch.tensor([kw["clip"][i] for kw in per_model]) for i in (0, 1))
+    real, randy, lass = prepare(cfg, seed)
+    shape, k = real.input_shape, real.num_classes
+    data_of = {"real": real, "randY": randy}
+    out = []
+    if part in ("buffers_real", "buffers_randY"):
+        data = part.split("_")[1]
+        models = [(s, data) for s in sets if s["regularizer"] in ("none",) + tuple(BUFFER_OF)]
+        mh = train_many([functools.partial(RegularizedMLP, shape, cfg.widths, k, **buffers(s)) for s, _ in models],
+                        data_of[data], train_config(cfg), [seed] * len(models),
+                        engine="vmap", progress=progress,
+                        desc=f"seed {seed}, {data}: {len(models)} models (noise/dropout)")
+        out += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (s, data) in enumerate(models)]
+    elif part == "weight_decay":
+        for s in (s for s in sets if s["regularizer"] == "weight_decay"):
+            mh = train_many(lambda: RegularizedMLP(shape, cfg.widths, k), [real, randy],
+                            train_config(cfg, weight_decay=s["strength"]), [seed, seed], engine="vmap",
+                            progress=progress, desc=f"seed {seed}: {s['name']}")
+            out += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, data in enumerate(("real", "randY"))]
+    elif part == "adversarial":
+        runs = [(s, data) for s in sets if s["regularizer"] == "dropout_adversarial" for data in ("real", "randY")]
+        lass_kwargs = {name: lass[name] for name in ("radius", "alpha", "beta", "clip")}
         counts: list = []
-        hook = adversarial_loss(torch.tensor([s["strength"] for _, s, _ in runs]), lass_kwargs, cfg.lass_max_iter,
+        hook = adversarial_loss(torch.tensor([s["strength"] for s, _ in runs]), lass_kwargs, cfg.lass_max_iter,
                                 cfg.precision, counts)
 
         def critical_fraction(epoch, ens, ids):
-            n = cfg.n_train
-            frac = (torch.stack(counts).sum(0) / n).tolist() if counts else [float("nan")] * len(ids)
+            frac = (torch.stack(counts).sum(0) / cfg.n_train).tolist() if counts else [float("nan")] * len(ids)
             counts.clear()
             return {"critical_fraction": frac}
 
         mh = train_many([functools.partial(RegularizedMLP, shape, cfg.widths, k, dropout=s["dropout"])
-                         for _, s, _ in runs], [prepared[seed][data == "randY"] for seed, _, data in runs],
-                        train_config(cfg), [seed for seed, _, _ in runs], engine="vmap", progress=progress,
-                        desc=f"{len(runs)} models (dropout + adversarial)", on_epoch=critical_fraction, loss_fn=hook)
-        histories += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (seed, s, data) in enumerate(runs)]
-    bar.update(1)
-    bar.close()
-    history = pd.concat(histories, ignore_index=True)
+                         for s, _ in runs], [data_of[data] for _, data in runs], train_config(cfg),
+                        [seed] * len(runs), engine="vmap", progress=progress,
+                        desc=f"seed {seed}: {len(runs)} models (dropout + adversarial)", on_epoch=critical_fraction,
+                        loss_fn=hook)
+        out += [_tag(mh.df[mh.df.model == j], s, data, seed) for j, (s, data) in enumerate(runs)]
+    else:
+        raise ValueError(f"part={part!r} is not allowed; use one of {PARTS}")
+    return out
+
+
+def _compute(cfg: Config, progress: bool, workers: int):
+    """Every part of every seed (:func:`_train_part`) as a task, longest first; history rows in (setting, seed, data,
+    epoch) order."""
+    tasks = [(cfg, seed, part) for part in _parts(cfg) for seed in cfg.seeds]
+    done = process_map(_train_part, [t + (progress and workers <= 1,) for t in tasks], workers,
+                       desc=f"{STUDY}: parts", progress=progress,
+                       labels=[f"seed {seed}: {part}" for _, seed, part in tasks])
+    order = {s["name"]: i for i, s in enumerate(settings(cfg))}
+    seed_at = {s: i for i, s in enumerate(cfg.seeds)}
+    frames = [df for part, _ in done for df in part]  # each: one (setting, seed, data) in epoch order
+    frames.sort(key=lambda df: (order[df.setting.iloc[0]], seed_at[df.seed.iloc[0]], df.data.iloc[0] == "randY"))
+    history = pd.concat(frames, ignore_index=True)
+    prepared = [prepare(cfg, seed)[:2] for seed in cfg.seeds]
+    arrays = {"train_index": np.stack([r.train_index.numpy() for r, _ in prepared]),
+              "test_index": np.stack([r.test_index.numpy() for r, _ in prepared]),
+              "randy_labels": np.stack([z.y_train.numpy() for _, z in prepared])}
     return {"history": history, "summary": summarize(history)}, arrays, {}
 
 
@@ -318,9 +360,14 @@ def summarize(history: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
-    """Train every setting on real data and on randY, for every seed (cached by config + memlib source)."""
-    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+def run(cfg: Config, progress: bool = True, use_cache: bool = True, workers: Optional[int] = None) -> Result:
+    """Train every setting on real data and on randY, for every seed (cached by config + memlib source).
+
+    Each seed's parts (:data:`PARTS`) are independent tasks: they train side by side in ``workers`` processes of one
+    torch thread each (:func:`memlib.parallel.process_map`, longest first; default: one per CPU thread, none on a
+    GPU). A part's randomness comes from its seed's named streams, so where it ran changes nothing."""
+    workers = default_workers(len(_parts(cfg)) * len(cfg.seeds), cfg.device) if workers is None else workers
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress, workers), use_cache=use_cache)
     return Result(config=cfg, history=tables["history"], summary=tables["summary"], arrays=arrays, meta=meta)
 
 
