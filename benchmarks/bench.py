@@ -316,6 +316,44 @@ def exposure_models_in_workers_vs_one_process(device, repeats, quick, n_chars=60
                  f"all in one process (as of {BEFORE_SPEEDUPS})", workers=S.default_workers(6, device))
 
 
+#: The commit before studies 06 and 07 ran their parts as tasks in worker processes.
+BEFORE_WORKERS_06_07 = "c40f713"
+
+
+def study_in_workers_vs_one_process(device, repeats, quick, study: str, epochs: int = 4):
+    """Study 06 (``regularization``) or 07 (``nmf_nonlinearity``) at its default sizes (the embedded digits and
+    audio, three seeds) for ``epochs`` epochs: its training runs as tasks in one-thread worker processes (one per CPU
+    thread, longest first) vs the study as of :data:`BEFORE_WORKERS_06_07` (every run in this process, on its
+    threads, the seeds of a run batched). 07's seeds train alone in the workers and must give the same NMF errors
+    (checked, to float tolerance); 06's seeds are separate runs now (their own dropout and LASS draws), so its check
+    is that both give every setting's summary, finite."""
+    import numpy as np
+
+    from baselines import old_module
+    from memlib.parallel import default_workers
+
+    path = f"memlib/studies/{study}.py"
+    S = __import__(f"memlib.studies.{study}", fromlist=["run"])
+    old = old_module(path, BEFORE_WORKERS_06_07)
+    epochs = 1 if quick else epochs
+    kw = dict(epochs=epochs, device=device) if study == "regularization" else dict(
+        epochs=epochs, n_measurements=3, device=device)
+    new = lambda: S.run(S.Config(**kw), progress=False, use_cache=False)  # noqa: E731
+    before = lambda: old.run(old.Config(**kw), progress=False, use_cache=False)  # noqa: E731
+    a, b = new(), before()
+    if study == "nmf_nonlinearity":
+        if not np.allclose(a.arrays["nmf_error"], b.arrays["nmf_error"], rtol=1e-3, atol=1e-5, equal_nan=True):
+            raise RuntimeError("the workers and one process gave different NMF errors")
+    elif not (len(a.summary) == len(b.summary) and np.isfinite(a.summary.best_val_acc).all()):
+        raise RuntimeError("the workers did not give every setting's summary")
+    cfg = S.Config(**kw)
+    n_tasks = len(S.tasks(cfg)) if study == "nmf_nonlinearity" else len(cfg.seeds) * len(S._parts(cfg))
+    return entry(f"{study}_in_workers_vs_one_process", best_time(new, max(1, repeats - 2)),
+                 best_time(before, max(1, repeats - 2)), device,
+                 f"study {study} at its default sizes (3 seeds), {epochs} epochs, {n_tasks} tasks",
+                 f"every run in this process (as of {BEFORE_WORKERS_06_07})", workers=default_workers(n_tasks, device))
+
+
 def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
     """Study 07's NMF at one checkpoint of one layer (defaults: 6 noise levels × 10 classes = 60 activation-like
     matrices of 20 × 256, ranks 1…8, 100 iterations, float32): memlib's batched solver (all ranks and matrices at
@@ -847,6 +885,10 @@ def main(argv=None) -> int:
         "nmf_study_seeds_together_vs_apart": lambda: nmf_study_seeds_together_vs_apart(device, r, args.quick),
         "exposure_models_in_workers_vs_one_process": lambda: exposure_models_in_workers_vs_one_process(
             device, r, args.quick),
+        "regularization_in_workers_vs_one_process": lambda: study_in_workers_vs_one_process(
+            device, r, args.quick, "regularization"),
+        "nmf_nonlinearity_in_workers_vs_one_process": lambda: study_in_workers_vs_one_process(
+            device, r, args.quick, "nmf_nonlinearity"),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),

@@ -363,3 +363,20 @@ def test_seeds_trained_together_equal_each_seed_alone():
                                    rtol=1e-4, atol=2e-5)
         np.testing.assert_allclose(together[i].errors, alone.errors, rtol=1e-3, atol=1e-5)
     assert not np.allclose(together[0].errors, together[1].errors)  # two seeds, two experiments
+
+
+def test_training_runs_in_worker_processes_equal_those_run_here(isolated_build, here_and_in_workers):
+    cfg = S.Config(image_models=("mlp",), n_train=100, audio_n_train=100, n_test=30, widths=(16, 16),
+                   noise_levels=(0.3, 0.6), epochs=2, n_measurements=2, batch_size=25, n_per_class=4, max_rank=3,
+                   nmf_iter=10, seeds=(0, 2))
+    assert S.tasks(cfg) == [(1, (0,)), (1, (2,)), (0, (0,)), (0, (2,))]  # per seed on a CPU, the audio CNN first
+    assert S.tasks(S.Config(**{**cfg.to_dict(), "device": "cuda"})) == [(1, (0, 2)), (0, (0, 2))]
+    here, there = here_and_in_workers(lambda workers: S.run(cfg, progress=False, use_cache=False, workers=workers))
+    for name in ("history", "nonlinearity", "summary", "layers"):
+        pd.testing.assert_frame_equal(getattr(there, name), getattr(here, name))
+    for k in here.arrays:
+        np.testing.assert_array_equal(there.arrays[k], here.arrays[k])
+    # rows in (seed, architecture) order, and the seeds are two experiments (not copies)
+    assert list(here.history.drop_duplicates(["seed", "arch"])[["seed", "arch"]].itertuples(index=False, name=None)) \
+        == [(0, "image_mlp"), (0, "audio_cnn1d"), (2, "image_mlp"), (2, "audio_cnn1d")]
+    assert not np.allclose(here.arrays["nmf_error"][0], here.arrays["nmf_error"][1], equal_nan=True)

@@ -32,13 +32,13 @@ from typing import ClassVar, Optional
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import data as D
 from ..activations import collect_many, layer_names
 from ..claims import Claim, fmt
 from ..config import StrictConfig, get_device, require, stream
 from ..models import MODEL_INPUTS, build_model
+from ..parallel import default_workers, process_map
 from ..methods.nmf import nmf_errors, nonlinearity
 from ..plots import hide_empty_curves, interactive, legend, nothing_to_show
 from ..stats import spearman
@@ -237,14 +237,16 @@ def unit_subset(units: int, max_units: Optional[int], seed: int, layer: str) -> 
 
 
 def _train_arch(cfg: Config, arch: Architecture, bases: list[D.Dataset], batches: list[np.ndarray],
-                progress: bool) -> list[_Run]:
+                progress: bool, seeds: Optional[list[int]] = None) -> list[_Run]:
     """Train every noise level of every seed of ``arch`` together (one ``train_many``: the levels of a seed share its
     initialisation and mini-batch order, only the labels differ; each seed's models are what a run of that seed
     alone gives) and, at each checkpoint, factorize every layer's activations of each seed's ``batch`` for all
     seeds, levels and classes at once (:func:`memlib.methods.nmf.nmf_errors`), on at most ``max_units`` columns per
-    layer (:func:`unit_subset`, one subset per seed). ``bases`` and ``batches``: one per seed of ``cfg.seeds``;
-    returns one :class:`_Run` per seed. Batching the seeds makes one small-kernel step do the work of three."""
-    lv, cps, seeds = levels(cfg), checkpoints(cfg), list(cfg.seeds)
+    layer (:func:`unit_subset`, one subset per seed). ``bases`` and ``batches``: one per seed of ``seeds`` (default
+    ``cfg.seeds``); returns one :class:`_Run` per seed. Batching the seeds makes one small-kernel step do the work of
+    three."""
+    lv, cps = levels(cfg), checkpoints(cfg)
+    seeds = list(cfg.seeds) if seeds is None else list(seeds)
     n_lv = len(lv)
     device = get_device(cfg.device)
     build = lambda: build_model(arch.model, bases[0].input_shape, bases[0].num_classes, cfg.widths)  # noqa: E731
@@ -283,33 +285,55 @@ def _train_arch(cfg: Config, arch: Architecture, bases: list[D.Dataset], batches
     return runs
 
 
-def _compute(cfg: Config, progress: bool):
-    """Per seed: load and standardize the image and the audio set and draw each class's batch; then per
-    architecture, train every seed's noise levels together with NMF at the checkpoints (:func:`_train_arch`)."""
+def _train_task(cfg: Config, ai: int, seeds: tuple[int, ...], progress: bool) -> list[tuple]:
+    """Architecture ``ai`` of :func:`architectures` on ``seeds`` (:func:`_train_arch`: one batched run): per seed,
+    ``(run, batch, train_index, test_index)`` — its :class:`_Run`, its class batch (:func:`class_batches`) and the rows
+    of its subset in the source splits. A task of its own (it depends on nothing but its arguments): :func:`_compute`
+    may run it in a worker process."""
+    arch = architectures(cfg)[ai]
+    dataset, n_train = (cfg.dataset, cfg.n_train) if arch.modality == "image" else (cfg.audio_dataset,
+                                                                                      cfg.audio_n_train)
+    bases = [D.standardize(D.load(dataset, n_train, cfg.n_test, seed=seed)) for seed in seeds]
+    n_cls = D.num_classes(cfg.dataset)
+    batches = [class_batches(b.y_train_clean, n_cls, cfg.n_per_class, seed) for b, seed in zip(bases, seeds)]
+    runs = _train_arch(cfg, arch, bases, batches, progress, seeds)
+    return [(run, batch, b.train_index.numpy(), b.test_index.numpy()) for run, batch, b in zip(runs, batches, bases)]
+
+
+def tasks(cfg: Config) -> list[tuple[int, tuple[int, ...]]]:
+    """``(architecture index, seeds)`` of each training task, longest first (the audio CNN, then the image models
+    in reverse order: a CNN before an MLP). On a CPU each seed is a task of its own, so that one-thread worker
+    processes share the work evenly; on a GPU an architecture's seeds are one task (one batched run: one
+    small-kernel step does the work of three). A seed's numbers are the same either way (:func:`_train_arch`)."""
+    order = list(range(len(architectures(cfg))))[::-1]
+    if str(cfg.device) != "cpu":
+        return [(ai, tuple(cfg.seeds)) for ai in order]
+    return [(ai, (seed,)) for ai in order for seed in cfg.seeds]
+
+
+def _compute(cfg: Config, progress: bool, workers: int):
+    """Per architecture and seed: load and standardize the seed's subset of the architecture's data set and draw each
+    class's batch, train every noise level with NMF at the checkpoints (:func:`_train_task`; the tasks of
+    :func:`tasks`, in worker processes when ``workers`` > 1)."""
     archs, lv, cps = architectures(cfg), levels(cfg), checkpoints(cfg)
     n_cls = D.num_classes(cfg.dataset)
-    arrays = {k: [] for k in ("image_train_index", "image_test_index", "audio_train_index",
-                              "audio_test_index")}
-    bases: dict = {}
-    for seed in cfg.seeds:
-        for modality, dataset, n_train in (("image", cfg.dataset, cfg.n_train),
-                                           ("audio", cfg.audio_dataset, cfg.audio_n_train)):
-            base = D.standardize(D.load(dataset, n_train, cfg.n_test, seed=seed))
-            bases[seed, modality] = base
-            arrays[f"{modality}_train_index"].append(base.train_index.numpy())
-            arrays[f"{modality}_test_index"].append(base.test_index.numpy())
-    done: dict = {}  # (seed, arch key) -> (_Run, batch)
-    for arch in tqdm(archs, desc="NMF non-linearity (architectures)", disable=not progress):
-        mine = [bases[seed, arch.modality] for seed in cfg.seeds]
-        batches = [class_batches(b.y_train_clean, n_cls, cfg.n_per_class, seed) for b, seed in zip(mine, cfg.seeds)]
-        for seed, run, batch in zip(cfg.seeds, _train_arch(cfg, arch, mine, batches, progress), batches):
-            done[seed, arch.key] = run, batch
+    todo = tasks(cfg)
+    finished = process_map(_train_task, [(cfg, ai, seeds, progress and workers <= 1) for ai, seeds in todo], workers,
+                           desc=f"{STUDY}: training runs", progress=progress,
+                           labels=[f"{archs[ai].label}, seeds {list(seeds)}" for ai, seeds in todo])
+    done: dict = {}  # (seed, arch key) -> (_Run, batch, train index, test index)
+    for (ai, seeds), (out, _) in zip(todo, finished):
+        for seed, one in zip(seeds, out):
+            done[seed, archs[ai].key] = one
+    arrays = {f"{modality}_{split}_index": [done[seed, next(a.key for a in archs if a.modality == modality)][i]
+                                            for seed in cfg.seeds]
+              for modality in ("image", "audio") for i, split in ((2, "train"), (3, "test"))}
     history, nl_rows, layer_rows = [], [], {}
     errors, batch_index = {s: [] for s in cfg.seeds}, {s: [] for s in cfg.seeds}
     n_layers = 0
     for seed in cfg.seeds:  # rows and arrays in (seed, architecture) order
         for arch in archs:
-            run, batch = done[seed, arch.key]
+            run, batch = done[seed, arch.key][:2]
             batch_index[seed].append(batch)
             history.append(run.history.assign(seed=seed, arch=arch.key))
             errors[seed].append(run.errors)
@@ -340,9 +364,14 @@ def _compute(cfg: Config, progress: bool):
              "layers": pd.DataFrame(list(layer_rows.values()))}, arrays, {})
 
 
-def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
-    """Train every architecture at every noise level, with NMF at the checkpoints (cached by config + source)."""
-    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+def run(cfg: Config, progress: bool = True, use_cache: bool = True, workers: Optional[int] = None) -> Result:
+    """Train every architecture at every noise level, with NMF at the checkpoints (cached by config + source).
+
+    The training runs (:func:`tasks`) are independent: they train side by side in ``workers`` processes of one torch
+    thread each (:func:`memlib.parallel.process_map`, longest first; default: one per CPU thread, none on a GPU),
+    with the same numbers wherever they run."""
+    workers = default_workers(len(tasks(cfg)), cfg.device) if workers is None else workers
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress, workers), use_cache=use_cache)
     return Result(config=cfg, history=tables["history"], nonlinearity=tables["nonlinearity"],
                   summary=tables["summary"], layers=tables["layers"], arrays=arrays, meta=meta)
 
