@@ -25,16 +25,17 @@ NOTES: dict[str, dict[str, str]] = {
     },
     "nmf_nonlinearity": {
         "rise_deeper_than_first_audio_cnn1d": "the experiment did not work on FSDD: after 120 epochs the p = 1 network "
-                                              "fits only 69.8 % of its random labels (needs 95 %), so the claim says "
-                                              "no although conv3's rise (0.199) exceeds conv1's (0.0874) in 3/3 seeds; "
+                                              "fits only 67.0 % of its random labels (needs 95 %), so the claim says "
+                                              "no although conv3's rise (0.196) exceeds conv1's (0.0771) in 3/3 seeds; "
                                               "on the synthetic clips p = 1 is memorized",
     },
     "regularization": {
         "dropout_flattest": "measured, not diagnosed further: on 1,000 MNIST images the ranking turns on whether "
-                            "dropout + adversarial training removes ≥ 5 points of randY accuracy: in one real run "
-                            "(Intel Xeon) it did not, weight decay was flattest and dropout fourth of four; in "
-                            "another (AMD EPYC, later code) it did and was flattest (slope −0.249); on digits "
-                            "dropout + adversarial training is flattest",
+                            "dropout + adversarial training removes ≥ 5 points of randY accuracy: in two real runs "
+                            "(Intel Xeon; AMD EPYC with each seed its own runs) it did not, weight decay was "
+                            "flattest (0.00956 in the later) and dropout fourth of four (0.231); in one between "
+                            "them (all seeds' settings in one batched run) it did and was flattest (slope −0.249); "
+                            "on digits dropout + adversarial training is flattest",
     },
     "learning_order": {
         "bimodal_real": "measured, not diagnosed further: at A's one judged epoch (epoch 1) 79 % of the digits are "
