@@ -324,9 +324,15 @@ def study_in_workers_vs_one_process(device, repeats, quick, study: str, epochs: 
     """Study 06 (``regularization``) or 07 (``nmf_nonlinearity``) at its default sizes (the embedded digits and
     audio, three seeds) for ``epochs`` epochs: its training runs as tasks in one-thread worker processes (one per CPU
     thread, longest first) vs the study as of :data:`BEFORE_WORKERS_06_07` (every run in this process, on its
-    threads, the seeds of a run batched). 07's seeds train alone in the workers and must give the same NMF errors
-    (checked, to float tolerance); 06's seeds are separate runs now (their own dropout and LASS draws), so its check
-    is that both give every setting's summary, finite."""
+    threads, the seeds of a run batched). 07's seeds train alone in the workers: the same arithmetic in another
+    summation order (a batched product for all seeds vs one per seed), which four epochs of SGD amplify — measured on
+    the 2-core AMD EPYC, even at one thread: accuracies within 0.6 points, 99 % of the NMF errors within 1.2e-4
+    (relative), the highest rank's errors at the last checkpoint up to 14 % (multiplicative updates reach another
+    local minimum; 98.99 % of them within 1e-3 on two threads). So its check is the untrained networks' NMF errors
+    (checkpoint 0: same initialization and data) within 1e-3 and the accuracies within 2 points; exact equality of a
+    seed alone and batched is a test (``test_seeds_trained_together_equal_each_seed_alone``). 06's
+    seeds are separate runs now (their own dropout and LASS draws), so its check is that both give every setting's
+    summary, finite."""
     import numpy as np
 
     from baselines import old_module
@@ -342,8 +348,12 @@ def study_in_workers_vs_one_process(device, repeats, quick, study: str, epochs: 
     before = lambda: old.run(old.Config(**kw), progress=False, use_cache=False)  # noqa: E731
     a, b = new(), before()
     if study == "nmf_nonlinearity":
-        if not np.allclose(a.arrays["nmf_error"], b.arrays["nmf_error"], rtol=1e-3, atol=1e-5, equal_nan=True):
-            raise RuntimeError("the workers and one process gave different NMF errors")
+        x, y = np.asarray(a.arrays["nmf_error"]), np.asarray(b.arrays["nmf_error"])  # (S, A, T, P, L, C, K)
+        untrained = np.isclose(x[:, :, 0], y[:, :, 0], rtol=1e-3, atol=1e-5, equal_nan=True).all()
+        drift = float((a.history[["train_acc", "test_acc"]] - b.history[["train_acc", "test_acc"]]).abs().max().max())
+        if (np.isnan(x) != np.isnan(y)).any() or not untrained or drift > 0.02:
+            raise RuntimeError(f"the workers and one process disagree: untrained NMF errors within 1e-3: {untrained}; "
+                               f"accuracies up to {drift:.3f} apart (at most 0.02)")
     elif not (len(a.summary) == len(b.summary) and np.isfinite(a.summary.best_val_acc).all()):
         raise RuntimeError("the workers did not give every setting's summary")
     cfg = S.Config(**kw)

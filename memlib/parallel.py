@@ -29,7 +29,9 @@ def default_workers(n_tasks: int, device: str = "cpu") -> int:
     where the tasks would share one device."""
     import torch
 
-    if str(device) != "cpu":
+    from memlib.config import resolve_device
+
+    if resolve_device(device).type != "cpu":
         return 1
     return max(1, min(n_tasks, torch.get_num_threads()))
 

@@ -371,6 +371,9 @@ def test_training_runs_in_worker_processes_equal_those_run_here(isolated_build, 
                    nmf_iter=10, seeds=(0, 2))
     assert S.tasks(cfg) == [(1, (0,)), (1, (2,)), (0, (0,)), (0, (2,))]  # per seed on a CPU, the audio CNN first
     assert S.tasks(S.Config(**{**cfg.to_dict(), "device": "cuda"})) == [(1, (0, 2)), (0, (0, 2))]
+    with pytest.MonkeyPatch.context() as mp:  # "auto" on a machine without a GPU is the CPU: per seed
+        mp.setattr(torch.cuda, "is_available", lambda: False)
+        assert S.tasks(S.Config(**{**cfg.to_dict(), "device": "auto"})) == S.tasks(cfg)
     here, there = here_and_in_workers(lambda workers: S.run(cfg, progress=False, use_cache=False, workers=workers))
     for name in ("history", "nonlinearity", "summary", "layers"):
         pd.testing.assert_frame_equal(getattr(there, name), getattr(here, name))

@@ -49,6 +49,10 @@ def test_default_workers_is_one_per_thread_and_task_and_none_on_a_gpu(monkeypatc
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert parallel.default_workers(9) == 2 and parallel.default_workers(1) == 1
     assert parallel.default_workers(9, "cuda") == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # "auto" on a machine without a GPU is the CPU
+    assert parallel.default_workers(9, "auto") == 2
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert parallel.default_workers(9, "auto") == 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,7 +36,7 @@ import torch
 from .. import data as D
 from ..activations import collect_many, layer_names
 from ..claims import Claim, fmt
-from ..config import StrictConfig, get_device, require, stream
+from ..config import StrictConfig, get_device, require, resolve_device, stream
 from ..models import MODEL_INPUTS, build_model
 from ..parallel import default_workers, process_map
 from ..methods.nmf import nmf_errors, nonlinearity
@@ -306,7 +306,7 @@ def tasks(cfg: Config) -> list[tuple[int, tuple[int, ...]]]:
     processes share the work evenly; on a GPU an architecture's seeds are one task (one batched run: one
     small-kernel step does the work of three). A seed's numbers are the same either way (:func:`_train_arch`)."""
     order = list(range(len(architectures(cfg))))[::-1]
-    if str(cfg.device) != "cpu":
+    if resolve_device(cfg.device).type != "cpu":
         return [(ai, tuple(cfg.seeds)) for ai in order]
     return [(ai, (seed,)) for ai in order for seed in cfg.seeds]
 
