@@ -325,14 +325,11 @@ def study_in_workers_vs_one_process(device, repeats, quick, study: str, epochs: 
     audio, three seeds) for ``epochs`` epochs: its training runs as tasks in one-thread worker processes (one per CPU
     thread, longest first) vs the study as of :data:`BEFORE_WORKERS_06_07` (every run in this process, on its
     threads, the seeds of a run batched). 07's seeds train alone in the workers: the same arithmetic in another
-    summation order (a batched product for all seeds vs one per seed), which four epochs of SGD amplify — measured on
-    the 2-core AMD EPYC, even at one thread: accuracies within 0.6 points, 99 % of the NMF errors within 1.2e-4
-    (relative), the highest rank's errors at the last checkpoint up to 14 % (multiplicative updates reach another
-    local minimum; 98.99 % of them within 1e-3 on two threads). So its check is the untrained networks' NMF errors
-    (checkpoint 0: same initialization and data) within 1e-3 and the accuracies within 2 points; exact equality of a
-    seed alone and batched is a test (``test_seeds_trained_together_equal_each_seed_alone``). 06's
-    seeds are separate runs now (their own dropout and LASS draws), so its check is that both give every setting's
-    summary, finite."""
+    summation order, which four epochs of SGD amplify (2-core AMD EPYC: accuracies within 0.6 points, the highest
+    NMF rank at the last checkpoint up to 14 % apart). So its check is the untrained networks' NMF errors (checkpoint
+    0: same initialization and data) within 1e-3 and the accuracies within 2 points; a seed alone equals it batched
+    in ``test_seeds_trained_together_equal_each_seed_alone``. 06's seeds are separate runs now (their own dropout
+    and LASS draws), so its check is that both give every setting's summary, finite."""
     import numpy as np
 
     from baselines import old_module

@@ -22,14 +22,14 @@ from typing import Any, Callable, Optional, Sequence
 
 from tqdm.auto import tqdm
 
+from .config import resolve_device
+
 
 def default_workers(n_tasks: int, device: str = "cpu") -> int:
     """How many worker processes :func:`process_map` should use for ``n_tasks`` tasks on ``device``: one per torch
     CPU thread of this process (the cores it was given), at most one per task; 1 (no workers: run here) on a GPU,
-    where the tasks would share one device."""
+    where the tasks would share one device (``"auto"`` counts as the device it resolves to)."""
     import torch
-
-    from memlib.config import resolve_device
 
     if resolve_device(device).type != "cpu":
         return 1
