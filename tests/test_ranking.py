@@ -56,6 +56,11 @@ def test_cost_curve_rises_to_one():
     assert c.shape == (3, 3)
     np.testing.assert_allclose(c[:, 2], 1.0)
     assert (c[:, 0] < c[:, 1]).all()
+    # two families varied together: the second follows the first's share (at least 2 models)
+    seen = []
+    R.cost_curve(lambda p: seen.append({k: len(v) for k, v in p.items()}) or TRUTH, {"a": 20, "b": 10, "c": 4},
+                 ["a", "b"], [2, 10, 20], np.random.default_rng(0))
+    assert seen[1:] == [{"a": 2, "b": 2, "c": 4}, {"a": 10, "b": 5, "c": 4}, {"a": 20, "b": 10, "c": 4}]
 
 
 def test_bootstrap_and_percentile_interval():
@@ -72,7 +77,7 @@ def test_bootstrap_and_percentile_interval():
     (lambda: R.spearman_matrix(np.zeros(5)), "scores"),
     (lambda: R.mask_auc(np.zeros(5), np.zeros(5)), "mask"),
     (lambda: R.split_halves({"m": 1}, np.random.default_rng(0)), "families"),
-    (lambda: R.cost_curve(mean_score, {"m": 40}, "x", [1], np.random.default_rng(0)), "family"),
+    (lambda: R.cost_curve(mean_score, {"m": 40}, "x", [1], np.random.default_rng(0)), "vary"),
     (lambda: R.cost_curve(mean_score, {"m": 40}, "m", [41], np.random.default_rng(0)), "sizes"),
     (lambda: R.bootstrap(mean_score, {"m": 40}, 1, np.random.default_rng(0)), "n_boot"),
     (lambda: R.percentile_interval(np.zeros((3, 2)), level=1.0), "level"),

@@ -100,28 +100,69 @@ def gaussian_fits(phi: np.ndarray, members: np.ndarray, center: str = "median", 
     return mu, sigma
 
 
+class _LeaveOneOut:
+    """The Gaussian fits of one side (the models where ``members`` is true) with each model left out in turn, in
+    O(n) per target: the column's values sorted once, so that the median without one value is read at shifted
+    indices; the mean and std (ddof 0) from the column's sum and sum of squares less the target's value."""
+
+    def __init__(self, phi: np.ndarray, members: np.ndarray, center: str, fix_variance: bool):
+        require(center in CENTERS, "center", center, f"choose one of {list(CENTERS)}")
+        self.phi, self.members, self.center, self.fix = phi, members, center, fix_variance
+        vals = np.where(members, phi, np.nan)
+        order = np.argsort(vals, axis=0, kind="stable")  # NaN (non-members) last
+        self.sorted = np.take_along_axis(vals, order, axis=0)
+        self.rank = np.empty_like(order)
+        np.put_along_axis(self.rank, order, np.arange(len(phi))[:, None].repeat(phi.shape[1], 1), axis=0)
+        self.count = members.sum(0)
+        self.total = np.where(members, phi, 0.0).sum(0)
+        self.squares = np.where(members, phi ** 2, 0.0).sum(0)
+        self.cols = np.arange(phi.shape[1])
+
+    def fit(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, sigma)`` per example from the models other than ``t`` on this side (NaN where none)."""
+        inside = self.members[t]
+        m = self.count - inside
+        x_t = np.where(inside, self.phi[t], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (self.total - x_t) / m
+            var = np.maximum((self.squares - x_t ** 2) / m - mean ** 2, 0.0)
+        if self.center == "median":
+            removed = np.where(inside, self.rank[t], len(self.phi))  # no removal: past the end
+
+            def at(q):  # the q-th value of the column without the removed one
+                idx = np.clip(np.where(q < removed, q, q + 1), 0, len(self.phi) - 1)
+                return self.sorted[idx, self.cols]
+
+            lo, hi = np.maximum(m - 1, 0) // 2, m // 2
+            mu = np.where(m > 0, (at(lo) + at(hi)) / 2, np.nan)
+        else:
+            mu = np.where(m > 0, mean, np.nan)
+        if not self.fix:
+            return mu, np.where(m > 0, np.sqrt(var), np.nan)
+        others = np.ones(len(self.phi), dtype=bool)
+        others[t] = False
+        resid = np.where(self.members[others], self.phi[others] - mu[None, :], np.nan)
+        sigma = float(np.nanstd(resid)) if np.isfinite(resid).any() else np.nan
+        return mu, np.full(self.phi.shape[1], sigma)
+
+
 def lira_scores(phi: ArrayLike, keep: ArrayLike, variant: str = "online", center: str = "median") -> NDArray:
     """Membership scores ``(K, n)``: row t is model t attacked with the other K − 1 models as shadow models (see the
     module docstring for ``variant``: online, fixed_variance, offline, global). Large: member. NaN where the
     example has no IN or no OUT shadow model for that target (the variant needs them)."""
     require(variant in VARIANTS, "variant", variant, f"choose one of {list(VARIANTS)}")
+    require(center in CENTERS, "center", center, f"choose one of {list(CENTERS)}")
     p, kp = _record(phi, keep)
     if variant == "global":
         return p.copy()
-    k = p.shape[0]
+    fix = variant == "fixed_variance"
+    sides = {"out": _LeaveOneOut(p, ~kp, center, fix)}
+    if variant != "offline":
+        sides["in"] = _LeaveOneOut(p, kp, center, fix)
     out = np.empty_like(p)
-    others = np.ones(k, dtype=bool)
-    for t in range(k):
-        others[:] = True
-        others[t] = False
-        sh, shk = p[others], kp[others]
-        mu_out, sd_out = gaussian_fits(sh, ~shk, center, fix_variance=variant == "fixed_variance")
-        log_out = _log_normal(p[t], mu_out, sd_out)
-        if variant == "offline":
-            out[t] = -log_out
-            continue
-        mu_in, sd_in = gaussian_fits(sh, shk, center, fix_variance=variant == "fixed_variance")
-        out[t] = _log_normal(p[t], mu_in, sd_in) - log_out
+    for t in range(p.shape[0]):
+        log_out = _log_normal(p[t], *sides["out"].fit(t))
+        out[t] = -log_out if variant == "offline" else _log_normal(p[t], *sides["in"].fit(t)) - log_out
     return out
 
 

@@ -6,7 +6,7 @@ A *score function* ``f(picks) -> (n,)`` computes a per-example score from some o
 repetitions in a bootstrap). Every resampling here draws ``picks`` and calls score functions::
 
     split half     ρ(f(first half), f(second half))           two disjoint random halves of every family
-    cost curve     ρ(f(k models), f(all models))               the first k of a random order of one family, k ∈ sizes
+    cost curve     ρ(f(k models), f(all models))               the first k of a random order of the families varied
     bootstrap      the statistic over picks drawn with replacement within each family; percentile intervals
 
 Spearman ρ ranks ties by their average rank; ``inf`` is a value (ranked last), NaN is missing: a pair of scores is
@@ -91,20 +91,27 @@ def all_models(families: Mapping[str, int]) -> dict[str, np.ndarray]:
     return {name: np.arange(k) for name, k in _sizes(families).items()}
 
 
-def cost_curve(fn: ScoreFn, families: Mapping[str, int], family: str, sizes: Sequence[int],
+def cost_curve(fn: ScoreFn, families: Mapping[str, int], vary: str | Sequence[str], sizes: Sequence[int],
                generator: np.random.Generator, repeats: int = 1) -> NDArray[np.float64]:
-    """ρ between the score from the first k models of a random order of ``family`` (the other families whole) and
-    the score from all models, for every k in ``sizes``: ``(repeats, len(sizes))``, one random order per repeat."""
+    """ρ between the score from fewer models and the score from all models: for every k in ``sizes``, the first k
+    models of a random order of the first family of ``vary``, and of every other family in ``vary`` the same share
+    (at least 2; the families not in ``vary`` whole). ``(repeats, len(sizes))``, one random order per repeat."""
     fam = _sizes(families)
-    require(family in fam, "family", family, f"choose one of {list(fam)}")
-    require(len(sizes) >= 1 and all(1 <= int(k) <= fam[family] for k in sizes), "sizes", list(sizes),
-            f"use numbers of models in 1 … {fam[family]}")
-    full = np.asarray(fn(all_models(fam)), dtype=np.float64)
+    vary = [vary] if isinstance(vary, str) else list(vary)
+    require(len(vary) >= 1 and all(v in fam for v in vary), "vary", vary, f"choose families among {list(fam)}")
+    first = fam[vary[0]]
+    require(len(sizes) >= 1 and all(1 <= int(k) <= first for k in sizes), "sizes", list(sizes),
+            f"use numbers of models in 1 … {first} (the models of {vary[0]!r})")
+    everything = all_models(fam)
+    full = np.asarray(fn(everything), dtype=np.float64)
     out = np.empty((repeats, len(sizes)))
     for r in range(repeats):
-        order = generator.permutation(fam[family])
+        orders = {v: generator.permutation(fam[v]) for v in vary}
         for j, k in enumerate(sizes):
-            picks = {**all_models(fam), family: np.sort(order[:int(k)])}
+            picks = dict(everything)
+            for v in vary:
+                take = int(k) if v == vary[0] else max(2, min(fam[v], int(round(int(k) * fam[v] / first))))
+                picks[v] = np.sort(orders[v][:take])
             out[r, j] = _rho(np.asarray(fn(picks), dtype=np.float64), full)
     return out
 
