@@ -73,6 +73,12 @@ def test_bootstrap_and_percentile_interval():
     assert lo[0] == pytest.approx(5) and hi[0] == pytest.approx(95)
 
 
+def test_basic_interval_reflects_the_percentiles_around_the_estimate():
+    samples = np.arange(101.0)[:, None] / 100  # percentiles 5 and 95 of a 90 % interval: 0.05 and 0.95
+    lo, hi = R.basic_interval(np.array([0.6]), samples, level=0.9)
+    assert lo[0] == pytest.approx(2 * 0.6 - 0.95) and hi[0] == pytest.approx(1.0)  # 2·0.6 − 0.05 = 1.15, clipped
+
+
 @pytest.mark.parametrize("call, name", [
     (lambda: R.spearman_matrix(np.zeros(5)), "scores"),
     (lambda: R.mask_auc(np.zeros(5), np.zeros(5)), "mask"),

@@ -55,15 +55,16 @@ def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64
     return z_y - logsumexp(others, axis=-1)
 
 
-def _record(phi: ArrayLike, keep: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _record(phi: ArrayLike, keep: ArrayLike, min_models: int = 3) -> tuple[np.ndarray, np.ndarray]:
     p, kp = np.asarray(phi, dtype=np.float64), np.asarray(keep)
     require(kp.ndim == 2 and kp.dtype == np.bool_, "keep", f"<{kp.dtype} array of shape {kp.shape}>",
             "use a bool array (models, examples): True where the example is in the model's subset")
     require(p.shape == kp.shape, "phi", f"<array of shape {p.shape}>", f"use one confidence per (model, example), "
             f"the shape of keep {kp.shape}")
     require(np.isfinite(p).all(), "phi", "<array with NaN or inf>", "use finite confidences (logit_confidence)")
-    require(kp.shape[0] >= 3, "keep", f"<array of shape {kp.shape}>", "use at least 3 models (a target and shadow "
-            "models IN and OUT)")
+    require(kp.shape[0] >= min_models, "keep", f"<array of shape {kp.shape}>",
+            "use at least 3 models (a target and shadow models IN and OUT)" if min_models == 3 else
+            f"use at least {min_models} models")
     return p, kp
 
 
@@ -201,7 +202,7 @@ def vulnerability(phi: ArrayLike, keep: ArrayLike, center: str = "median") -> ND
     """Per example, how far apart its IN and OUT confidences lie over all K models: |μ_in − μ_out| divided by
     √((σ_in² + σ_out²)/2) (NaN without IN or OUT models; a large value where both stds are 0 and the centres differ).
     The study's per-example summary of LiRA's record, not a statistic of the paper."""
-    p, kp = _record(phi, keep)
+    p, kp = _record(phi, keep, min_models=2)
     mu_in, sd_in = gaussian_fits(p, kp, center)
     mu_out, sd_out = gaussian_fits(p, ~kp, center)
     return np.abs(mu_in - mu_out) / (np.sqrt((sd_in ** 2 + sd_out ** 2) / 2) + STD_FLOOR)

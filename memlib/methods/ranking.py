@@ -7,7 +7,7 @@ repetitions in a bootstrap). Every resampling here draws ``picks`` and calls sco
 
     split half     ρ(f(first half), f(second half))           two disjoint random halves of every family
     cost curve     ρ(f(k models), f(all models))               the first k of a random order of the families varied
-    bootstrap      the statistic over picks drawn with replacement within each family; percentile intervals
+    bootstrap      the statistic over picks drawn with replacement within each family; percentile or basic intervals
 
 Spearman ρ ranks ties by their average rank; ``inf`` is a value (ranked last), NaN is missing: a pair of scores is
 compared over the examples where both are not NaN, and ρ is NaN where fewer than 3 such examples remain or either
@@ -27,7 +27,10 @@ from ..config import require
 ScoreFn = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
 
-def _rho(a: np.ndarray, b: np.ndarray) -> float:
+def rank_rho(a: ArrayLike, b: ArrayLike) -> float:
+    """Spearman ρ of two scores over the examples where neither is NaN (inf ranks last); NaN where fewer than 3
+    examples remain or either score is constant on them."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = ~(np.isnan(a) | np.isnan(b))
     if ok.sum() < 3:
         return float("nan")
@@ -46,7 +49,7 @@ def spearman_matrix(scores: ArrayLike) -> NDArray[np.float64]:
     m = np.full((len(s), len(s)), np.nan)
     for i in range(len(s)):
         for j in range(i, len(s)):
-            m[i, j] = m[j, i] = _rho(s[i], s[j])
+            m[i, j] = m[j, i] = rank_rho(s[i], s[j])
     return m
 
 
@@ -83,7 +86,7 @@ def split_halves(families: Mapping[str, int], generator: np.random.Generator) ->
 def split_half_rho(fn: ScoreFn, families: Mapping[str, int], generator: np.random.Generator) -> float:
     """ρ between the score computed from one random half of the models and from the other half."""
     a, b = split_halves(families, generator)
-    return _rho(np.asarray(fn(a), dtype=np.float64), np.asarray(fn(b), dtype=np.float64))
+    return rank_rho(np.asarray(fn(a), dtype=np.float64), np.asarray(fn(b), dtype=np.float64))
 
 
 def all_models(families: Mapping[str, int]) -> dict[str, np.ndarray]:
@@ -112,7 +115,7 @@ def cost_curve(fn: ScoreFn, families: Mapping[str, int], vary: str | Sequence[st
             for v in vary:
                 take = int(k) if v == vary[0] else max(2, min(fam[v], int(round(int(k) * fam[v] / first))))
                 picks[v] = np.sort(orders[v][:take])
-            out[r, j] = _rho(np.asarray(fn(picks), dtype=np.float64), full)
+            out[r, j] = rank_rho(np.asarray(fn(picks), dtype=np.float64), full)
     return out
 
 
@@ -136,3 +139,15 @@ def percentile_interval(samples: ArrayLike, level: float = 0.95) -> tuple[NDArra
         warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": NaN is the answer
         lo, hi = np.nanpercentile(s, q, axis=0)
     return lo, hi
+
+
+def basic_interval(point: ArrayLike, samples: ArrayLike, level: float = 0.95,
+                   bounds: tuple[float, float] = (-1.0, 1.0)) -> tuple[NDArray, NDArray]:
+    """The basic (reverse-percentile) bootstrap interval (2θ̂ − q_hi, 2θ̂ − q_lo) around the estimate ``point``, from
+    resampled values ``(n_boot, ...)``, clipped to ``bounds`` (a correlation's [−1, 1]). A score computed from
+    resampled models is noisier than from the models themselves (a model drawn twice adds no information), so every
+    resampled ρ is pulled towards 0 and the percentile interval can miss the estimate; the basic interval reflects
+    that shift back around it."""
+    lo_q, hi_q = percentile_interval(samples, level)
+    p = np.asarray(point, dtype=np.float64)
+    return np.clip(2 * p - hi_q, *bounds), np.clip(2 * p - lo_q, *bounds)
