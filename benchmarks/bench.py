@@ -361,6 +361,69 @@ def study_in_workers_vs_one_process(device, repeats, quick, study: str, epochs: 
                  f"every run in this process (as of {BEFORE_WORKERS_06_07})", workers=default_workers(n_tasks, device))
 
 
+#: The commit whose LiRA fitted each target's shadow models with NumPy's nanmedian / nanstd (O(K·n) per target).
+BEFORE_LIRA_SORTED = "512a1b6"
+
+
+def atlas_subset_models_together_vs_one_at_a_time(device, repeats, quick, k=200, n=1000, epochs=3):
+    """Study 14's subset models: K MLPs 64-256-10, each on its own random half of 1,000 digits-shaped examples
+    (``train_subset_models``: one ``train_many`` call over per-model datasets, then every model's outputs on the whole
+    set) vs ``train()`` on each half, one model after another (timed for a tenth of them, scaled to K)."""
+    import numpy as np
+
+    from memlib.methods.memorization import random_subsets
+    from memlib.studies import example_atlas as A
+
+    k = 40 if quick else k
+    cfg = A.Config(n_train=n, widths=(256,), epochs=epochs, n_models=max(k, 20), device=device)
+    ds = synthetic(n, (1, 8, 8), n_test=200)
+    keep = random_subsets(k, n, 0.5, np.random.default_rng(0))
+    seeds = list(range(k))
+    together = best_time(lambda: A.train_subset_models(cfg, ds, keep, seeds, False, ""), repeats)
+    seq_k = max(2, k // 10)
+    build = lambda: build_model("mlp", (1, 8, 8), 10, [256])  # noqa: E731
+    tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum, device=device)
+
+    def one_by_one():
+        for m in range(seq_k):
+            sel = torch.from_numpy(keep[m])
+            half = D.Dataset("half", ds.x_train[sel], ds.y_train[sel], ds.x_test, ds.y_test, 10, torch.arange(n // 2),
+                             ds.test_index, ds.y_train[sel], torch.zeros(n // 2, dtype=torch.bool))
+            model = train(build, half, TrainConfig(**{**tcfg.to_dict(), "seed": m}), progress=False).model
+            with torch.no_grad():
+                model.eval()
+                model(ds.x_train.to(device))
+
+    seq = best_time(one_by_one, 1) * (k / seq_k)
+    return entry("atlas_subset_models_together_vs_one_at_a_time", together, seq, device,
+                 f"K={k} MLPs 64-256-10, each on its own half of {n} examples, {epochs} epochs, batch 32, "
+                 "outputs on all examples", f"train() on each half, one after another (timed for {seq_k}, scaled to K)",
+                 models_per_minute=60 * k / together)
+
+
+def lira_sorted_vs_nanmedian(device, repeats, quick, k=200, n=1000):
+    """LiRA (online) with every one of K models the target: the leave-one-out fits from sorted columns and sums vs
+    NumPy's nanmedian / nanstd over the K − 1 shadow models of each target (as of :data:`BEFORE_LIRA_SORTED`). The
+    two must agree to 1e-9."""
+    import numpy as np
+
+    from baselines import old_module
+    from memlib.methods import lira
+
+    old = old_module("memlib/methods/lira.py", BEFORE_LIRA_SORTED)
+    k = 60 if quick else k
+    rng = np.random.default_rng(0)
+    keep = rng.random((k, n)) < 0.5
+    phi = rng.normal(size=(k, n)) + 2 * keep
+    new_s, old_s = lira.lira_scores(phi, keep), old.lira_scores(phi, keep)
+    if not np.allclose(new_s, old_s, rtol=1e-9, atol=1e-9):
+        raise RuntimeError("the sorted leave-one-out fits disagree with nanmedian / nanstd")
+    return entry("lira_sorted_vs_nanmedian", best_time(lambda: lira.lira_scores(phi, keep), repeats),
+                 best_time(lambda: old.lira_scores(phi, keep), max(1, repeats - 2)), "cpu",
+                 f"online LiRA, K={k} models x {n} examples, every model the target",
+                 f"nanmedian / nanstd per target (as of {BEFORE_LIRA_SORTED})")
+
+
 def nmf_vs_sklearn(device, repeats, quick, n_matrices=60, n=20, d=256, max_rank=8, n_iter=100):
     """Study 07's NMF at one checkpoint of one layer (defaults: 6 noise levels × 10 classes = 60 activation-like
     matrices of 20 × 256, ranks 1…8, 100 iterations, float32): memlib's batched solver (all ranks and matrices at
@@ -896,6 +959,9 @@ def main(argv=None) -> int:
             device, r, args.quick, "regularization"),
         "nmf_nonlinearity_in_workers_vs_one_process": lambda: study_in_workers_vs_one_process(
             device, r, args.quick, "nmf_nonlinearity"),
+        "atlas_subset_models_together_vs_one_at_a_time": lambda: atlas_subset_models_together_vs_one_at_a_time(
+            device, r, args.quick),
+        "lira_sorted_vs_nanmedian": lambda: lira_sorted_vs_nanmedian(device, r, args.quick),
         "nmf_vs_sklearn": lambda: nmf_vs_sklearn(device, r, args.quick),
         "permutation_vs_sklearn": lambda: permutation_vs_sklearn(device, r, args.quick),
         "exposure_trie_vs_brute": lambda: exposure_trie_vs_brute(device, r, args.quick),

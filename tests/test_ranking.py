@@ -73,10 +73,18 @@ def test_bootstrap_and_percentile_interval():
     assert lo[0] == pytest.approx(5) and hi[0] == pytest.approx(95)
 
 
-def test_basic_interval_reflects_the_percentiles_around_the_estimate():
-    samples = np.arange(101.0)[:, None] / 100  # percentiles 5 and 95 of a 90 % interval: 0.05 and 0.95
-    lo, hi = R.basic_interval(np.array([0.6]), samples, level=0.9)
-    assert lo[0] == pytest.approx(2 * 0.6 - 0.95) and hi[0] == pytest.approx(1.0)  # 2·0.6 − 0.05 = 1.15, clipped
+def test_bootstrap_examples_resamples_the_same_examples_for_every_score():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=60)
+    s = np.stack([a, a + 0.5 * rng.normal(size=60), -a])
+    boot = R.bootstrap_examples(s, 50, np.random.default_rng(0))
+    assert boot.shape == (50, 3, 3)
+    np.testing.assert_allclose(boot[:, 0, 2], -1.0)  # the same resample for both rows: −a stays exactly −a
+    lo, hi = R.percentile_interval(boot)
+    assert lo[0, 1] < R.spearman_matrix(s)[0, 1] < hi[0, 1]
+    # by hand: the resample is the generator's draw
+    idx = np.random.default_rng(0).integers(0, 60, 60)
+    np.testing.assert_allclose(boot[0], R.spearman_matrix(s[:, idx]))
 
 
 @pytest.mark.parametrize("call, name", [
@@ -87,6 +95,7 @@ def test_basic_interval_reflects_the_percentiles_around_the_estimate():
     (lambda: R.cost_curve(mean_score, {"m": 40}, "m", [41], np.random.default_rng(0)), "sizes"),
     (lambda: R.bootstrap(mean_score, {"m": 40}, 1, np.random.default_rng(0)), "n_boot"),
     (lambda: R.percentile_interval(np.zeros((3, 2)), level=1.0), "level"),
+    (lambda: R.bootstrap_examples(np.zeros((2, 5)), 1, np.random.default_rng(0)), "n_boot"),
 ])
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=f"^{name}="):

@@ -7,7 +7,13 @@ repetitions in a bootstrap). Every resampling here draws ``picks`` and calls sco
 
     split half     ρ(f(first half), f(second half))           two disjoint random halves of every family
     cost curve     ρ(f(k models), f(all models))               the first k of a random order of the families varied
-    bootstrap      the statistic over picks drawn with replacement within each family; percentile or basic intervals
+    bootstrap      the statistic over picks drawn with replacement within each family; percentile intervals
+    examples       the Spearman matrix over examples drawn with replacement (the models fixed)
+
+A score from models drawn with replacement rests on fewer distinct models (about 63 % of them), so it is noisier
+and its ρ with another score is pulled towards 0: the percentile interval over resampled *models* can miss the
+estimate altogether (it measures the model-to-model noise, which the split halves and cost curves show directly).
+The interval over resampled *examples* is the one to read as "how sure is ρ on this data".
 
 Spearman ρ ranks ties by their average rank; ``inf`` is a value (ranked last), NaN is missing: a pair of scores is
 compared over the examples where both are not NaN, and ρ is NaN where fewer than 3 such examples remain or either
@@ -129,6 +135,17 @@ def bootstrap(stat: Callable[[Mapping[str, np.ndarray]], np.ndarray], families: 
                                 dtype=np.float64) for _ in range(int(n_boot))])
 
 
+def bootstrap_examples(scores: ArrayLike, n_boot: int, generator: np.random.Generator) -> NDArray[np.float64]:
+    """:func:`spearman_matrix` of ``scores`` ``(S, n)`` over ``n_boot`` resamples of the examples (drawn with
+    replacement, the same examples for every score): ``(n_boot, S, S)``."""
+    s = np.asarray(scores, dtype=np.float64)
+    require(s.ndim == 2 and s.shape[1] >= 3, "scores", f"<array of shape {s.shape}>",
+            "use (scores, examples) with at least 3 examples")
+    require(int(n_boot) >= 2, "n_boot", n_boot, "use at least 2 resamples")
+    n = s.shape[1]
+    return np.stack([spearman_matrix(s[:, generator.integers(0, n, n)]) for _ in range(int(n_boot))])
+
+
 def percentile_interval(samples: ArrayLike, level: float = 0.95) -> tuple[NDArray, NDArray]:
     """The ``level`` percentile interval of resampled values ``(n_boot, ...)`` along axis 0, NaN resamples left
     out (NaN where every one is)."""
@@ -140,14 +157,3 @@ def percentile_interval(samples: ArrayLike, level: float = 0.95) -> tuple[NDArra
         lo, hi = np.nanpercentile(s, q, axis=0)
     return lo, hi
 
-
-def basic_interval(point: ArrayLike, samples: ArrayLike, level: float = 0.95,
-                   bounds: tuple[float, float] = (-1.0, 1.0)) -> tuple[NDArray, NDArray]:
-    """The basic (reverse-percentile) bootstrap interval (2θ̂ − q_hi, 2θ̂ − q_lo) around the estimate ``point``, from
-    resampled values ``(n_boot, ...)``, clipped to ``bounds`` (a correlation's [−1, 1]). A score computed from
-    resampled models is noisier than from the models themselves (a model drawn twice adds no information), so every
-    resampled ρ is pulled towards 0 and the percentile interval can miss the estimate; the basic interval reflects
-    that shift back around it."""
-    lo_q, hi_q = percentile_interval(samples, level)
-    p = np.asarray(point, dtype=np.float64)
-    return np.clip(2 * p - hi_q, *bounds), np.clip(2 * p - lo_q, *bounds)

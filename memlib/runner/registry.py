@@ -33,15 +33,16 @@ def notebooks() -> dict[str, Path]:
 
 
 def studies() -> list[str]:
-    """Every study name (notebooks 01 … 13), without the scoreboard."""
+    """Every study name (notebooks 01 … 14), without the scoreboard."""
     return [s for s in notebooks() if s != SCOREBOARD]
 
 
 #: The studies from longest to shortest, as measured in the real profile (2-core AMD EPYC, two at a time,
 #: 2026-12-07: 11 1,121 s, 06 1,070, 10 942, 05 789, 07 789, 02 421, 08 369, 12 305, 03 266, 04 253, 13 217,
-#: 09 158, 01 112 s). :func:`start_order` falls back on it before a profile has run every study once.
+#: 09 158, 01 112 s; 14, added later: 173 s of computation alone). :func:`start_order` falls back on it before a
+#: profile has run every study once.
 LONGEST_FIRST = ("exposure", "regularization", "mixup", "critical_samples", "nmf_nonlinearity", "noise_vs_capacity",
-                 "knn", "learning_order", "easiness", "loss_sensitivity", "memorization_dissection",
+                 "knn", "learning_order", "example_atlas", "easiness", "loss_sensitivity", "memorization_dissection",
                  "permutation_test", "randomization_tests")
 
 

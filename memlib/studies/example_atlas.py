@@ -15,8 +15,9 @@ kept), and on the same example index:
   k-NN disagreement on the inputs.
 
 Then the agreement of the scores: the Spearman matrix over the examples whose label was not flipped, with bootstrap
-intervals over the models of every family; each score's split-half reliability; cost curves (ρ with the score from
-all models against the number of models); and how well each score finds the flipped labels (AUC).
+intervals over the examples (and, beside them, over the models of every family); each score's split-half
+reliability; cost curves (ρ with the score from all models against the number of models); and how well each score
+finds the flipped labels (AUC).
 """
 from __future__ import annotations
 
@@ -178,11 +179,12 @@ def ratio_family(ratio: float) -> str:
 class Result:
     """``tables``: ``scores`` (one row per training example: ``position`` 0 … n−1 — the atlas's index —,
     ``train_index`` in the source's split, ``label`` as trained, ``label_clean``, ``flipped``, one column per score
-    of :data:`SCORES`), ``spearman`` (pairs ``a``, ``b``: ρ over unflipped examples, bootstrap ``lo``/``hi``),
+    of :data:`SCORES`), ``spearman`` (pairs ``a``, ``b``: ρ over unflipped examples, its bootstrap interval over
+    examples ``lo``/``hi`` and over models ``model_lo``/``model_hi``),
     ``reliability`` (split-half ρ per score), ``cost`` (ρ with the full score per number of models),
     ``lira`` (per variant: TPR at each FPR of :data:`FPRS` with bootstrap interval over target models, AUC), ``roc``
     (per variant: FPR grid, TPR), ``flips`` (AUC of each score, oriented to "hard", against the flip mask),
-    ``contrast`` (bootstrap of ρ(C, accessibility) − ρ(C, −k-NN disagreement)), ``influence`` (the most
+    ``contrast`` (ρ(C, accessibility) − ρ(C, −k-NN disagreement) with the same two intervals), ``influence`` (the most
     memorized examples and the test example each influences most), ``models`` (per model: family, seed, accuracy on
     its own subset and on the test set), ``history`` (the full-data runs per epoch).
 
@@ -349,16 +351,11 @@ def all_scores(arrays, cfg: Config, picks=None) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------- analysis
 
-def _pairs_table(names, m, lo, hi) -> pd.DataFrame:
-    rows = [dict(a=a, b=b, rho=m[i, j], lo=lo[i, j], hi=hi[i, j]) for i, a in enumerate(names)
-            for j, b in enumerate(names)]
-    return pd.DataFrame(rows)
-
-
 def agreement(arrays, cfg: Config, clean: np.ndarray, gen: np.random.Generator):
-    """The Spearman matrix over the unflipped examples with bootstrap intervals (basic intervals,
-    :func:`memlib.methods.ranking.basic_interval`, over the models of every family resampled with replacement), and
-    the same for the learning-speed vs distance contrast ρ(C, accessibility) − ρ(C, −k-NN disagreement)."""
+    """The Spearman matrix over the unflipped examples with 95 % percentile intervals over the examples resampled
+    with replacement (``lo``/``hi``) and, beside them, over the models of every family resampled with replacement
+    (``model_lo``/``model_hi``: pulled towards 0, see :mod:`memlib.methods.ranking`); and the same two intervals for
+    the learning-speed vs distance contrast ρ(C, accessibility) − ρ(C, −k-NN disagreement)."""
     names = [s.name for s in SCORES]
     fams = cfg.families()
 
@@ -366,17 +363,24 @@ def agreement(arrays, cfg: Config, clean: np.ndarray, gen: np.random.Generator):
         sc = all_scores(arrays, cfg, picks)
         return ranking.spearman_matrix(np.stack([sc[n][clean] for n in names]))
 
-    point = stat(ranking.all_models(fams))
-    boot = ranking.bootstrap(stat, fams, cfg.n_boot, gen)
-    lo, hi = ranking.basic_interval(point, boot, LEVEL)
+    full = all_scores(arrays, cfg)
+    point = ranking.spearman_matrix(np.stack([full[n][clean] for n in names]))
+    by_examples = ranking.bootstrap_examples(np.stack([full[n][clean] for n in names]), cfg.n_boot, gen)
+    by_models = ranking.bootstrap(stat, fams, cfg.n_boot, gen)
+    lo, hi = ranking.percentile_interval(by_examples, LEVEL)
+    m_lo, m_hi = ranking.percentile_interval(by_models, LEVEL)
     ic, ia, ik = names.index("cscore"), names.index("accessibility"), names.index("knn_disagreement")
     contrast = lambda m: m[..., ic, ia] + m[..., ic, ik]  # noqa: E731 — ρ(C, −d) = −ρ(C, d)
-    c_lo, c_hi = ranking.basic_interval(contrast(point), contrast(boot), LEVEL, bounds=(-2.0, 2.0))
+    c_lo, c_hi = ranking.percentile_interval(contrast(by_examples), LEVEL)
+    cm_lo, cm_hi = ranking.percentile_interval(contrast(by_models), LEVEL)
+    pairs = pd.DataFrame([dict(a=a, b=b, rho=point[i, j], lo=lo[i, j], hi=hi[i, j], model_lo=m_lo[i, j],
+                               model_hi=m_hi[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)])
     contrast_table = pd.DataFrame([dict(statistic="rho(C, accessibility) - rho(C, -knn_disagreement)",
                                         value=float(contrast(point)), lo=float(c_lo), hi=float(c_hi),
+                                        model_lo=float(cm_lo), model_hi=float(cm_hi),
                                         rho_c_accessibility=float(point[ic, ia]),
                                         rho_c_knn_agreement=float(-point[ic, ik]))])
-    return _pairs_table(names, point, lo, hi), contrast_table
+    return pairs, contrast_table
 
 
 def reliability(arrays, cfg: Config, gen: np.random.Generator, repeats: int = 5) -> pd.DataFrame:
@@ -600,7 +604,7 @@ def _anti_claim(result: Result) -> Claim:
     r, hi = rho(result, "memorization", "cscore"), rho(result, "memorization", "cscore", "hi")
     return Claim("mem_cscore_anticorrelated",
                  f"Memorization and the C-score are strongly anti-correlated: Spearman ρ ≤ {ANTI_RHO:g} over the "
-                 f"unflipped training examples, the {100 * LEVEL:g} % bootstrap interval below 0",
+                 f"unflipped training examples, the {100 * LEVEL:g} % bootstrap interval (over examples) below 0",
                  "strongly anti-correlated (Jiang et al. 2021; Feldman & Zhang 2020)",
                  f"ρ = {fmt(r)} (interval up to {fmt(hi)})" + w.note(),
                  verdict(r <= ANTI_RHO and hi < 0, w))
@@ -612,7 +616,8 @@ def _speed_claim(result: Result) -> Claim:
     return Claim("learning_speed_beats_distance",
                  "The learning-speed proxy (cumulative training accuracy = 12's accessibility) agrees with the C-score "
                  "better than the distance proxy (leave-one-out k-NN agreement on the inputs, 08): the "
-                 f"{100 * LEVEL:g} % bootstrap interval of ρ(C, accessibility) − ρ(C, k-NN agreement) above 0",
+                 f"{100 * LEVEL:g} % bootstrap interval (over examples) of ρ(C, accessibility) − ρ(C, k-NN "
+                 "agreement) above 0",
                  "learning-speed proxies track the C-score better than density / distance proxies (Jiang et al. 2021)",
                  f"ρ(C, accessibility) = {fmt(c.rho_c_accessibility)}, ρ(C, k-NN agreement) = "
                  f"{fmt(c.rho_c_knn_agreement)}; difference {fmt(c.value)} [{fmt(c.lo)}, {fmt(c.hi)}]" + w.note(),
@@ -735,7 +740,8 @@ def plot_matrix(result: Result):
     ax.set_yticks(range(len(names)), labels, fontsize=7)
     ax.grid(False)
     fig.colorbar(im, ax=ax, shrink=0.7, label="Spearman ρ")
-    ax.set_title(f"agreement of per-example scores ({100 * LEVEL:g} % bootstrap interval over models)", fontsize=9)
+    ax.set_title(f"agreement of per-example scores, unflipped labels ({100 * LEVEL:g} % bootstrap interval over "
+                 "examples)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -744,8 +750,8 @@ KEY_PAIRS = (("memorization", "cscore"), ("cscore", "accessibility"), ("cscore",
              ("lira", "memorization"), ("forgetting", "easiness"), ("aum", "memorization"))
 
 
-def plot_scatters(result: Result, pairs=KEY_PAIRS):
-    """Score against score for the key pairs; flipped labels in red."""
+def plot_scatters(result: Result, pairs=KEY_PAIRS, highlight: Optional[int] = None):
+    """Score against score for the key pairs; flipped labels in red; the example at position ``highlight`` ringed."""
     import matplotlib.pyplot as plt
 
     df = scores_frame(result)
@@ -756,6 +762,9 @@ def plot_scatters(result: Result, pairs=KEY_PAIRS):
         xa, xb = df[a].replace(np.inf, np.nan), df[b].replace(np.inf, np.nan)
         ax.scatter(xa[~df.flipped], xb[~df.flipped], s=5, alpha=0.4, color="C0", label="label kept")
         ax.scatter(xa[df.flipped], xb[df.flipped], s=9, alpha=0.8, color="C3", label="label flipped")
+        if highlight is not None:
+            ax.scatter([xa[highlight]], [xb[highlight]], s=80, facecolors="none", edgecolors="k", lw=1.5,
+                       label=f"example #{highlight}")
         ax.set(xlabel=BY_NAME[a].label, ylabel=BY_NAME[b].label, title=f"ρ = {rho(result, a, b):.2f} (kept labels)")
     for ax in list(axes.flat)[len(pairs):]:
         ax.set_visible(False)
@@ -774,7 +783,7 @@ def plot_strips(result: Result, name: str = "memorization", k: int = 3):
     classes = sorted(df["label"].unique())
     fig, axes = plt.subplots(len(classes), 2 * k, figsize=(1.0 * 2 * k + 0.6, 1.05 * len(classes)), squeeze=False)
     for r, c in enumerate(classes):
-        members = df[df.label == c][name].replace(np.inf, np.nan).dropna().sort_values(kind="stable")
+        members = df[df.label == c][name].dropna().sort_values(kind="stable")  # inf (never learned) ranks last
         picks = list(members.index[::-1][:k]) + list(members.index[:k])
         for j, ax in enumerate(axes[r]):
             if j >= len(picks):
@@ -892,7 +901,7 @@ def explore(result: Result):
     def show(position, a, b):
         plot_example(result, position)
         plt.show()
-        plot_scatters(result, [(a, b)])
+        plot_scatters(result, [(a, b)], highlight=position)
         plt.show()
 
     return interactive(show, position=widgets.IntSlider(min=0, max=result.config.n_train - 1, value=top,
