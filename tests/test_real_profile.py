@@ -22,7 +22,7 @@ REAL_IMAGES = {"mnist", "fashion_mnist", "cifar10"}
 #: The knobs that choose data (taken from the real profile in its tiny version); every other knob comes from smoke.
 DATA_KNOBS = ("dataset", "audio_dataset", "pool", "corpus_path")
 #: Studies whose repetitions are not a ``seeds`` list, and what stands for them.
-REPETITIONS = {"easiness": "n_networks", "learning_order": "n_networks"}
+REPETITIONS = {"easiness": "n_networks", "learning_order": "n_networks", "example_atlas": "n_models"}
 DATASETS = ("MNIST", "FashionMNIST", "fsdd")
 
 

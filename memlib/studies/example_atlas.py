@@ -761,7 +761,7 @@ def plot_scatters(result: Result, pairs=KEY_PAIRS, highlight: Optional[int] = No
     for ax, (a, b) in zip(axes.flat, pairs):
         xa, xb = df[a].replace(np.inf, np.nan), df[b].replace(np.inf, np.nan)
         ax.scatter(xa[~df.flipped], xb[~df.flipped], s=5, alpha=0.4, color="C0", label="label kept")
-        ax.scatter(xa[df.flipped], xb[df.flipped], s=9, alpha=0.8, color="C3", label="label flipped")
+        ax.scatter(xa[df.flipped], xb[df.flipped], s=9, alpha=0.8, color="tab:red", label="label flipped")
         if highlight is not None:
             ax.scatter([xa[highlight]], [xb[highlight]], s=80, facecolors="none", edgecolors="k", lw=1.5,
                        label=f"example #{highlight}")
@@ -792,7 +792,7 @@ def plot_strips(result: Result, name: str = "memorization", k: int = 3):
             i = picks[j]
             show_input(ax, ds.x_train[i].numpy(), f"{df.loc[i, name]:.2g}", fontsize=6)
             if df.loc[i, "flipped"]:
-                ax.title.set_color("C3")
+                ax.title.set_color("tab:red")
         axes[r, 0].set_ylabel(f"y={c}", fontsize=7, rotation=0, labelpad=14)
     fig.suptitle(f"{BY_NAME[name].label}: {k} highest (left) and {k} lowest (right) per class", fontsize=9)
     fig.tight_layout()
@@ -821,7 +821,8 @@ def plot_roc(result: Result):
 
 
 def plot_cost_curves(result: Result):
-    """ρ between each score from k models and from all its models, against k (mean over repeats)."""
+    """ρ between each score from k models and from all its models, against k (mean over repeats); solid: a high
+    value means hard, dashed: easy."""
     import matplotlib.pyplot as plt
 
     c = result.tables["cost"]
@@ -831,7 +832,7 @@ def plot_cost_curves(result: Result):
         if not len(d):
             continue
         m = d.groupby("models").rho.mean()
-        ax.plot(m.index, m.values, marker="o", ms=3, color=f"C{i % 10}", ls="-" if i < 10 else "--",
+        ax.plot(m.index, m.values, marker="o", ms=3, color=plt.cm.tab20(2 * i % 20 + 2 * i // 20), ls="-" if s.hard > 0 else "--",
                 label=f"{s.label} ({d.family.iloc[0]})")
     ax.axhline(0.9, color="0.5", lw=0.7, ls=":")
     ax.set(xscale="log", xlabel="models (of the family the score rests on)", ylabel="ρ with the score from all models",
@@ -847,8 +848,8 @@ def plot_flips(result: Result):
 
     f = result.tables["flips"].set_index("score").loc[[s.name for s in SCORES]]
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    ax.barh([BY_NAME[n].label for n in f.index], f.auc, color=["C3" if n in ("memorization", "aum") else "C0"
-                                                              for n in f.index])
+    ax.barh([BY_NAME[n].label for n in f.index], f.auc,
+            color=["tab:red" if n in ("memorization", "aum") else "tab:blue" for n in f.index])
     ax.axvline(0.5, color="k", lw=0.8, ls="--")
     ax.axvline(FLIP_AUC_MIN, color="0.5", lw=0.7, ls=":")
     ax.invert_yaxis()
@@ -883,7 +884,7 @@ def plot_example(result: Result, position: int, k: int = 5):
         show_input(fig.add_subplot(grid[0, j + 1]), ds.x_train[i].numpy(), f"#{i}: y={df.loc[i, 'label']}", fontsize=7)
     ax = fig.add_subplot(grid[1, :])
     pct = [100 * float((df[s.name] <= df.loc[position, s.name]).mean()) for s in SCORES]
-    ax.bar([s.label for s in SCORES], pct, color=["C3" if s.hard > 0 else "C2" for s in SCORES])
+    ax.bar([s.label for s in SCORES], pct, color=["tab:red" if s.hard > 0 else "tab:green" for s in SCORES])
     ax.set(ylim=(0, 100), ylabel="percentile")
     ax.tick_params(axis="x", labelrotation=35, labelsize=6.5)
     fig.tight_layout()
