@@ -832,7 +832,8 @@ def plot_cost_curves(result: Result):
         if not len(d):
             continue
         m = d.groupby("models").rho.mean()
-        ax.plot(m.index, m.values, marker="o", ms=3, color=plt.cm.tab20(2 * i % 20 + 2 * i // 20), ls="-" if s.hard > 0 else "--",
+        colour = plt.cm.tab20(2 * i % 20 + 2 * i // 20)  # the dark shades first, then the light ones
+        ax.plot(m.index, m.values, marker="o", ms=3, color=colour, ls="-" if s.hard > 0 else "--",
                 label=f"{s.label} ({d.family.iloc[0]})")
     ax.axhline(0.9, color="0.5", lw=0.7, ls=":")
     ax.set(xscale="log", xlabel="models (of the family the score rests on)", ylabel="ρ with the score from all models",
