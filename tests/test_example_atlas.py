@@ -122,6 +122,11 @@ def test_tables_and_figures(tiny):
     assert list(lt.index) == list(S.LIRA_VARIANTS)
     assert ((lt["tpr_at_0.001_lo"] <= lt["tpr_at_0.001"] + 1e-12) & (lt["tpr_at_0.001"] <= lt["tpr_at_0.01"])).all()
     assert set(r.tables["cost"].score) == {s.name for s in S.SCORES if s.families}
+    inf = r.tables["influence"]
+    assert len(inf) == 10 and (inf.influence >= inf.influence_on_nearest - 1e-12).all()  # the maximum is the maximum
+    x, xt = S.prepare(r.config)[0].x_train.flatten(1), S.prepare(r.config)[0].x_test.flatten(1)
+    i = int(inf.position.iloc[0])
+    assert int(inf.nearest_test_position.iloc[0]) == int(((xt - x[i]) ** 2).sum(1).argmin())
     import matplotlib
 
     matplotlib.use("Agg")

@@ -184,9 +184,10 @@ class Result:
     ``reliability`` (split-half ρ per score), ``cost`` (ρ with the full score per number of models),
     ``lira`` (per variant: TPR at each FPR of :data:`FPRS` with bootstrap interval over target models, AUC), ``roc``
     (per variant: FPR grid, TPR), ``flips`` (AUC of each score, oriented to "hard", against the flip mask),
-    ``contrast`` (ρ(C, accessibility) − ρ(C, −k-NN disagreement) with the same two intervals), ``influence`` (the most
-    memorized examples and the test example each influences most), ``models`` (per model: family, seed, accuracy on
-    its own subset and on the test set), ``history`` (the full-data runs per epoch).
+    ``contrast`` (ρ(C, accessibility) − ρ(C, −k-NN disagreement) with the same two intervals), ``influence`` (the
+    most memorized examples, the test example each influences most, its nearest test example and the influence on
+    it), ``models`` (per model: family, seed, accuracy on its own subset and on the test set), ``history`` (the
+    full-data runs per epoch).
 
     ``arrays`` (models × examples, aligned with ``position``): ``keep_<family>``/``correct_<family>`` bool
     ``(K, n)`` for the subset and ratio families, ``phi_subset`` float32 ``(K, n)`` (logit-scaled confidences),
@@ -449,17 +450,20 @@ def flip_aucs(scores: Mapping[str, np.ndarray], flipped: np.ndarray) -> pd.DataF
                               if flipped.any() else np.nan) for s in SCORES])
 
 
-def influence_table(arrays, memo: np.ndarray, top: int = 10) -> pd.DataFrame:
+def influence_table(arrays, memo: np.ndarray, x_train: torch.Tensor, x_test: torch.Tensor,
+                    top: int = 10) -> pd.DataFrame:
     """The ``top`` most memorized training examples, each with the test example it influences most (Feldman–Zhang
-    influence from the subset models) and that influence."""
+    influence from the subset models) and with its nearest test example in input space (Euclidean) and the influence
+    on that one — Feldman & Zhang's high-influence pairs are near-duplicates across the split."""
     infl = mem.influence(arrays["keep_subset"], arrays["correct_test_subset"])
     order = np.argsort(-np.nan_to_num(memo, nan=-np.inf), kind="stable")[:top]
+    nearest = torch.cdist(x_train[torch.from_numpy(order)].flatten(1), x_test.flatten(1)).argmin(1).numpy()
     rows = []
-    for i in order:
+    for i, near in zip(order, nearest):
         j = int(np.nanargmax(infl[i])) if np.isfinite(infl[i]).any() else -1
         rows.append(dict(position=int(i), memorization=float(memo[i]), test_position=j,
-                         influence=float(infl[i, j]) if j >= 0 else np.nan,
-                         mean_influence=float(np.nanmean(infl[i]))))
+                         influence=float(infl[i, j]) if j >= 0 else np.nan, nearest_test_position=int(near),
+                         influence_on_nearest=float(infl[i, near]), mean_influence=float(np.nanmean(infl[i]))))
     return pd.DataFrame(rows)
 
 
@@ -504,7 +508,8 @@ def _compute(cfg: Config, progress: bool):
                                 **scores}),
         "spearman": spearman, "contrast": contrast, "reliability": reliability(arrays, cfg, gen),
         "cost": cost_curves(arrays, cfg, gen), "lira": lira_table, "roc": roc_table,
-        "flips": flip_aucs(scores, flipped), "influence": influence_table(arrays, scores["memorization"]),
+        "flips": flip_aucs(scores, flipped),
+        "influence": influence_table(arrays, scores["memorization"], ds.x_train, ds.x_test),
         "models": pd.DataFrame(model_rows), "history": pd.concat(histories, ignore_index=True),
     }
     steps.update()
