@@ -12,11 +12,5 @@ tables, claims and figures. Each module's docstring gives the pseudo-code and th
 * :mod:`~memlib.methods.mixup` — mixup's convex combinations and loss (Zhang et al. 2018);
 * :mod:`~memlib.methods.exposure` — ranks and exposure of canaries, exact by a digit trie (Carlini et al. 2019);
 * :mod:`~memlib.methods.agreement` — TP-agreement, accessibility and their binomial and split-half references
-  (Hacohen et al. 2020);
-* :mod:`~memlib.methods.memorization` — Feldman–Zhang memorization and influence, the C-score (subset models);
-* :mod:`~memlib.methods.lira` — LiRA membership inference, online, fixed-variance, offline and global (Carlini et al.
-  2022);
-* :mod:`~memlib.methods.dynamics` — forgetting events, the area under the margin, dataset-map coordinates;
-* :mod:`~memlib.methods.ranking` — agreement of per-example scores: Spearman matrix, mask AUC, bootstrap, split halves
-  and cost curves over the models a score rests on.
+  (Hacohen et al. 2020).
 """
