@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -387,8 +388,7 @@ def atlas_subset_models_together_vs_one_at_a_time(device, repeats, quick, k=200,
     def one_by_one():
         for m in range(seq_k):
             sel = torch.from_numpy(keep[m])
-            half = D.Dataset("half", ds.x_train[sel], ds.y_train[sel], ds.x_test, ds.y_test, 10, torch.arange(n // 2),
-                             ds.test_index, ds.y_train[sel], torch.zeros(n // 2, dtype=torch.bool))
+            half = dataclasses.replace(ds, x_train=ds.x_train[sel], y_train=ds.y_train[sel])  # as the study's
             model = train(build, half, TrainConfig(**{**tcfg.to_dict(), "seed": m}), progress=False).model
             with torch.no_grad():
                 model.eval()

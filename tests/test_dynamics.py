@@ -48,6 +48,7 @@ def test_margins_and_aum_equal_loops():
                 assert m[t, r, i] == pytest.approx(z[t, r, i, y[i]] - max(z[t, r, i, c] for c in range(3) if c != y[i]))
     np.testing.assert_allclose(Dy.aum(m), [np.mean(m[:, :, i]) for i in range(6)])
     assert Dy.aum(m[:, 0]).shape == (6,)  # (T, n): one run
+    np.testing.assert_array_equal(Dy.margins(z, np.broadcast_to(y, (4, 2, 6)).copy()), m)  # labels per entry
 
 
 def test_datamap_by_hand():

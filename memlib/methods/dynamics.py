@@ -57,19 +57,27 @@ def unforgettable(correct: ArrayLike) -> NDArray[np.bool_]:
     return forgetting_events(correct) == 0
 
 
-def margins(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
-    """The margin z_y − max_{c≠y} z_c of every example at every entry of ``logits`` ``(..., n, C)`` (labels ``(n,)``
-    or ``(..., n)``)."""
+def label_logits(logits: ArrayLike, labels: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(z_y, others)`` from the logits ``(..., n, C)`` and labels ``(n,)`` (or ``(..., n)``), in float64: the
+    label's logit ``(..., n)`` and the logits with the label's set to −inf ``(..., n, C)`` — the one place where the
+    margin and LiRA's confidence split a prediction into the label and the rest."""
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels)
     require(z.ndim >= 2 and z.shape[-1] >= 2, "logits", f"<array of shape {z.shape}>",
             "use (..., examples, classes) with at least 2 classes")
-    require(np.issubdtype(y.dtype, np.integer) and ((y >= 0) & (y < z.shape[-1])).all(), "labels",
-            f"<{y.dtype} array>", f"use integer classes 0 … {z.shape[-1] - 1}")
-    y = np.broadcast_to(y, z.shape[:-1])
-    z_y = np.take_along_axis(z, y[..., None], axis=-1)[..., 0]
+    require(np.issubdtype(y.dtype, np.integer) and y.ndim >= 1 and y.shape == z.shape[z.ndim - 1 - y.ndim:-1],
+            "labels", f"<{y.dtype} array of shape {y.shape}>", f"use integer labels, one per example {z.shape[:-1]}")
+    require(((y >= 0) & (y < z.shape[-1])).all(), "labels", "<out of range>", f"use classes 0 … {z.shape[-1] - 1}")
+    y = np.broadcast_to(y, z.shape[:-1])[..., None]
     others = z.copy()
-    np.put_along_axis(others, y[..., None], -np.inf, axis=-1)
+    np.put_along_axis(others, y, -np.inf, axis=-1)
+    return np.take_along_axis(z, y, axis=-1)[..., 0], others
+
+
+def margins(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """The margin z_y − max_{c≠y} z_c of every example at every entry of ``logits`` ``(..., n, C)`` (labels ``(n,)``
+    or ``(..., n)``)."""
+    z_y, others = label_logits(logits, labels)
     return z_y - others.max(axis=-1)
 
 

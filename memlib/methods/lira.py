@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import logsumexp
 
 from ..config import require
+from .dynamics import label_logits
 
 CENTERS = ("median", "mean")
 VARIANTS = ("online", "fixed_variance", "offline", "global")
@@ -41,17 +42,7 @@ STD_FLOOR = 1e-30
 def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
     """φ = log(p_y / (1 − p_y)) from the logits ``(..., n, C)`` and labels ``(n,)`` (or ``(..., n)``), computed as
     z_y − logsumexp_{c≠y} z_c in float64 (no probability is formed, so φ stays finite where p_y rounds to 1)."""
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels)
-    require(z.ndim >= 2 and z.shape[-1] >= 2, "logits", f"<array of shape {z.shape}>",
-            "use (..., examples, classes) with at least 2 classes")
-    require(np.issubdtype(y.dtype, np.integer) and y.shape == z.shape[-2 - (y.ndim - 1):-1],
-            "labels", f"<{y.dtype} array of shape {y.shape}>", f"use integer labels, one per example {z.shape[:-1]}")
-    require(((y >= 0) & (y < z.shape[-1])).all(), "labels", "<out of range>", f"use classes 0 … {z.shape[-1] - 1}")
-    y = np.broadcast_to(y, z.shape[:-1])
-    z_y = np.take_along_axis(z, y[..., None], axis=-1)[..., 0]
-    others = z.copy()
-    np.put_along_axis(others, y[..., None], -np.inf, axis=-1)
+    z_y, others = label_logits(logits, labels)
     return z_y - logsumexp(others, axis=-1)
 
 
@@ -86,19 +77,12 @@ def _log_normal(x, mu, sigma):
     return -0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
 
 
-def gaussian_fits(phi: np.ndarray, members: np.ndarray, center: str = "median", fix_variance: bool = False):
+def gaussian_fits(phi: np.ndarray, members: np.ndarray, center: str = "median"):
     """``(mu, sigma)`` per example from the confidences ``phi`` ``(K, n)`` of the models where ``members`` is true:
-    the centre (median or mean, NaN where no model) and the std (ddof 0), or with ``fix_variance`` one std for every
-    example, of the residuals φ − μ pooled over examples and models."""
+    the centre (median or mean) and the std (ddof 0); NaN where no model."""
     require(center in CENTERS, "center", center, f"choose one of {list(CENTERS)}")
     vals = np.where(members, phi, np.nan)
-    mu = _center(vals, center)
-    if fix_variance:
-        resid = vals - mu[None, :]
-        sigma = np.full(phi.shape[1], float(np.nanstd(resid)) if np.isfinite(resid).any() else np.nan)
-    else:
-        sigma = _nanstd(vals)
-    return mu, sigma
+    return _center(vals, center), _nanstd(vals)
 
 
 class _LeaveOneOut:

@@ -22,12 +22,14 @@ finds the flipped labels (AUC).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 from tqdm.auto import tqdm
 
 from .. import data as D
@@ -215,6 +217,12 @@ def prepare(cfg: Config) -> tuple[D.Dataset, dict]:
     return ds, stats
 
 
+@functools.lru_cache(maxsize=2)
+def inputs(cfg: Config) -> D.Dataset:
+    """:func:`prepare`'s dataset, kept for the figures (each strip and example view draws from it)."""
+    return prepare(cfg)[0]
+
+
 def order_checksum(train_index: np.ndarray, labels: np.ndarray, dataset: str) -> str:
     """SHA-256 of the dataset name, the examples' indices in the source split and their labels, in the atlas's
     order: two score files can be joined row by row only when their checksums agree."""
@@ -232,28 +240,32 @@ def _builder(cfg: Config, ds: D.Dataset):
 
 @torch.no_grad()
 def _outputs(ens, x: torch.Tensor, y: torch.Tensor, batch: int = 2048):
-    """Every model's logit-scaled confidence ``(K, N)`` float32 and correctness ``(K, N)`` on shared ``x``, in
-    chunks of examples (eval mode)."""
+    """Every model's logit-scaled confidence φ ``(K, N)`` float32, correctness ``(K, N)`` and margin ``(K, N)``
+    float32 on shared ``x`` (eval mode), a chunk of examples at a time: the logits of all K models on all N examples
+    are never held at once."""
+    was_training = ens.training
     ens.eval()
-    phi, correct = [], []
+    phi, correct, margin = [], [], []
     for i in range(0, len(y), batch):
         z = ens(x[i:i + batch], shared=True).float().cpu().numpy()
         yy = y[i:i + batch].cpu().numpy()
         phi.append(lira.logit_confidence(z, yy).astype(np.float32))
         correct.append(z.argmax(-1) == yy)
-    return np.concatenate(phi, 1), np.concatenate(correct, 1)
+        margin.append(dynamics.margins(z, yy).astype(np.float32))
+    ens.train(was_training)
+    return np.concatenate(phi, 1), np.concatenate(correct, 1), np.concatenate(margin, 1)
 
 
 def train_subset_models(cfg: Config, ds: D.Dataset, keep: np.ndarray, seeds: list[int], progress: bool, desc: str):
     """Model k trained on the examples where ``keep[k]`` (in index order; its ``"order"`` stream shuffles them);
-    returns ``(phi, correct, correct_test, history)`` over the whole training and test set."""
+    returns ``(phi, correct, correct_test)`` over the whole training and test set."""
     sets = [dataclasses.replace(ds, x_train=ds.x_train[torch.from_numpy(m)], y_train=ds.y_train[torch.from_numpy(m)])
             for m in keep]
     mh = train_many(_builder(cfg, ds), sets, train_config(cfg), seeds, progress=progress, desc=desc)
     dev = get_device(cfg.device)
-    phi, correct = _outputs(mh.ensemble, ds.x_train.to(dev), ds.y_train.to(dev))
-    _, correct_test = _outputs(mh.ensemble, ds.x_test.to(dev), ds.y_test.to(dev))
-    return phi, correct, correct_test, mh.df
+    phi, correct, _ = _outputs(mh.ensemble, ds.x_train.to(dev), ds.y_train.to(dev))
+    _, correct_test, _ = _outputs(mh.ensemble, ds.x_test.to(dev), ds.y_test.to(dev))
+    return phi, correct, correct_test
 
 
 def train_full_runs(cfg: Config, ds: D.Dataset, stats: dict, progress: bool):
@@ -263,17 +275,11 @@ def train_full_runs(cfg: Config, ds: D.Dataset, stats: dict, progress: bool):
     x, y = ds.x_train.to(dev), ds.y_train.to(dev)
     margins, p_true = [], []
 
-    @torch.no_grad()
     def on_epoch(epoch, ens, models):
-        if epoch == 0:
-            return {}
-        ens.eval()
-        z = torch.cat([ens(x[i:i + 2048], shared=True).float() for i in range(0, len(y), 2048)], 1).cpu().numpy()
-        margins.append(dynamics.margins(z, y.cpu().numpy()).astype(np.float32))
-        zs = z - z.max(-1, keepdims=True)
-        p = np.exp(zs) / np.exp(zs).sum(-1, keepdims=True)
-        p_true.append(np.take_along_axis(p, np.broadcast_to(y.cpu().numpy(), p.shape[:-1])[..., None], -1)[..., 0]
-                      .astype(np.float32))
+        if epoch > 0:
+            phi, _, margin = _outputs(ens, x, y)
+            margins.append(margin)
+            p_true.append(expit(phi))  # p_y = σ(φ): φ is the log-odds of the label
         return {}
 
     seeds = cfg.seeds_of("runs")
@@ -352,11 +358,12 @@ def all_scores(arrays, cfg: Config, picks=None) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------- analysis
 
-def agreement(arrays, cfg: Config, clean: np.ndarray, gen: np.random.Generator):
+def agreement(arrays, cfg: Config, full: Mapping[str, np.ndarray], clean: np.ndarray, gen: np.random.Generator):
     """The Spearman matrix over the unflipped examples with 95 % percentile intervals over the examples resampled
     with replacement (``lo``/``hi``) and, beside them, over the models of every family resampled with replacement
     (``model_lo``/``model_hi``: pulled towards 0, see :mod:`memlib.methods.ranking`); and the same two intervals for
-    the learning-speed vs distance contrast ρ(C, accessibility) − ρ(C, −k-NN disagreement)."""
+    the learning-speed vs distance contrast ρ(C, accessibility) − ρ(C, −k-NN disagreement). ``full``: every score
+    from every model (:func:`all_scores`)."""
     names = [s.name for s in SCORES]
     fams = cfg.families()
 
@@ -364,9 +371,9 @@ def agreement(arrays, cfg: Config, clean: np.ndarray, gen: np.random.Generator):
         sc = all_scores(arrays, cfg, picks)
         return ranking.spearman_matrix(np.stack([sc[n][clean] for n in names]))
 
-    full = all_scores(arrays, cfg)
-    point = ranking.spearman_matrix(np.stack([full[n][clean] for n in names]))
-    by_examples = ranking.bootstrap_examples(np.stack([full[n][clean] for n in names]), cfg.n_boot, gen)
+    kept = np.stack([full[n][clean] for n in names])
+    point = ranking.spearman_matrix(kept)
+    by_examples = ranking.bootstrap_examples(kept, cfg.n_boot, gen)
     by_models = ranking.bootstrap(stat, fams, cfg.n_boot, gen)
     lo, hi = ranking.percentile_interval(by_examples, LEVEL)
     m_lo, m_hi = ranking.percentile_interval(by_models, LEVEL)
@@ -445,9 +452,10 @@ def lira_attack(arrays, cfg: Config, gen: np.random.Generator):
 
 
 def flip_aucs(scores: Mapping[str, np.ndarray], flipped: np.ndarray) -> pd.DataFrame:
-    """AUC of each score, oriented so that high means hard (``Score.hard``), as a detector of the flipped labels."""
-    return pd.DataFrame([dict(score=s.name, auc=ranking.mask_auc(s.hard * np.asarray(scores[s.name]), flipped)
-                              if flipped.any() else np.nan) for s in SCORES])
+    """AUC of each score, oriented so that high means hard (``Score.hard``), as a detector of the flipped labels
+    (NaN without flipped labels)."""
+    return pd.DataFrame([dict(score=s.name, auc=ranking.mask_auc(s.hard * np.asarray(scores[s.name]), flipped))
+                         for s in SCORES])
 
 
 def influence_table(arrays, memo: np.ndarray, x_train: torch.Tensor, x_test: torch.Tensor,
@@ -473,15 +481,15 @@ def _compute(cfg: Config, progress: bool):
     flipped = (ds.y_train != ds.y_train_clean).numpy()
     arrays = {"train_index": ds.train_index.numpy(), "test_index": ds.test_index.numpy(),
               "y_train": ds.y_train.numpy(), "y_clean": ds.y_train_clean.numpy(), "flipped": flipped}
-    model_rows, histories = [], []
+    model_rows = []
     groups = [("subset", cfg.subset_ratio, cfg.n_models)] + [(ratio_family(r), r, cfg.cscore_models)
                                                               for r in cfg.cscore_ratios]
     steps = tqdm(total=len(groups) + 3, desc="atlas", disable=not progress)
     for fam, ratio, k in groups:
         keep = mem.random_subsets(k, n, ratio, np.random.default_rng(stream_seed(cfg.seed, f"atlas/keep/{fam}")))
         seeds = cfg.seeds_of(fam)
-        phi, correct, correct_test, df = train_subset_models(cfg, ds, keep, seeds, progress,
-                                                             f"{k} models on {ratio:g} of the data")
+        phi, correct, correct_test = train_subset_models(cfg, ds, keep, seeds, progress,
+                                                         f"{k} models on {ratio:g} of the data")
         arrays[f"keep_{fam}"], arrays[f"correct_{fam}"] = keep, correct
         if fam == "subset":
             arrays["phi_subset"], arrays["correct_test_subset"] = phi, correct_test
@@ -489,9 +497,8 @@ def _compute(cfg: Config, progress: bool):
         model_rows += [dict(family=fam, ratio=ratio, model=m, seed=seeds[m], subset_acc=float(fit[m]),
                             test_acc=float(correct_test[m].mean())) for m in range(k)]
         steps.update()
-    correct_runs, margin_runs, p_true_runs, critical, df = train_full_runs(cfg, ds, stats, progress)
+    correct_runs, margin_runs, p_true_runs, critical, history = train_full_runs(cfg, ds, stats, progress)
     arrays.update(correct_runs=correct_runs, margin_runs=margin_runs, p_true_runs=p_true_runs, critical_runs=critical)
-    histories.append(df.assign(family="runs"))
     steps.update()
     arrays["sensitivity"] = sensitivity_scores(cfg, ds, progress)
     p = knn_proba_loo(ds.x_train.flatten(1), ds.y_train, cfg.knn_k, ds.num_classes)
@@ -499,7 +506,7 @@ def _compute(cfg: Config, progress: bool):
     steps.update()
     gen = np.random.default_rng(stream_seed(cfg.seed, "atlas/resample"))
     scores = all_scores(arrays, cfg)
-    spearman, contrast = agreement(arrays, cfg, ~flipped, gen)
+    spearman, contrast = agreement(arrays, cfg, scores, ~flipped, gen)
     lira_table, roc_table, lira_arrays = lira_attack(arrays, cfg, gen)
     arrays.update(lira_arrays)
     tables = {
@@ -510,7 +517,7 @@ def _compute(cfg: Config, progress: bool):
         "cost": cost_curves(arrays, cfg, gen), "lira": lira_table, "roc": roc_table,
         "flips": flip_aucs(scores, flipped),
         "influence": influence_table(arrays, scores["memorization"], ds.x_train, ds.x_test),
-        "models": pd.DataFrame(model_rows), "history": pd.concat(histories, ignore_index=True),
+        "models": pd.DataFrame(model_rows), "history": history,
     }
     steps.update()
     steps.close()
@@ -710,7 +717,7 @@ def claims(result: Result) -> list[Claim]:
 def headline(result: Result) -> dict:
     """Models, the LiRA table, ρ(memorization, C-score), the flip AUCs, split-half ρ and the data-order checksum."""
     ms = models_summary(result)
-    ex = export(result)
+    df = scores_frame(result)
     return {
         "models": {f: {k: float(v) for k, v in row.items()} for f, row in ms.iterrows()},
         "lira": {v: {k: float(x) for k, x in row.items()}
@@ -719,8 +726,8 @@ def headline(result: Result) -> dict:
         "flip_auc": {r.score: float(r.auc) for r in result.tables["flips"].itertuples(index=False)},
         "split_half_rho": {r.score: float(r.split_half_rho)
                            for r in result.tables["reliability"].itertuples(index=False)},
-        "flipped": int(ex["flipped"].sum()),
-        "order_sha256": str(ex["order_sha256"]),
+        "flipped": int(df["flipped"].sum()),
+        "order_sha256": order_checksum(df["train_index"].to_numpy(), df["label"].to_numpy(), result.config.dataset),
     }
 
 
@@ -802,7 +809,7 @@ def plot_strips(result: Result, name: str = "memorization", k: int = 3):
     ``name`` (label as trained, value above each; a red title marks a flipped label)."""
     import matplotlib.pyplot as plt
 
-    ds, _ = prepare(result.config)
+    ds = inputs(result.config)
     df = scores_frame(result)
     classes = sorted(df["label"].unique())
     fig, axes = plt.subplots(len(classes), 2 * k, figsize=(1.0 * 2 * k + 0.6, 1.05 * len(classes)), squeeze=False)
@@ -886,8 +893,7 @@ def plot_flips(result: Result):
 
 def neighbours(result: Result, position: int, k: int = 5) -> list[int]:
     """The ``k`` nearest other training examples of ``position`` in input space (Euclidean, standardized)."""
-    ds, _ = prepare(result.config)
-    x = ds.x_train.flatten(1)
+    x = inputs(result.config).x_train.flatten(1)
     d = torch.cdist(x[position:position + 1], x)[0]
     d[position] = float("inf")
     return torch.argsort(d)[:k].tolist()
@@ -897,7 +903,7 @@ def plot_example(result: Result, position: int, k: int = 5):
     """One training example, its nearest training neighbours, and its percentile under every score."""
     import matplotlib.pyplot as plt
 
-    ds, _ = prepare(result.config)
+    ds = inputs(result.config)
     df = scores_frame(result)
     near = neighbours(result, position, k)
     fig = plt.figure(figsize=(9.0, 3.6))
