@@ -135,3 +135,22 @@ def value_ticks(ax, values, axis: str = "x", fmt: str = "{:g}") -> None:
         last = box
     if kept != labels:
         a.set_major_formatter(FixedFormatter(kept))
+
+
+def show_input(ax, x, title: str | None = None, fontsize: float = 7) -> None:
+    """Draw one example ``x`` (a NumPy array or tensor) on ``ax`` without ticks or frame: an image ``(1, H, W)`` in
+    grey (dark ink), ``(3, H, W)`` in colour scaled to [0, 1], anything else as a 1-d signal; ``title`` above it."""
+    a = np.asarray(x, dtype=float)
+    if a.ndim == 3 and a.shape[0] == 1:
+        ax.imshow(a[0], cmap="gray_r")
+    elif a.ndim == 3 and a.shape[0] == 3:
+        img = np.moveaxis(a, 0, -1)
+        ax.imshow((img - img.min()) / max(float(img.max() - img.min()), 1e-12))
+    else:
+        ax.plot(a.reshape(-1), color="k", lw=0.7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title is not None:
+        ax.set_title(title, fontsize=fontsize)

@@ -41,7 +41,7 @@ from ..methods.knn import knn_proba_loo
 from ..methods.lass import ALPHA_255, BETA_255, MIN_NEW, RADIUS_255, lass_many, standardized_settings
 from ..methods.sensitivity import train_with_sensitivity
 from ..models import build_model
-from ..plots import interactive
+from ..plots import interactive, show_input
 from ..stats import misclassification_rate
 from ..train import train_many
 from .common import Check, all_of, check, learned, run_cached, train_config, validate_common, verdict
@@ -732,25 +732,6 @@ def headline(result: Result) -> dict:
 
 
 # ----------------------------------------------------------------------------- figures
-
-def show_input(ax, x, title: str | None = None, fontsize: float = 7) -> None:
-    """Draw one example ``x`` (a NumPy array or tensor) on ``ax`` without ticks or frame: an image ``(1, H, W)`` in
-    grey (dark ink), ``(3, H, W)`` in colour scaled to [0, 1], anything else as a 1-d signal; ``title`` above it."""
-    a = np.asarray(x, dtype=float)
-    if a.ndim == 3 and a.shape[0] == 1:
-        ax.imshow(a[0], cmap="gray_r")
-    elif a.ndim == 3 and a.shape[0] == 3:
-        img = np.moveaxis(a, 0, -1)
-        ax.imshow((img - img.min()) / max(float(img.max() - img.min()), 1e-12))
-    else:
-        ax.plot(a.reshape(-1), color="k", lw=0.7)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if title is not None:
-        ax.set_title(title, fontsize=fontsize)
-
 
 def plot_matrix(result: Result):
     """Spearman ρ between every pair of scores over the unflipped examples, the bootstrap interval below each value."""
