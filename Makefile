@@ -22,7 +22,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 STUDIES := $(shell ls notebooks 2>/dev/null | sed -n 's/^[0-9][0-9]_\(.*\)\.ipynb$$/\1/p' | grep -v '^scoreboard$$')
 RUN := $(PY) -m memlib.runner
 
-.PHONY: all test lint lab setup clean studies scoreboard report list bench help $(STUDIES)
+.PHONY: all test lint lab setup clean studies scoreboard report list bench help site exercises $(STUDIES)
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
 	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
@@ -35,7 +35,7 @@ all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "memlib needs Python >= 3.10; set PYTHON=python3.X")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "memlib needs Python >= 3.11 (numpy 2.4 and Sphinx 9 need it); set PYTHON=python3.X")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -e .
 	$(PY) -c "from memlib.runner.run import ensure_kernel; print('jupyter kernel:', ensure_kernel())"
@@ -52,11 +52,20 @@ $(STUDIES): setup
 scoreboard report: setup  ## the scoreboard and report; fails when a study is missing or failed
 	$(RUN) scoreboard --profile $(PROFILE) --device $(DEVICE) $(ARGS)
 
+# The companion site from what `make all` left in build/ (every profile with results; never reruns a study).
+site: setup  ## build/site/index.html: an offline book of the executed studies, with the claims matrix and exercises
+	$(PY) -m memlib.runner.site
+
+# The exercises' worked answers come from actual runs: each exercise's parameter change, run into build/exercises/<id>/
+# (the result cache is shared). `make site` afterwards shows them.
+exercises: setup  ## run the site's exercises (site/exercises.yaml) for their worked answers
+	$(PY) -m memlib.runner.site --run-exercises
+
 help-%: setup  ## a study's parameters with their meaning, e.g. make help-randomization_tests
 	@$(RUN) $* --help
 
 help:  ## the targets and knobs
-	@echo "targets: all test lint lab bench scoreboard list clean setup help help-<study> <study>"
+	@echo "targets: all test lint lab bench scoreboard site exercises list clean setup help help-<study> <study>"
 	@echo "studies: $(STUDIES)"
 	@echo "knobs:   PROFILE=smoke|default|real|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 JOBS=N LAB_ARGS=... BENCH_ARGS=..."
 
@@ -86,4 +95,4 @@ clean:  ## remove generated output (keeps .venv)
 # Any other target: say what exists instead of make's terse "No rule to make target".
 .DEFAULT:
 	@echo "make: unknown target '$@'. Studies: $(STUDIES)" >&2; \
-	echo "Other targets: all test lint lab bench scoreboard list clean help help-<study>" >&2; exit 2
+	echo "Other targets: all test lint lab bench scoreboard site exercises list clean help help-<study>" >&2; exit 2

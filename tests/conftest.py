@@ -3,6 +3,8 @@ from a temporary copy of ../shared/data/MNIST; tests needing it are skipped with
 import gzip
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +65,15 @@ def here_and_in_workers():
         return here, there
 
     return both
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory) -> Path:
+    """Every study and the scoreboard run once in the smoke profile (``python -m memlib.run all``) into a temporary
+    ``<this>/build`` with its own ``<this>/cache``; shared by the notebook tests and the site's tests."""
+    build = tmp_path_factory.mktemp("smoke")
+    env = dict(os.environ, MEMLIB_BUILD=str(build / "build"), MEMLIB_CACHE=str(build / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "memlib.run", "all", "--profile", "smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return build

@@ -45,7 +45,7 @@ def test_make_lab_writes_under_build_lab_and_shares_the_cache():
     assert "--ContentsManager.pre_save_hook=memlib.runner.lab.strip_outputs" in text
 
 
-# ---------------------------------------------------------------- a lab session leaves the tracked notebooks as committed
+# ------------------------------------------------ a lab session leaves the tracked notebooks as committed
 
 #: What ipykernel 7 reports as ``language_info`` and JupyterLab 4 writes into a notebook after a kernel ran it.
 KERNEL_LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",

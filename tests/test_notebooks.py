@@ -30,13 +30,6 @@ def execute(build, *args):
     return proc
 
 
-@pytest.fixture(scope="module")
-def smoke_build(tmp_path_factory):
-    build = tmp_path_factory.mktemp("smoke")
-    execute(build, "all")
-    return build
-
-
 @pytest.mark.notebook
 @pytest.mark.parametrize("study", STUDIES)
 def test_study_metrics_contract(smoke_build, study):

@@ -81,19 +81,20 @@ def _explain(study: str, record: dict, *, profile: str, device: str | None, over
 
 
 def study_entries(profile: str, device: str | None = None, overrides: dict | None = None,
-                  run_id: str | None = None) -> list[dict]:
+                  run_id: str | None = None, only: list[str] | None = None) -> list[dict]:
     """One entry per study notebook, in notebook order: ``study``, ``number``, ``title``, ``paper``, ``state``
     (:data:`STATES`), ``reason`` (why not current; "" when current), ``metrics`` (metrics.json or None), ``dir``,
     ``notebook`` / ``notebook_html`` (paths of the executed notebook and its HTML, None when absent), ``record``
     (run.json).
 
     "What this run asks" is ``profile`` ← ``device`` ← ``overrides`` as the runner merges them; ``run_id`` (default
-    ``$MEMLIB_RUN_ID``, set by ``make all``) marks results of an earlier ``make all`` as stale."""
+    ``$MEMLIB_RUN_ID``, set by ``make all``) marks results of an earlier ``make all`` as stale; ``only``: these
+    studies only (in notebook order)."""
     run_id = runstate.run_id() if run_id is None else run_id
     overrides = dict(overrides or {})
     entries = []
     for study, notebook in registry.notebooks().items():
-        if study == SCOREBOARD:
+        if study == SCOREBOARD or (only is not None and study not in only):
             continue
         folder = runstate.study_folder(study, profile)
         record = runstate.read(study, profile)
