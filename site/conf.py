@@ -14,6 +14,8 @@ nb_ipywidgets_js = {}
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
+# the notebooks write display formulas ($$…$$) inside paragraphs, as Jupyter allows
+myst_dmath_double_inline = True
 # Formulas as MathML at build time (memlib.runner.sphinx_mathml): no MathJax, no network.
 html_math_renderer = "mathml"
 

@@ -270,6 +270,14 @@ def test_every_page_loads_without_errors_with_its_images_and_links(built):
             for src, complete, natural in images:
                 assert complete and natural > 0, f"{page.name}: image {src} did not load"
             assert _check_links(browser, page) > 0, page
+            # every formula of the prose became MathML: no TeX left outside the code cells and their outputs
+            prose = browser.evaluate("(() => { const a = document.querySelector('article') || document.body; "
+                                     "const c = a.cloneNode(true); c.querySelectorAll('.cell, pre, code')"
+                                     ".forEach(e => e.remove()); return c.innerText; })()")
+            assert "$$" not in prose and "\\frac" not in prose and "\\theta" not in prose, page.name
+            # nothing wider than a laptop screen: wide tables scroll inside their own box, the page does not
+            overflow = browser.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{page.name} is {overflow} px wider than a 1280 px window"
 
 
 @pytest.mark.browser
