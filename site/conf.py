@@ -4,7 +4,7 @@
 project = "memlib"
 author = "the memlib authors"
 copyright = "the memlib authors (MIT licence)"
-html_title = "memlib — memorization vs. generalization, reproduced"
+html_title = "memlib — memorization vs. generalization, re-run"
 
 extensions = ["myst_nb", "memlib.runner.sphinx_mathml"]
 # The notebooks were executed by `make all`; the site only renders them.

@@ -86,6 +86,16 @@ def test_inline_markdown_is_escaped():
     assert site._inline_md("a `<b>` and **c** & *d*") == "a <code>&lt;b&gt;</code> and <b>c</b> &amp; <i>d</i>"
 
 
+def test_headline_changes_list_the_largest_relative_change_first():
+    before = {"a": {"x": 1.0, "y": 10.0, "same": 3.0, "flag": True}, "z": 2.0, "gone": 1.0}
+    after = {"a": {"x": 1.5, "y": 30.0, "same": 3.0, "flag": False}, "z": float("nan"), "new": 4.0}
+    assert site.flatten(before) == {"a / x": 1.0, "a / y": 10.0, "a / same": 3.0, "z": 2.0, "gone": 1.0}
+    table = site._headline_changes(before, after, "default", "-p k 5")
+    rows = re.findall(r"<tr><td>([^<]+)</td>", table)
+    assert rows == ["z", "a / y", "a / x"]  # NaN first, then ×3, then ×1.5; unchanged, bool and one-sided left out
+    assert "No headline number differs" in site._headline_changes(before, before, "default", "-p k 5")
+
+
 def test_no_results_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMLIB_BUILD", str(tmp_path / "empty"))
     proc = subprocess.run([sys.executable, "-m", "memlib.runner.site"], cwd=ROOT, capture_output=True, text=True,

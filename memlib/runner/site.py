@@ -564,6 +564,8 @@ def _answer_html(src: Source, ex: Exercise, static: Path) -> str:
         rows.append(f"<tr><td>{_esc(c['statement'])}</td><td>{before}</td><td>{after}</td></tr>")
     table = (f'<div class="memlib-wide"><table><thead><tr><th>claim</th><th>{_esc(profile)} run</th>'
              f'<th>with <code>{_esc(ex.args)}</code></th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    table += _headline_changes(((base.get("metrics") or {}).get("headline")) or {}, m.get("headline") or {},
+                               profile, ex.args)
     fig = ""
     thumb_dest = static / "exercises" / f"{ex.id}.png"
     figures = m.get("figures") or []
@@ -584,6 +586,43 @@ def _answer_html(src: Source, ex: Exercise, static: Path) -> str:
              f'{_esc(_duration(m.get("wall_time_s")))}, {_esc(m.get("device"))}, commit '
              f'{_esc(str(m.get("git_commit"))[:10])}), results in <code>build/exercises/{_esc(ex.id)}/</code>.</p>')
     return f"{stale}{explanation}{table}{fig}{facts}"
+
+
+def flatten(value, prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested headline dict, keyed by their path ("penultimate / overfit / kl_test")."""
+    if isinstance(value, dict):
+        out: dict[str, float] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix} / {k}" if prefix else str(k)))
+        return out
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {prefix: float(value)}
+    return {}
+
+
+#: At most this many changed headline numbers are listed under a worked answer (the rest are counted).
+HEADLINE_ROWS = 12
+
+
+def _headline_changes(before: dict, after: dict, profile: str, args: str) -> str:
+    """A table of the headline numbers that differ between the two runs (the exercise's effect, in numbers),
+    the largest relative change first."""
+    import math
+
+    a, b = flatten(before), flatten(after)
+    changed = [k for k in b if k in a and not (a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])))]
+    # largest relative change first (a NaN on one side counts as the largest)
+    changed.sort(key=lambda k: -(abs(b[k] - a[k]) / max(abs(a[k]), 1e-12)) if math.isfinite(b[k] - a[k])
+                 else -math.inf)
+    if not changed:
+        return '<p class="memlib-note">No headline number differs from the default run.</p>' if a else ""
+    rows = "".join(f"<tr><td>{_esc(k)}</td><td>{a[k]:.4g}</td><td>{b[k]:.4g}</td></tr>"
+                   for k in changed[:HEADLINE_ROWS])
+    more = (f'<p class="memlib-note">and {len(changed) - HEADLINE_ROWS} more in the two runs\' '
+            f'<code>metrics.json</code>.</p>' if len(changed) > HEADLINE_ROWS else "")
+    return (f'<div class="memlib-wide"><table><thead><tr><th>headline number that changed</th>'
+            f'<th>{_esc(profile)} run</th><th>with <code>{_esc(args)}</code></th></tr></thead><tbody>{rows}</tbody>'
+            f'</table></div>{more}')
 
 
 def exercises_page(src: Source, static: Path) -> str:
