@@ -667,19 +667,31 @@ def discussion_md(src: Source) -> str:
 
 
 def run_times_md(src: Source) -> str:
+    """Markdown table: each study's command and its wall time in every profile, a cache hit marked as such (its
+    time is the notebook's, not the computation's); the devices the times come from below it."""
     head = "| study | command | " + " | ".join(f"{p} wall time" for p in src.profiles) + " |"
     lines = [head, "|" + "---|" * (2 + len(src.profiles))]
-    devices = set()
+    devices: dict[str, set] = {}
+    hits = False
     for study in registry.studies():
         cells = []
         for p in src.profiles:
             m = (src.entries[p].get(study) or {}).get("metrics") or {}
-            cells.append(_duration(m.get("wall_time_s")) if m else "—")
+            cell = _duration(m.get("wall_time_s")) if m else "—"
+            if (m.get("cache") or {}).get("hit"):
+                cell, hits = cell + " (cache hit)", True
+            cells.append(cell)
             if m.get("device"):
-                devices.add(f"{p}: {m['device']}")
-        lines.append(f"| {_page_name(study)[:2]} {study} | `make {study}` | " + " | ".join(cells) + " |")
+                devices.setdefault(p, set()).add(str(m["device"]))
+        command = f"make {study}" + ("" if src.profiles[0] == "default" else f" PROFILE={src.profiles[0]}")
+        lines.append(f"| {_page_name(study)[:2]} {study} | `{command}` | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Measured on " + "; ".join(sorted(devices)) + "." if devices else "")
+    if devices:
+        lines.append("Devices: " + "; ".join(f"{p}: {', '.join(sorted(d))}" for p, d in devices.items()) +
+                     " (under `make all` two studies run at a time, each with half the cores).")
+    if hits:
+        lines.append("A *cache hit* reused a computation made before: its time is the notebook's alone; "
+                     "`MEMLIB_CACHE=$(mktemp -d) make <study> FORCE=1` measures it cold.")
     return "\n".join(lines)
 
 
