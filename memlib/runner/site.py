@@ -737,7 +737,10 @@ def build(out: Optional[Path] = None, quiet: bool = True) -> Path:
     out = Path(out) if out is not None else build_dir() / "site"
     start = time.perf_counter()
     src = gather()
+    print(f"[memlib] site: results of {', '.join(src.profiles)} (study pages: {src.primary}); writing the pages",
+          flush=True)
     sources = write_sources(src, build_dir() / "site-src")
+    print(f"[memlib] site: sphinx-build {sources} (about half a minute)", flush=True)
     tmp = out.with_name(f".{out.name}.building")
     if tmp.exists():
         shutil.rmtree(tmp)
