@@ -45,6 +45,12 @@ NOTES: dict[str, dict[str, str]] = {
                       "ρ 0.82; on 2,000 MNIST images ρ = 0.93 (the CNN B on digits: 0.89)",
         "split_half_test": "measured, not diagnosed further: ρ 0.84 on the digits' test set, 0.92 on MNIST's",
     },
+    "mixup": {
+        "erm_last_exceeds_best": "borderline on 3,000 MNIST images at p = 0.2, where the threshold is 2 points: ERM's "
+                                 "best–last gap was 2.5 points in one real run (AMD EPYC) and 1.93 in another (Intel "
+                                 "Xeon, 2026-12-07); at p = 0.5 and 0.8 it is 17–27 points in both. Not diagnosed "
+                                 "further: the two runs differ in CPU and in memlib version",
+    },
     "loss_sensitivity": {
         "per_class_off_diagonal": "not diagnosed: on MNIST 14×14 (the paper's data) real data spreads more off the "
                                   "diagonal (80.6 vs 74.5 %); on 8×8 digits less (77.2 vs 80.6 %)",
