@@ -82,6 +82,11 @@ def test_the_primary_profile_is_default_then_any_real_results_then_smoke():
         site.primary_profile([])
 
 
+def test_a_commit_is_shortened_and_keeps_its_dirty_mark():
+    assert site._short_commit("2b686799df1234567890abcdef+dirty") == "2b686799df+dirty"
+    assert site._short_commit("0ae39e1f5d00") == "0ae39e1f5d" and site._short_commit(None) == ""
+
+
 def test_inline_markdown_is_escaped():
     assert site._inline_md("a `<b>` and **c** & *d*") == "a <code>&lt;b&gt;</code> and <b>c</b> &amp; <i>d</i>"
 

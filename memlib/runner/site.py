@@ -436,6 +436,20 @@ def _clean_outputs(nb) -> None:
                 cell.outputs[i] = nbformat.v4.new_output("stream", name="stdout", text=WIDGET_NOTE)
 
 
+def _insert_status(nb, status: str) -> None:
+    """The status line right under the notebook's title (its first markdown line starting with "# "), or as a cell
+    of its own at the top when there is no title."""
+    for cell in nb.cells:
+        if cell.get("cell_type") != "markdown":
+            continue
+        lines = cell.source.split("\n")
+        if lines and lines[0].startswith("# "):
+            cell.source = "\n".join([lines[0], "", status, "", *lines[1:]])
+            return
+        break
+    nb.cells.insert(0, _md_cell(status, "memlib-site-status"))
+
+
 def study_page(src: Source, study: str, pages: Path, extra: Path) -> Path:
     """Write the study's page into ``pages`` (``NN_study.ipynb``: the primary profile's executed notebook, or a
     notebook of markdown cells saying it has none) and its downloads into ``extra``; return the page's path."""
@@ -456,7 +470,7 @@ def study_page(src: Source, study: str, pages: Path, extra: Path) -> Path:
         nb = nbformat.read(nb_path, as_version=4)
         _clean_outputs(nb)
         nb.metadata.pop("widgets", None)
-        nb.cells.insert(1, _md_cell(_status_html(src, study), "memlib-site-status"))
+        _insert_status(nb, _status_html(src, study))
     else:  # no executed notebook in the primary profile: a page that says so, with the rest of the study's data
         nb = nbformat.v4.new_notebook()
         nb.cells = [_md_cell(f"# {name[:2]} · {e.get('title') or study}", "memlib-site-title"),
@@ -522,6 +536,12 @@ def gallery_html(src: Source, static: Path) -> str:
     return f'<div class="memlib-gallery">{"".join(cards)}</div>'
 
 
+def _short_commit(commit) -> str:
+    """The first 10 hex digits of a recorded commit, with ``+dirty`` kept (the tree had uncommitted changes)."""
+    text = str(commit or "")
+    return text[:10] + ("+dirty" if text.endswith("+dirty") else "")
+
+
 def profiles_html(src: Source) -> str:
     items = []
     for p in src.profiles:
@@ -530,8 +550,9 @@ def profiles_html(src: Source) -> str:
         claims = [c for e in current for c in _claims_of(e)]
         ok = sum(bool(c["reproduced"]) for c in claims)
         dates = sorted(str((e.get("metrics") or {}).get("finished_at") or "") for e in es if e.get("metrics"))
-        commits = sorted({str((e.get("metrics") or {}).get("git_commit") or "")[:10] for e in es if e.get("metrics")})
-        when = f"runs {dates[0][:10]} to {dates[-1][:10]}" if dates else "no runs"
+        commits = sorted({_short_commit((e.get("metrics") or {}).get("git_commit")) for e in es if e.get("metrics")})
+        when = "no runs" if not dates else (f"run {dates[0][:10]}" if dates[0][:10] == dates[-1][:10]
+                                            else f"runs {dates[0][:10]} to {dates[-1][:10]}")
         items.append(f"<li><b>{_esc(p)}</b>{' (shown on the study pages)' if p == src.primary else ''}: "
                      f"{len(current)} of {len(es)} studies current, {ok} of {len(claims)} claims reproduced "
                      f"in them; {_esc(when)}; commit {_esc(', '.join(c for c in commits if c) or '—')}</li>")
@@ -584,7 +605,7 @@ def _answer_html(src: Source, ex: Exercise, static: Path) -> str:
     explanation = f"<p>{_inline_md(ex.answer)}</p>" if ex.answer else ""
     facts = (f'<p class="memlib-note">From the run of {_esc(m.get("finished_at"))} (wall time '
              f'{_esc(_duration(m.get("wall_time_s")))}, {_esc(m.get("device"))}, commit '
-             f'{_esc(str(m.get("git_commit"))[:10])}), results in <code>build/exercises/{_esc(ex.id)}/</code>.</p>')
+             f'{_esc(_short_commit(m.get("git_commit")))}), results in <code>build/exercises/{_esc(ex.id)}/</code>.</p>')
     return f"{stale}{explanation}{table}{fig}{facts}"
 
 
