@@ -605,7 +605,8 @@ def _answer_html(src: Source, ex: Exercise, static: Path) -> str:
     explanation = f"<p>{_inline_md(ex.answer)}</p>" if ex.answer else ""
     facts = (f'<p class="memlib-note">From the run of {_esc(m.get("finished_at"))} (wall time '
              f'{_esc(_duration(m.get("wall_time_s")))}, {_esc(m.get("device"))}, commit '
-             f'{_esc(_short_commit(m.get("git_commit")))}), results in <code>build/exercises/{_esc(ex.id)}/</code>.</p>')
+             f'{_esc(_short_commit(m.get("git_commit")))}), results in '
+             f'<code>build/exercises/{_esc(ex.id)}/</code>.</p>')
     return f"{stale}{explanation}{table}{fig}{facts}"
 
 
