@@ -82,6 +82,11 @@ def test_the_primary_profile_is_default_then_any_real_results_then_smoke():
         site.primary_profile([])
 
 
+def test_sizes_are_written_for_people():
+    assert [site._size(n) for n in (0, 616, 3686, 25 * 1024 ** 2, 1.3e9)] == ["0 B", "616 B", "3.6 KB", "25.0 MB",
+                                                                            "1.2 GB"]
+
+
 def test_a_commit_is_shortened_and_keeps_its_dirty_mark():
     assert site._short_commit("2b686799df1234567890abcdef+dirty") == "2b686799df+dirty"
     assert site._short_commit("0ae39e1f5d00") == "0ae39e1f5d" and site._short_commit(None) == ""
@@ -101,8 +106,7 @@ def test_headline_changes_list_the_largest_relative_change_first():
     assert "No headline number differs" in site._headline_changes(before, before, "default", "-p k 5")
 
 
-def test_no_results_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMLIB_BUILD", str(tmp_path / "empty"))
+def test_no_results_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "memlib.runner.site"], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, MEMLIB_BUILD=str(tmp_path / "empty")), timeout=120)
     assert proc.returncode == 2 and "no study results" in proc.stderr and "make all" in proc.stderr
@@ -117,16 +121,15 @@ def _env(smoke_build: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def built(smoke_build):
-    """The site of the smoke results, after running one exercise in the smoke profile: (folder, seconds)."""
+    """The site's folder, built from the smoke results after running one exercise in the smoke profile."""
     env = _env(smoke_build)
     proc = subprocess.run([sys.executable, "-m", "memlib.runner.site", "--run-exercises", "--only", EXERCISE,
                            "--profile", "smoke"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "memlib.runner.site"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return smoke_build / "build" / "site", time.perf_counter() - start
+    return smoke_build / "build" / "site"
 
 
 def _pages(folder: Path) -> list[Path]:
@@ -135,7 +138,7 @@ def _pages(folder: Path) -> list[Path]:
 
 
 def test_every_study_has_a_page_and_the_site_says_what_it_was_built_from(built):
-    folder, _ = built
+    folder = built
     for study, nb in registry.notebooks().items():
         if study != registry.SCOREBOARD:
             assert (folder / "studies" / f"{nb.stem}.html").is_file(), study
@@ -147,7 +150,7 @@ def test_every_study_has_a_page_and_the_site_says_what_it_was_built_from(built):
 
 
 def test_downloads_match_the_results_and_their_checksums(built, smoke_build):
-    folder, _ = built
+    folder = built
     for study in STUDIES:
         results = smoke_build / "build" / "smoke" / study
         dest = folder / "downloads" / "smoke" / study
@@ -184,7 +187,7 @@ class _Assets(html.parser.HTMLParser):
 
 
 def test_no_page_or_style_sheet_loads_anything_from_the_network(built):
-    folder, _ = built
+    folder = built
     remote = re.compile(r"^\s*(https?:)?//", re.I)
     for page in folder.rglob("*.html"):
         parser = _Assets()
@@ -208,7 +211,7 @@ def test_the_asset_check_catches_a_cdn(tmp_path):
 
 
 def test_exercises_show_a_worked_answer_only_from_an_actual_run(built):
-    folder, _ = built
+    folder = built
     text = (folder / "exercises.html").read_text()
     spec = site.load_exercises()
     ids = [ex.id for block in spec.values() for ex in block["exercises"]]
@@ -222,7 +225,7 @@ def test_exercises_show_a_worked_answer_only_from_an_actual_run(built):
 
 
 def test_a_failed_build_leaves_the_previous_site(built, smoke_build, tmp_path, monkeypatch):
-    folder, _ = built
+    folder = built
     before = (folder / "index.html").read_bytes()
     broken = tmp_path / "site"
     shutil.copytree(site.SITE_DIR, broken)
@@ -272,7 +275,7 @@ def _check_links(browser, page: Path) -> int:
 @pytest.mark.browser
 def test_every_page_loads_without_errors_with_its_images_and_links(built):
     devtools = _browser_or_skip()
-    folder, _ = built
+    folder = built
     pages = _pages(folder)
     assert len(pages) >= len(STUDIES) + 5
     with devtools.HeadlessChromium(width=1280, height=900) as browser:
@@ -298,7 +301,7 @@ def test_every_page_loads_without_errors_with_its_images_and_links(built):
 @pytest.mark.browser
 def test_study_pages_render_figures_and_formulas(built):
     devtools = _browser_or_skip()
-    folder, _ = built
+    folder = built
     page = folder / "studies" / f"{registry.notebooks()['loss_sensitivity'].stem}.html"
     with devtools.HeadlessChromium(width=1280, height=900) as browser:
         assert browser.open(page) == []
@@ -315,7 +318,7 @@ def test_study_pages_render_figures_and_formulas(built):
 @pytest.mark.parametrize("query, expect", [("memorization", "studies/"), ("permutation test", "09_permutation_test")])
 def test_search_works_offline(built, query, expect):
     devtools = _browser_or_skip()
-    folder, _ = built
+    folder = built
     with devtools.HeadlessChromium(width=1280, height=900) as browser:
         browser.send("Page.navigate", {"url": (folder / "search.html").as_uri() + "?q=" + query.replace(" ", "+")})
         browser.wait_for("Page.loadEventFired")
@@ -330,7 +333,7 @@ def test_search_works_offline(built, query, expect):
 @pytest.mark.browser
 def test_screenshots(built):
     devtools = _browser_or_skip()
-    folder, _ = built
+    folder = built
     shots = {"site-screenshot.png": folder / "index.html",
              "site-study-screenshot.png": folder / "studies" / f"{registry.notebooks()['example_atlas'].stem}.html"}
     for name, page in shots.items():

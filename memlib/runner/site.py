@@ -46,6 +46,7 @@ from ..config import ROOT, build_dir, cache_dir, profile_names
 from . import matrix as matrix_module
 from . import registry, runstate, scoreboard
 from .registry import SCOREBOARD, Refused
+from .report import _duration
 
 #: The authored part of the site (copied into the source tree, placeholders filled in).
 SITE_DIR = ROOT / "site"
@@ -66,12 +67,13 @@ class SiteError(RuntimeError):
 
 # ============================================================================ which results
 
-def profiles_with_results(root: Optional[Path] = None) -> list[str]:
-    """Profiles (in :func:`memlib.config.profile_names` order) with at least one study's ``metrics.json``;
+def profiles_with_results() -> list[str]:
+    """The matrix's profiles with results (:func:`memlib.runner.matrix.profiles_with_results`, smoke left out);
     ``smoke`` only when no other profile has results (its verdicts are not meant to reproduce anything)."""
-    root = Path(root) if root is not None else build_dir()
-    found = [p for p in profile_names() if any((root / p).glob("*/metrics.json"))]
-    return [p for p in found if p != "smoke"] or found
+    found = matrix_module.profiles_with_results()
+    if found or not any((build_dir() / "smoke").glob("*/metrics.json")):
+        return found
+    return ["smoke"]
 
 
 def primary_profile(profiles: Sequence[str]) -> str:
@@ -228,8 +230,7 @@ def run_exercises(profile: str = "default", only: Sequence[str] = (), device: Op
         cmd = [sys.executable, "-m", "memlib.runner", e.study, "--profile", profile]
         if device:
             cmd += ["--device", device]
-        for name, value in zip(shlex.split(e.args)[1::3], shlex.split(e.args)[2::3]):
-            cmd += ["-p", name, value]
+        cmd += shlex.split(e.args)  # the -p pairs exactly as written (load_exercises checked them)
         failed += subprocess.run(cmd, cwd=ROOT, env=env).returncode != 0
     return failed
 
@@ -275,26 +276,20 @@ def _verdict_badges(study: str, entries: dict[str, dict[str, dict]]) -> str:
     return f'<span class="memlib-verdicts">{" ".join(parts)}</span>'
 
 
-def _duration(seconds) -> str:
-    from .report import _duration as duration
-
-    return duration(seconds)
-
-
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    """``"616 B"``, ``"3.6 KB"``, ``"25.0 MB"``, ``"1.2 GB"``."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB"):
         n /= 1024
-    return f"{n} B"
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 # ============================================================================ the source tree
@@ -353,6 +348,8 @@ def _copy_downloads(entry: dict, profile: str, study: str, extra: Path) -> list[
 
 
 def _downloads_html(src: Source, study: str, extra: Path) -> str:
+    """Copy the study's result files of every profile into ``extra`` (:func:`_copy_downloads`) and return the
+    HTML of their tables."""
     parts = []
     for profile in src.profiles:
         e = src.entries[profile].get(study)
