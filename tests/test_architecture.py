@@ -19,7 +19,7 @@ LAYERS = [
               "memlib.datafiles"}),
     ("core", {"memlib.data", "memlib.audio", "memlib.text", "memlib.models", "memlib.ensemble", "memlib.train",
               "memlib.activations", "memlib.grads", "memlib.lm", "memlib.stats", "memlib.results",
-              "memlib.parallel"}),
+              "memlib.parallel", "memlib.sweep"}),
     ("methods", "memlib.methods"),
     ("studies", "memlib.studies"),
     ("runner", "memlib.runner"),

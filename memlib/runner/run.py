@@ -33,6 +33,7 @@ import yaml
 from ..config import NOTEBOOKS_DIR, ROOT, load_profile, profile_names
 from ..files import NoSpace, is_no_space, readable
 from . import registry, runstate
+from .lock import Locked, StudyLock
 from .registry import REPORT, SCOREBOARD, Refused, suggest
 
 KERNEL = "memlib"
@@ -405,6 +406,26 @@ def _refuse(study: str, profile: str, message: str, key: str | None, overrides: 
 
 
 def _run(names: list[str], overrides: dict, args) -> int:
+    """Hold every requested study folder's lock (:mod:`memlib.runner.lock`: one writer per folder) while running
+    them; a folder another run is writing refuses the request before any work."""
+    locks = []
+    try:
+        for s in names:
+            folder = runstate.study_folder(s if s != SCOREBOARD else REPORT, args.profile)
+            try:
+                locks.append(StudyLock(folder).acquire())
+            except Locked as err:
+                print(f"error: {s} (profile {args.profile}): {err}", file=sys.stderr)
+                return 2
+            if locks[-1].took_over:
+                print(f"[memlib] {s}: took over a stale lock ({locks[-1].took_over})", file=sys.stderr)
+        return _run_locked(names, overrides, args)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _run_locked(names: list[str], overrides: dict, args) -> int:
     # Studies whose last run is up to date are skipped without importing torch (≈ 0.3 s each).
     plan = []
     for s in names:

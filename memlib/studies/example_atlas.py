@@ -44,6 +44,7 @@ from ..models import build_model
 from ..plots import interactive, show_input
 from ..stats import misclassification_rate
 from ..train import train_many
+from ..sweep import Cell, run_cells
 from .common import Check, all_of, check, learned, run_cached, train_config, validate_common, verdict
 
 STUDY = "example_atlas"
@@ -124,6 +125,7 @@ class Config(StrictConfig):
     lass_max_iter: int = 20
     knn_k: int = 5
     n_boot: int = 200
+    models_per_task: int = 25
     seed: int = 0
     device: str = "cpu"
 
@@ -153,6 +155,8 @@ class Config(StrictConfig):
         require(self.lass_max_iter >= 1, "lass_max_iter", self.lass_max_iter, "use a positive integer (paper: 100)")
         require(1 <= self.knn_k < self.n_train, "knn_k", self.knn_k, f"use 1 ≤ k < n_train ({self.n_train})")
         require(self.n_boot >= 20, "n_boot", self.n_boot, "use at least 20 bootstrap resamples")
+        require(self.models_per_task >= 1, "models_per_task", self.models_per_task,
+                "use a positive number of subset models per cell (trained together; more on a GPU)")
 
     def families(self) -> dict[str, int]:
         """Every family of models and its size: ``subset``, one ``ratio<r>`` per C-score ratio, ``runs`` (the
@@ -475,28 +479,70 @@ def influence_table(arrays, memo: np.ndarray, x_train: torch.Tensor, x_test: tor
     return pd.DataFrame(rows)
 
 
-def _compute(cfg: Config, progress: bool):
+#: The fields a subset model's training depends on (a shard's cache key holds these and no others, so that a change
+#: of the analysis — bootstrap resamples, k-NN, LASS, the full-data runs — reuses the trained subset models).
+TRAINING_FIELDS = ("dataset", "n_train", "n_test", "model", "widths", "flip_fraction", "epochs", "batch_size", "lr",
+                   "momentum", "seed", "device")
+
+
+def shard_cell(training: dict, family: str, ratio: float, rows: list[int], seeds: list[int],
+               progress: bool = False):
+    """One cell of the atlas's sweep (:func:`cells`): subset models ``rows[0] … rows[1] − 1`` of ``family``, each on
+    its keep-mask (row ``k`` of the family's masks, drawn from its ``"atlas/keep/<family>"`` stream, so that a row does
+    not depend on how many models the family has) with its seed; arrays ``keep``, ``phi``, ``correct`` and
+    ``correct_test`` with one row per model."""
+    cfg = Config.from_dict(training)
+    ds, _ = prepare(cfg)
+    start, stop = rows
+    keep = mem.random_subsets(stop, len(ds.y_train), ratio,
+                              np.random.default_rng(stream_seed(cfg.seed, f"atlas/keep/{family}")))[start:]
+    phi, correct, correct_test = train_subset_models(cfg, ds, keep, seeds, progress,
+                                                     f"{family}: models {start}–{stop - 1}")
+    return {}, {"keep": keep, "phi": phi, "correct": correct, "correct_test": correct_test}, {}
+
+
+def _groups(cfg: Config) -> list[tuple[str, float, int]]:
+    return [("subset", cfg.subset_ratio, cfg.n_models)] + [(ratio_family(r), r, cfg.cscore_models)
+                                                          for r in cfg.cscore_ratios]
+
+
+def cells(cfg: Config) -> list[Cell]:
+    """The atlas's sweep: every family's subset models in shards of ``models_per_task`` by model index (the
+    full-data runs, 04's sensitivity and the scores are the study's own computation after it)."""
+    training = {f: getattr(cfg, f) for f in TRAINING_FIELDS}
+    training = Config.from_dict(training).to_dict()  # the other fields at their defaults: one key per training
+    out = []
+    for fam, ratio, k in _groups(cfg):
+        seeds = cfg.seeds_of(fam)
+        for start in range(0, k, cfg.models_per_task):
+            stop = min(k, start + cfg.models_per_task)
+            out.append(Cell(STUDY, shard_cell, {"training": training, "family": fam, "ratio": ratio,
+                                                "rows": [start, stop], "seeds": seeds[start:stop]},
+                            f"{fam} models {start}–{stop - 1}"))
+    return out
+
+
+def _compute(cfg: Config, progress: bool, use_cache: bool = True):
     ds, stats = prepare(cfg)
     n = len(ds.y_train)
     flipped = (ds.y_train != ds.y_train_clean).numpy()
     arrays = {"train_index": ds.train_index.numpy(), "test_index": ds.test_index.numpy(),
               "y_train": ds.y_train.numpy(), "y_clean": ds.y_train_clean.numpy(), "flipped": flipped}
     model_rows = []
-    groups = [("subset", cfg.subset_ratio, cfg.n_models)] + [(ratio_family(r), r, cfg.cscore_models)
-                                                              for r in cfg.cscore_ratios]
-    steps = tqdm(total=len(groups) + 3, desc="atlas", disable=not progress)
-    for fam, ratio, k in groups:
-        keep = mem.random_subsets(k, n, ratio, np.random.default_rng(stream_seed(cfg.seed, f"atlas/keep/{fam}")))
+    shards = cells(cfg)
+    parts = run_cells(shards, progress=progress, use_cache=use_cache, desc="atlas: subset models")
+    steps = tqdm(total=3, desc="atlas", disable=not progress)
+    for fam, ratio, k in _groups(cfg):
+        mine = [a for c, (_, a, _) in zip(shards, parts) if c.args["family"] == fam]
+        keep, phi, correct, correct_test = (np.concatenate([a[name] for a in mine])
+                                            for name in ("keep", "phi", "correct", "correct_test"))
         seeds = cfg.seeds_of(fam)
-        phi, correct, correct_test = train_subset_models(cfg, ds, keep, seeds, progress,
-                                                         f"{k} models on {ratio:g} of the data")
         arrays[f"keep_{fam}"], arrays[f"correct_{fam}"] = keep, correct
         if fam == "subset":
             arrays["phi_subset"], arrays["correct_test_subset"] = phi, correct_test
         fit = (correct & keep).sum(1) / keep.sum(1)
         model_rows += [dict(family=fam, ratio=ratio, model=m, seed=seeds[m], subset_acc=float(fit[m]),
                             test_acc=float(correct_test[m].mean())) for m in range(k)]
-        steps.update()
     correct_runs, margin_runs, p_true_runs, critical, history = train_full_runs(cfg, ds, stats, progress)
     arrays.update(correct_runs=correct_runs, margin_runs=margin_runs, p_true_runs=p_true_runs, critical_runs=critical)
     steps.update()
@@ -526,7 +572,7 @@ def _compute(cfg: Config, progress: bool):
 
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
     """Train every family of models and compute the atlas (cached by config + memlib source)."""
-    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress, use_cache), use_cache=use_cache)
     return Result(config=cfg, tables=tables, arrays=arrays, meta=meta)
 
 

@@ -13,7 +13,6 @@ from typing import ClassVar, Optional
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import data as D
 from ..claims import Claim, fmt
@@ -22,7 +21,8 @@ from ..models import build_model
 from ..plots import hide_empty_curves, interactive, legend, note_not_shown, nothing_to_show
 from ..stats import spearman
 from ..train import train_many
-from .common import Check, Condition, check, learned, run_cached, train_config, validate_common, verdict
+from ..sweep import Cell, compute_time, run_cells, sweep_cache
+from .common import Check, Condition, check, learned, train_config, validate_common, verdict
 
 STUDY = "randomization_tests"
 PAPER = ("Zhang, Bengio, Hardt, Recht & Vinyals — Understanding deep learning requires rethinking generalization "
@@ -103,38 +103,47 @@ def prepare(cfg: Config, seed: int) -> D.Dataset:
     return D.standardize(ds)
 
 
-def _compute(cfg: Config, progress: bool):
-    """Per seed, every condition's network is trained in one batched run (``train_many``): the models share
-    the seed's initialisation and data order, so conditions differ only in their data."""
-    histories, rows = [], []
+def seed_cell(config: dict, progress: bool = False):
+    """One seed's cell of the sweep (:func:`cells`): every condition's network trained in one batched run
+    (``train_many``) — the models share the seed's initialisation and data order, so conditions differ only in
+    their data. ``config`` is the study's config with ``seeds`` = [that seed]."""
+    cfg = Config.from_dict(config)
+    (seed,) = cfg.seeds
     conds = conditions(cfg)
-    arrays = {name: [] for name in ("train_index", "test_index", "corrupted")}
-    for seed in tqdm(cfg.seeds, desc="randomization tests (seeds)", disable=not progress):
-        base = prepare(cfg, seed)
-        arrays["train_index"].append(base.train_index.numpy())
-        arrays["test_index"].append(base.test_index.numpy())
-        datasets = [D.corrupt(base, c.kind, c.level, seed=seed) for c in conds]
-        mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths), datasets,
-                        train_config(cfg, stop_at_train_acc=cfg.fit_threshold), [seed] * len(conds),
-                        progress=progress, desc=f"{len(conds)} conditions, seed {seed}")
-        fit = mh.epochs_to_reach(cfg.fit_threshold)
-        arrays["corrupted"].append(np.stack([ds.corrupted.numpy() for ds in datasets]))
-        for m, (c, ds) in enumerate(zip(conds, datasets)):
-            df = mh.df[mh.df.model == m].drop(columns=["model"]).assign(condition=c.name, level=c.level, p=label_p(c))
-            histories.append(df)
-            last = df.iloc[-1]
-            rows.append(dict(condition=c.name, seed=seed, level=c.level, p=label_p(c), epochs_to_fit=fit[m],
-                             epochs_run=int(last.epoch), final_train_acc=last.train_acc,
-                             final_train_loss=last.train_loss, final_test_acc=last.test_acc,
-                             final_test_error=1 - last.test_acc,
-                             labels_changed=float((ds.y_train != ds.y_train_clean).float().mean())))
-    arrays = {name: np.stack(v) for name, v in arrays.items()}
+    base = prepare(cfg, seed)
+    datasets = [D.corrupt(base, c.kind, c.level, seed=seed) for c in conds]
+    mh = train_many(lambda: build_model(cfg.model, base.input_shape, base.num_classes, cfg.widths), datasets,
+                    train_config(cfg, stop_at_train_acc=cfg.fit_threshold), [seed] * len(conds),
+                    progress=progress, desc=f"{len(conds)} conditions, seed {seed}")
+    fit = mh.epochs_to_reach(cfg.fit_threshold)
+    histories, rows = [], []
+    for m, (c, ds) in enumerate(zip(conds, datasets)):
+        df = mh.df[mh.df.model == m].drop(columns=["model"]).assign(condition=c.name, level=c.level, p=label_p(c))
+        histories.append(df)
+        last = df.iloc[-1]
+        rows.append(dict(condition=c.name, seed=seed, level=c.level, p=label_p(c), epochs_to_fit=fit[m],
+                         epochs_run=int(last.epoch), final_train_acc=last.train_acc,
+                         final_train_loss=last.train_loss, final_test_acc=last.test_acc,
+                         final_test_error=1 - last.test_acc,
+                         labels_changed=float((ds.y_train != ds.y_train_clean).float().mean())))
+    arrays = {"train_index": base.train_index.numpy()[None], "test_index": base.test_index.numpy()[None],
+              "corrupted": np.stack([ds.corrupted.numpy() for ds in datasets])[None]}
     return {"history": pd.concat(histories, ignore_index=True), "summary": pd.DataFrame(rows)}, arrays, {}
 
 
+def cells(cfg: Config) -> list[Cell]:
+    """The study's sweep: one cell per seed, each cached on its own (adding a seed trains only that seed)."""
+    return [Cell(STUDY, seed_cell, {"config": dataclasses.replace(cfg, seeds=(seed,)).to_dict()}, f"seed {seed}")
+            for seed in cfg.seeds]
+
+
 def run(cfg: Config, progress: bool = True, use_cache: bool = True) -> Result:
-    """Train every condition for every seed (cached by config + memlib source)."""
-    tables, arrays, meta = run_cached(STUDY, cfg, lambda: _compute(cfg, progress), use_cache=use_cache)
+    """Train every condition for every seed: one cell per seed (:func:`cells`), each from the cache when its
+    config and the memlib source match."""
+    parts = run_cells(cells(cfg), progress=progress, use_cache=use_cache, desc="randomization tests (seeds)")
+    tables = {name: pd.concat([t[name] for t, _, _ in parts], ignore_index=True) for name in ("history", "summary")}
+    arrays = {name: np.concatenate([a[name] for _, a, _ in parts]) for name in parts[0][1]}
+    meta = {"compute_time_s": compute_time(parts), "cache": sweep_cache(parts)}
     return Result(config=cfg, history=tables["history"], summary=tables["summary"], arrays=arrays, meta=meta)
 
 
