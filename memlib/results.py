@@ -39,7 +39,7 @@ def cache_key(study: str, config: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def _save_entry(folder: Path, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray], meta: dict) -> None:
+def save_entry(folder: Path, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray], meta: dict) -> None:
     for name, df in tables.items():
         df.to_csv(folder / f"{name}.csv", index=False)
     np.savez_compressed(folder / "arrays.npz", **arrays)
@@ -52,6 +52,39 @@ def _load_entry(folder: Path):
         arrays = {k: z[k] for k in z.files}
     meta = json.loads((folder / "meta.json").read_text())
     return tables, arrays, meta
+
+
+def entry_files(study: str, key: str) -> dict[str, bytes]:
+    """The files of the cache entry ``<cache>/<study>/<key>/`` by name (empty when there is none), as they travel to
+    a cluster's workers."""
+    folder = cache_dir() / study / key
+    if not (folder / "meta.json").exists():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def store_entry(study: str, key: str, files: dict[str, bytes]) -> bool:
+    """Put a cache entry's files (computed elsewhere: a cluster's worker) at ``<cache>/<study>/<key>/``, atomically
+    as :func:`cached` does; False when the entry was there already (it is kept). ``meta.json`` must be among them."""
+    if "meta.json" not in files or any("/" in name or name.startswith(".") for name in files):
+        raise ValueError(f"files={sorted(files)} is not a cache entry: plain file names, meta.json among them")
+    folder = cache_dir() / study / key
+    if (folder / "meta.json").exists():
+        return False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+    readable(tmp, directory=True)
+    try:
+        with no_space(folder.parent):
+            for name, data in files.items():
+                (tmp / name).write_bytes(data)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
 
 
 def is_cached(study: str, config: dict) -> bool:
@@ -78,7 +111,7 @@ def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dic
         readable(tmp, directory=True)  # mkdtemp makes 0700 folders
         try:
             with no_space(folder.parent):
-                _save_entry(tmp, tables, arrays, meta)
+                save_entry(tmp, tables, arrays, meta)
             try:
                 os.rename(tmp, folder)  # atomic; fails if another process already wrote the entry
             except OSError:

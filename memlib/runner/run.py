@@ -93,9 +93,11 @@ def parse_value(text: str, name: str = "value"):
     return value
 
 
-def preflight(study: str, params: dict) -> None:
+def preflight(study: str, params: dict, here: bool = True) -> None:
     """Checks against this machine that need no kernel: a CUDA GPU when one is asked for, the dataset's files under
-    ``MEMLIB_DATA`` (checked by md5; missing ones downloaded where allowed). Raises :class:`Refused`."""
+    ``MEMLIB_DATA`` (checked by md5; missing ones downloaded where allowed). Raises :class:`Refused`. ``here=False``
+    (the studies run on a cluster's workers, which :func:`memlib.runner.cluster.check_cluster` asks): the device's
+    name only."""
     device = params.get("device")
     if device is not None:
         from ..config import check_device_name, get_device
@@ -104,14 +106,14 @@ def preflight(study: str, params: dict) -> None:
             check_device_name(device)
         except ValueError as err:
             raise Refused(f"{err} (DEVICE={device})") from None
-        if device.startswith("cuda"):  # torch is imported only to look for a GPU
+        if device.startswith("cuda") and here:  # torch is imported only to look for a GPU
             try:
                 get_device(device)
             except RuntimeError as err:
                 raise Refused(f"{err} (DEVICE={device}; make DEVICE=cpu, or run on a machine with an NVIDIA GPU)"
                               ) from None
     for key, dataset in params.items():  # `dataset`, and 07's `audio_dataset`
-        if (key == "dataset" or key.endswith("_dataset")) and isinstance(dataset, str):
+        if here and (key == "dataset" or key.endswith("_dataset")) and isinstance(dataset, str):
             check_data(dataset, key)
 
 
@@ -324,6 +326,9 @@ def main(argv=None) -> int:
     ap.add_argument("--order", action="store_true",
                     help="print the studies in the order make all starts them (longest first) and exit")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    ap.add_argument("--scheduler", default=os.environ.get("MEMLIB_SCHEDULER") or None, metavar="WHERE",
+                    help="run the studies as tasks of a Dask cluster: local[:N], tcp://HOST:PORT, slurm, pbs or a "
+                         "dask-jobqueue config .yaml (memlib.runner.cluster; default $MEMLIB_SCHEDULER, else here)")
     ap.add_argument("--matrix", action="store_true",
                     help="print the claims × data matrix of every profile with results (runs nothing)")
     ap.add_argument("--readme", metavar="PATH", nargs="?", const="README.md", default=None,
@@ -363,6 +368,8 @@ def main(argv=None) -> int:
                 _refuse(s, args.profile, str(err), None, dict(args.parameter))
         return 2
     previous = signal.signal(signal.SIGTERM, _terminate)  # `kill` and make's own shutdown: handled as Ctrl-C
+    if os.environ.get("MEMLIB_WATCH_PARENT"):
+        _watch_parent()
     try:
         return _run(names, overrides, args)
     except NoSpace as err:  # e.g. recording a skipped or refused study on a full disk
@@ -375,6 +382,35 @@ def main(argv=None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _on_cluster(studies: list[tuple[str, dict, str]], overrides: dict, args) -> list[tuple[str, Path]]:
+    """Run ``studies`` on the cluster ``args.scheduler`` names; returns the failed ones (study, notebook path)."""
+    if not studies:
+        return []
+    from . import cluster
+
+    gpu = any(str(p.get("device", "")).startswith("cuda") for _, p, _ in studies)
+    try:
+        client, local = cluster.connect(args.scheduler, gpu=gpu)
+    except cluster.ClusterError as err:
+        raise Refused(str(err)) from None
+    failed = []
+    try:
+        names = ", ".join(s for s, _, _ in studies)
+        print(f"[memlib] {len(studies)} studies on the cluster at {client.scheduler.address} "
+              f"({len(cluster.workers(client))} workers): {names}", flush=True)
+        try:
+            outcomes = cluster.run_studies(client, studies, args.profile, args.device, overrides, args.scheduler)
+        except KeyboardInterrupt as err:
+            raise Interrupted(str(err) or "the cluster's studies") from None
+        failed = [(s, runstate.study_folder(s, args.profile) / f"{s}.ipynb") for s, state, _ in outcomes
+                  if state != "ok"]
+    finally:
+        client.close()
+        if local is not None:
+            local.close()
+    return failed
 
 
 def _matrix(args) -> int:
@@ -396,6 +432,19 @@ def _matrix(args) -> int:
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt
+
+
+def _watch_parent() -> None:
+    """A cluster task's runner (``MEMLIB_WATCH_PARENT=1``): when the worker that started it dies, stop as on
+    Ctrl-C — kill the kernel, mark the run interrupted — instead of running on as an orphan."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _refuse(study: str, profile: str, message: str, key: str | None, overrides: dict) -> None:
@@ -447,7 +496,7 @@ def _run_locked(names: list[str], overrides: dict, args) -> int:
                 params = {"profile": args.profile, "device": args.device, "overrides": overrides}
             else:
                 params = registry.study_params(s, args.profile, args.device, overrides)
-                preflight(s, params)
+                preflight(s, params, here=not args.scheduler)
             checked.append((s, params, key))
         except (TypeError, ValueError) as err:  # Refused is a ValueError; Config checks raise TypeError/ValueError
             refused.append(s)
@@ -458,6 +507,16 @@ def _run_locked(names: list[str], overrides: dict, args) -> int:
         return 2
 
     failed = []
+    if args.scheduler:
+        studies = [c for c in checked if c[0] != SCOREBOARD]
+        checked = [c for c in checked if c[0] == SCOREBOARD]  # the scoreboard runs here, after the cluster's work
+        try:
+            failed += _on_cluster(studies, overrides, args)
+        except Refused as err:
+            print(f"error: {err}", file=sys.stderr)
+            for s, _, key in studies:
+                _refuse(s, args.profile, str(err), key, overrides)
+            return 2
     for s, params, key in checked:
         shown = {k: v for k, v in params.items() if k not in ("profile", "overrides")}
         print(f"[memlib] {s}: profile={args.profile} " + " ".join(f"{k}={v!r}" for k, v in shown.items()), flush=True)

@@ -1,0 +1,587 @@
+"""Studies and sweep cells as tasks on a Dask cluster — a ``LocalCluster``, machines joined with ``dask scheduler``
+/ ``dask worker``, or SLURM/PBS through ``dask-jobqueue`` — with the same results as a serial run.
+
+    make all SCHEDULER=local                 # a LocalCluster on this machine, one worker per core
+    make all SCHEDULER=tcp://head:8786       # a running scheduler and its workers
+    make all SCHEDULER=slurm                 # cluster/slurm.yaml (dask-jobqueue); or SCHEDULER=path/to/cluster.yaml
+    python -m memlib.runner all --profile real --scheduler tcp://head:8786
+
+**What travels.** Workers need the same checkout (``make setup`` there) and the datasets under their
+``MEMLIB_DATA``, but no shared filesystem: each task runs in a private temporary build and cache folder on its
+worker and returns its files, which the client writes into its own ``build/`` and cache. Before any work the client
+asks every worker for its code fingerprint of each study (:func:`memlib.runner.runstate.code_hash`) and its datasets
+(:func:`memlib.datafiles` checks), and refuses the request when a worker differs or lacks data.
+
+**Tasks.** A study is one task: its notebook executes on the worker exactly as ``python -m memlib.runner <study>
+--force`` runs it serially (same parameters, same request key — checked). A study that sweeps
+(:mod:`memlib.sweep`: ``study.cells(cfg)``) first has its cells computed as tasks of their own, those not already
+in the client's cache; each cell's cache entry comes back to the client's cache and travels, with the entries the
+client had, to the study's task, whose notebook then reads every cell from its cache. So an interrupted sweep
+resumes, and more seeds compute only the new cells.
+
+**Same bytes.** Nothing in a study depends on where it runs: its named random streams decide everything. With the
+same torch thread count per task (``MEMLIB_THREADS``; a worker's own thread count otherwise) a cluster run writes
+the claims, headline numbers and arrays of a serial run bit for bit; wall times, timestamps, hosts and the cache's
+hit/miss flags differ (tests/test_cluster.py).
+
+**Faults.** A worker killed mid-task: the scheduler runs the task again on another worker (its temporary folder
+and its orphaned notebook process are cleaned up); nothing of it reaches ``build/`` until a task has finished. Ctrl-C
+cancels every task (the workers stop their notebooks) and marks the unfinished studies interrupted. A scheduler that
+does not answer is an error within ``timeout`` seconds. One client at a time writes a study folder
+(:mod:`memlib.runner.lock`, held by the client).
+
+**GPUs.** ``DEVICE=cuda`` tasks ask for the worker resource ``GPU`` (``dask worker … --resources GPU=1``); a cluster
+without such a worker refuses the request before any work.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ..config import ROOT
+from ..files import readable
+from . import registry, runstate
+from .registry import Refused
+
+#: Seconds a scheduler address may take to answer before the request fails.
+CONNECT_TIMEOUT_S = 10.0
+#: Where SCHEDULER=slurm / pbs read their dask-jobqueue settings.
+CLUSTER_CONFIGS = ROOT / "cluster"
+JOBQUEUE_KINDS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}
+#: Environment the client passes on to every task (a worker's own MEMLIB_DATA wins over the client's).
+PASSED_ENV = ("MEMLIB_OFFLINE", "MEMLIB_THREADS", "MEMLIB_DOWNLOAD_TIMEOUT")
+TASK_DIRS = "memlib-tasks"
+#: How often a task looks whether it was cancelled, and the label width in the progress bar.
+POLL_S = 0.5
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run the request (no scheduler, no worker, a worker with other code); the message says
+    what to do."""
+
+
+# ----------------------------------------------------------------------------- connecting
+
+def parse_scheduler(scheduler: str) -> tuple[str, object]:
+    """``("local", n_workers | None)``, ``("jobqueue", config path)`` or ``("address", "tcp://host:port")``."""
+    text = scheduler.strip()
+    if text == "local" or text.startswith("local:"):
+        n = text.partition(":")[2]
+        if n and (not n.isdigit() or int(n) < 1):
+            raise Refused(f"SCHEDULER={scheduler!r} is not allowed: use local or local:N with N ≥ 1 workers")
+        return "local", int(n) if n else None
+    if text in JOBQUEUE_KINDS:
+        return "jobqueue", CLUSTER_CONFIGS / f"{text}.yaml"
+    if text.endswith((".yaml", ".yml")):
+        return "jobqueue", Path(text)
+    if not text or any(c.isspace() for c in text):
+        raise Refused(f"SCHEDULER={scheduler!r} is not allowed: use local, local:N, tcp://HOST:PORT, "
+                      f"{', '.join(JOBQUEUE_KINDS)} or a dask-jobqueue config file (.yaml)")
+    return "address", text if "://" in text else f"tcp://{text}"
+
+
+def jobqueue_settings(path: Path) -> tuple[str, dict, int]:
+    """``(class name, keyword arguments, jobs)`` from a dask-jobqueue config file (``cluster/slurm.yaml``): its
+    ``kind`` (slurm, pbs, lsf, sge), ``jobs`` (how many batch jobs to start) and the cluster class's own arguments
+    (``cores``, ``memory``, ``queue``, ``walltime``, ``job_extra_directives``, ``worker_extra_args``, …)."""
+    if not path.is_file():
+        raise Refused(f"SCHEDULER: no dask-jobqueue config at {path}; copy cluster/slurm.yaml and edit it")
+    settings = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(settings, dict):
+        raise Refused(f"{path}: expected a mapping of dask-jobqueue settings")
+    settings = dict(settings)
+    kind = settings.pop("kind", None)
+    if kind not in JOBQUEUE_KINDS:
+        raise Refused(f"{path}: kind={kind!r} is not allowed; choose one of {list(JOBQUEUE_KINDS)}")
+    jobs = settings.pop("jobs", 1)
+    if not isinstance(jobs, int) or jobs < 1:
+        raise Refused(f"{path}: jobs={jobs!r} is not allowed; use a positive number of batch jobs")
+    settings.setdefault("python", sys.executable)
+    settings.setdefault("job_script_prologue", [f"cd {ROOT}"])
+    return JOBQUEUE_KINDS[kind], settings, jobs
+
+
+def job_script(path: Path, scheduler_address: str = "tcp://SCHEDULER:8786") -> str:
+    """The batch script dask-jobqueue would submit for one worker job of the config at ``path`` (nothing is
+    submitted, no scheduler is started)."""
+    import dask_jobqueue
+
+    name, settings, _ = jobqueue_settings(path)
+    job_cls = getattr(dask_jobqueue, name).job_cls
+    return job_cls(scheduler=scheduler_address, name="memlib-worker", **settings).job_script()
+
+
+def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S, gpu: bool = False):
+    """``(client, cluster)`` for ``scheduler`` (:func:`parse_scheduler`); ``cluster`` is None for an address.
+    ``gpu``: a local cluster's workers get the ``GPU`` resource (when this machine has one). Raises
+    :class:`ClusterError` when no scheduler answers within ``timeout`` seconds or it has no worker."""
+    from distributed import Client, LocalCluster
+
+    kind, what = parse_scheduler(scheduler)
+    cluster = None
+    if kind == "local":
+        n = what or max(1, os.cpu_count() or 1)
+        resources = {"GPU": 1} if gpu and _has_gpu() else None
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               resources=resources)
+        return Client(cluster), cluster
+    if kind == "jobqueue":
+        import dask_jobqueue
+
+        name, settings, jobs = jobqueue_settings(what)
+        cluster = getattr(dask_jobqueue, name)(**settings)
+        cluster.scale(jobs=jobs)
+        print(f"[memlib] {name}: {jobs} job(s) submitted; waiting for their workers", file=sys.stderr, flush=True)
+        return Client(cluster), cluster
+    try:
+        client = Client(what, timeout=timeout)
+    except Exception as err:  # noqa: BLE001 - any failure to reach it is the same message for the user
+        raise ClusterError(f"SCHEDULER={scheduler}: no Dask scheduler answered at {what} within {timeout:g} s "
+                           f"({type(err).__name__}: {str(err)[:200]}); start one with `dask scheduler` on that "
+                           f"machine and `dask worker {what}` on each machine that should work, or use "
+                           f"SCHEDULER=local") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except Exception:  # noqa: BLE001 - distributed raises TimeoutError or its own
+        client.close()
+        raise ClusterError(f"SCHEDULER={scheduler}: the scheduler at {what} has no worker after {timeout:g} s; "
+                           f"start one on each machine with `dask worker {what}` (in this checkout's .venv)") from None
+    return client, None
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def workers(client) -> dict[str, dict]:
+    """The scheduler's workers: address → its info (``host``, ``nthreads``, ``resources``, ``name``)."""
+    return dict(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def short(address: str) -> str:
+    return address.split("://")[-1]
+
+
+# ----------------------------------------------------------------------------- on a worker
+
+def worker_facts(studies: list[str], datasets: list[str]) -> dict:
+    """Run on every worker before any work: its host, its code fingerprint of each study and the datasets it lacks
+    (with the message :func:`memlib.datafiles.ensure` gives)."""
+    from .run import check_data
+
+    missing = {}
+    for dataset in datasets:
+        try:
+            check_data(dataset)
+        except Refused as err:
+            missing[dataset] = str(err)
+    return {"host": socket.gethostname(), "python": sys.executable, "root": str(ROOT),
+            "code": {s: runstate.code_hash(s, registry.notebooks()[s]) for s in studies}, "missing": missing}
+
+
+def _task_root() -> Path:
+    root = Path(tempfile.gettempdir()) / TASK_DIRS
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_orphans(root: Path | None = None) -> list[Path]:
+    """Remove task folders whose worker process has gone (a killed worker cannot remove its own)."""
+    root = root or _task_root()
+    gone = []
+    for folder in root.glob("task-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+    return gone
+
+
+def _cancelled() -> bool:
+    """Whether the task running in this worker thread was cancelled by its client (or released)."""
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
+    key = getattr(thread_state, "key", None)
+    if key is None:
+        return False
+    ts = get_worker().state.tasks.get(key)
+    return ts is None or ts.state in ("cancelled", "released", "forgotten")
+
+
+def _worker_name() -> tuple[str, int]:
+    from distributed import get_worker
+
+    w = get_worker()
+    return w.address, w.state.nthreads
+
+
+def _task_env(spec_env: dict, build: Path, cache: Path, nthreads: int) -> dict:
+    env = dict(os.environ)
+    for key, value in spec_env.items():
+        if key == "MEMLIB_DATA" and os.environ.get("MEMLIB_DATA"):
+            continue  # the worker's own data folder wins
+        env[key] = value
+    env.setdefault("MEMLIB_THREADS", str(nthreads))
+    env.update(MEMLIB_BUILD=str(build), MEMLIB_CACHE=str(cache), MEMLIB_WATCH_PARENT="1")
+    env.pop("MAKEFLAGS", None)
+    env.pop("MFLAGS", None)
+    return env
+
+
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def cell_task(cell, client_key: str, env: dict) -> dict:
+    """On a worker: compute one sweep cell (:class:`memlib.sweep.Cell`) and return its cache entry's files."""
+    import torch
+
+    from ..results import save_entry
+
+    address, nthreads = _worker_name()
+    key = cell.key()
+    if key != client_key:
+        raise ClusterError(f"worker {short(address)} ({socket.gethostname()}) computes another cache key for "
+                           f"{cell.study} {cell.label}: its memlib code or torch version differs from the client's")
+    threads = int(env.get("MEMLIB_THREADS") or os.environ.get("MEMLIB_THREADS") or nthreads)
+    torch.set_num_threads(threads)
+    saved = {k: os.environ.get(k) for k in ("MEMLIB_DATA", "MEMLIB_OFFLINE")}
+    for k in saved:  # the data the cell reads: the worker's own folder first
+        if env.get(k) and not (k == "MEMLIB_DATA" and saved[k]):
+            os.environ[k] = env[k]
+    t0 = time.perf_counter()
+    try:
+        tables, arrays, meta = cell.compute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with tempfile.TemporaryDirectory(prefix=f"task-{os.getpid()}-", dir=_task_root()) as tmp:
+        save_entry(Path(tmp), tables, arrays, meta)
+        files = _read_tree(Path(tmp))
+    return {"study": cell.study, "key": key, "files": files, "worker": address, "host": socket.gethostname(),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def study_task(spec: dict, *cells: dict) -> dict:
+    """On a worker: run one study as the serial runner would (``python -m memlib.runner <study> --force``) in a
+    private build and cache folder, holding the cache entries shipped by the client (``spec['cache']``) and the
+    sweep cells computed for it (``cells``); return the study folder's files and the cache entries it made.
+
+    The notebook's process is stopped when the client cancels the task, and stops itself when this worker dies."""
+    address, nthreads = _worker_name()
+    clean_orphans()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"task-{os.getpid()}-", dir=_task_root()) as tmp:
+        build, cache = Path(tmp) / "build", Path(tmp) / "cache"
+        shipped = dict(spec["cache"])
+        for cell in cells:
+            shipped.update({f"{cell['study']}/{cell['key']}/{name}": data for name, data in cell["files"].items()})
+        _write_tree(cache, shipped)
+        cmd = [sys.executable, "-m", "memlib.runner", spec["study"], "--profile", spec["profile"], "--force"]
+        if spec.get("device"):
+            cmd += ["--device", spec["device"]]
+        for name, value in spec["overrides"].items():
+            cmd += ["-p", name, json.dumps(value)]
+        env = _task_env(spec["env"], build, cache, nthreads)
+        log = Path(tmp) / "runner.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            cancelled = False
+            while proc.poll() is None:
+                if _cancelled():
+                    cancelled = True
+                    _stop(proc)
+                    break
+                time.sleep(POLL_S)
+        folder = build / spec["profile"] / spec["study"]
+        files = _read_tree(folder) if folder.is_dir() else {}
+        made = {rel: data for rel, data in _read_tree(cache).items() if rel not in shipped}
+        text = log.read_text(errors="replace")
+    return {"study": spec["study"], "rc": proc.returncode, "cancelled": cancelled, "files": files, "cache": made,
+            "log": text[-4000:], "worker": address, "host": socket.gethostname(),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the runner's process group (it stops its kernel and marks the run interrupted), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# ----------------------------------------------------------------------------- on the client
+
+def _datasets(params: dict) -> list[str]:
+    return [v for k, v in params.items() if (k == "dataset" or k.endswith("_dataset")) and isinstance(v, str)]
+
+
+def _resources(params: dict) -> dict | None:
+    return {"GPU": 1} if str(params.get("device", "cpu")).startswith("cuda") else None
+
+
+def check_cluster(client, checked: list[tuple[str, dict, str]]) -> dict[str, dict]:
+    """Before any work: a ``GPU`` worker for ``DEVICE=cuda``, and on every worker the same code fingerprint of each
+    study as here and the datasets the studies read. Returns the workers' facts; raises :class:`Refused`."""
+    infos = workers(client)
+    if any(_resources(p) for _, p, _ in checked) and not any(w.get("resources", {}).get("GPU") for w in infos.values()):
+        raise Refused(f"DEVICE=cuda: none of the cluster's {len(infos)} worker(s) has a GPU; start GPU workers with "
+                      f"`dask worker ADDRESS --resources GPU=1` on machines with an NVIDIA GPU, or use DEVICE=cpu")
+    studies = [s for s, _, _ in checked]
+    datasets = sorted({d for _, p, _ in checked for d in _datasets(p)})
+    facts = client.run(worker_facts, studies, datasets)
+    problems = []
+    for address, fact in facts.items():
+        where = f"worker {short(address)} ({fact['host']}, {fact['root']})"
+        other = [s for s in studies if fact["code"][s] != runstate.code_hash(s, registry.notebooks()[s])]
+        if other:
+            problems.append(f"{where} runs other code or versions for {', '.join(other)}: check out the same commit "
+                            f"there (no local changes) and run `make setup`")
+        problems += [f"{where}: {message}" for message in fact["missing"].values()]
+    if problems:
+        raise Refused("the cluster cannot run this request:\n  " + "\n  ".join(problems))
+    return facts
+
+
+def plan(study: str, params: dict) -> tuple[dict[str, bytes], list]:
+    """What a study's task needs from the client's cache: the files to ship (its own entry when the client has it,
+    else the sweep cells the client has) and the cells still to compute (:mod:`memlib.sweep`)."""
+    import dataclasses
+
+    from ..results import cache_key, entry_files
+
+    module = registry.study_module(study)
+    names = {f.name for f in dataclasses.fields(module.Config)}
+    cfg = module.Config.from_dict({k: v for k, v in params.items() if k in names})
+    main = cache_key(study, cfg.to_dict())
+    own = entry_files(study, main)
+    ship = {f"{study}/{main}/{name}": data for name, data in own.items()}
+    todo = []
+    if not own and hasattr(module, "cells"):
+        for cell in module.cells(cfg):
+            key = cell.key()
+            files = entry_files(cell.study, key)
+            if files:
+                ship.update({f"{cell.study}/{key}/{name}": data for name, data in files.items()})
+            else:
+                todo.append(cell)
+    return ship, todo
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` through a temporary file and a rename (mode as a plain ``open`` would give)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        readable(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def store_cells(made: dict[str, bytes]) -> int:
+    """Cache entries a task made (``"<study>/<key>/<file>"`` → bytes) into the client's cache; how many were new."""
+    from ..results import store_entry
+
+    entries: dict[tuple[str, str], dict[str, bytes]] = {}
+    for rel, data in made.items():
+        parts = rel.split("/")
+        if len(parts) == 3:
+            entries.setdefault((parts[0], parts[1]), {})[parts[2]] = data
+    return sum(store_entry(study, key, files) for (study, key), files in entries.items() if "meta.json" in files)
+
+
+def land(study: str, profile: str, key: str, out: dict, scheduler: str) -> tuple[str, str | None]:
+    """Write a finished study task's files into the client's study folder — outputs first, ``run.json`` last, so a
+    half-written folder never reads as current — and its new cache entries into the client's cache. Returns the
+    run's (state, error)."""
+    folder = runstate.study_folder(study, profile)
+    files = dict(out["files"])
+    try:
+        record = json.loads(files.pop(runstate.RECORD))
+    except (KeyError, ValueError):
+        record = None
+    where = f"worker {short(out['worker'])} ({out['host']})"
+    runstate.clear_outputs(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not isinstance(record, dict) or record.get("state") not in runstate.STATES:
+        error = f"the task on {where} left no run record (exit status {out['rc']}); its log ends:\n{out['log'][-1500:]}"
+        runstate.write(study, profile, {"study": study, "profile": profile, "state": "failed", "error": error,
+                                        "key": key, "run_id": runstate.run_id(), "worker": out["worker"],
+                                        "host": out["host"], "scheduler": scheduler})
+        return "failed", error
+    if record.get("state") == "ok" and record.get("key") != key:
+        error = (f"the task on {where} ran other code or parameters than this client asks (request key "
+                 f"{record.get('key')} ≠ {key}): check out the same commit there and run `make setup`")
+        runstate.write(study, profile, dict(record, state="failed", error=error, worker=out["worker"],
+                                            host=out["host"], scheduler=scheduler))
+        return "failed", error
+    for name, data in files.items():
+        if "/" not in name:  # the study folder's own files (a study writes no sub-folders)
+            _write_bytes(folder / name, data)
+    store_cells(out["cache"])
+    runstate.write(study, profile, dict(record, worker=out["worker"], host=out["host"], scheduler=scheduler,
+                                        task_s=out["seconds"]))
+    return record["state"], record.get("error")
+
+
+def _label(key: str, labels: dict[str, str]) -> str:
+    return labels.get(key, key)
+
+
+def run_studies(client, checked: list[tuple[str, dict, str]], profile: str, device: str | None, overrides: dict,
+                scheduler: str, progress: bool = True) -> list[tuple[str, str, str | None]]:
+    """Run ``checked`` studies (``(study, params, request key)``) as tasks of ``client``'s cluster, their sweep cells
+    first; land each result in this machine's build folder and cache as it finishes. Returns ``(study, state,
+    error)`` per study in the order they finished. Ctrl-C cancels every task and marks the unfinished studies
+    interrupted (raises :class:`KeyboardInterrupt` with their names)."""
+    from tqdm.auto import tqdm
+
+    check_cluster(client, checked)
+    env = {k: os.environ[k] for k in (*PASSED_ENV, "MEMLIB_DATA", "MEMLIB_RUN_ID") if os.environ.get(k)}
+    rank = {s: i for i, s in enumerate(registry.start_order(profile))}
+    token = os.urandom(4).hex()
+    kinds: dict = {}       # future → ("cell", cell) | ("study", study, key)
+    labels: dict[str, str] = {}
+    cell_futures: dict[str, object] = {}
+    for study, params, key in checked:
+        ship, todo = plan(study, params)
+        deps = []
+        for cell in todo:
+            ckey = cell.key()
+            if ckey not in cell_futures:
+                fut = client.submit(cell_task, cell, ckey, env, key=f"memlib-cell-{cell.study}-{ckey}-{token}",
+                                    priority=1000, retries=2, resources=_resources(params), pure=False)
+                cell_futures[ckey], kinds[fut] = fut, ("cell", cell)
+                labels[fut.key] = f"{cell.study} · {cell.label}"
+            deps.append(cell_futures[ckey])
+        spec = {"study": study, "profile": profile, "device": device, "overrides": overrides, "env": env,
+                "cache": ship}
+        folder = runstate.study_folder(study, profile)
+        runstate.clear_outputs(folder)  # a failed or interrupted run must not leave an old result as if complete
+        runstate.write(study, profile, {"study": study, "profile": profile, "state": "running", "params": params,
+                                        "key": key, "run_id": runstate.run_id(), "started": runstate.now(),
+                                        "scheduler": scheduler, "notebook": f"{study}.ipynb"})
+        fut = client.submit(study_task, spec, *deps, key=f"memlib-study-{study}-{token}",
+                            priority=len(rank) - rank.get(study, 0), retries=1, resources=_resources(params),
+                            pure=False)
+        kinds[fut], labels[fut.key] = ("study", study, key), study
+    results = []
+    pending = set(kinds)
+    shown = 0.0
+    bar = tqdm(total=len(kinds), desc=f"cluster {short(str(client.scheduler.address))}", unit="task",
+               disable=not progress, file=sys.stderr)
+    try:
+        while pending:
+            done = [f for f in pending if f.done()]
+            pending.difference_update(done)
+            for fut in done:
+                kind = kinds[fut]
+                bar.update()
+                if kind[0] == "cell":
+                    if fut.status == "finished":
+                        store_cells({f"{out['study']}/{out['key']}/{n}": d
+                                     for out in [fut.result()] for n, d in out["files"].items()})
+                    continue
+                _, study, key = kind
+                state, error = _finish(fut, study, profile, key, scheduler)
+                results.append((study, state, error))
+                out_nb = runstate.study_folder(study, profile) / f"{study}.ipynb"
+                if state == "ok":
+                    bar.write(f"[memlib] {study}: ok on {fut_host(fut)} → {out_nb}")
+                else:
+                    bar.write(f"[memlib] {study}: FAILED\n{error}\n[memlib]   see the executed notebook: {out_nb}",
+                              file=sys.stderr)
+            if time.monotonic() - shown > 2:
+                bar.set_postfix_str(_running(client, labels), refresh=True)
+                shown = time.monotonic()
+            if pending and not done:
+                time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        client.cancel(list(kinds), force=True)
+        unfinished = [kinds[f][1] for f in kinds if kinds[f][0] == "study" and f in pending]
+        for study in unfinished:
+            runstate.clear_outputs(runstate.study_folder(study, profile))
+            record = runstate.read(study, profile) or {"study": study, "profile": profile}
+            runstate.write(study, profile, dict(record, state="interrupted", error="interrupted (Ctrl-C): its cluster "
+                                                "task was cancelled", finished=runstate.now()))
+        raise KeyboardInterrupt(", ".join(unfinished)) from None
+    finally:
+        bar.close()
+    return results
+
+
+def fut_host(fut) -> str:
+    try:
+        out = fut.result()
+    except Exception:  # noqa: BLE001 - only for the message
+        return "?"
+    return f"{out['host']} ({short(out['worker'])})"
+
+
+def _finish(fut, study: str, profile: str, key: str, scheduler: str) -> tuple[str, str | None]:
+    """Land a finished study future, or record why its task failed (an error in the task or a cell, a worker that
+    died too often)."""
+    try:
+        out = fut.result()
+    except Exception as err:  # noqa: BLE001 - the task's error, recorded as the study's failure
+        runstate.clear_outputs(runstate.study_folder(study, profile))
+        error = f"its cluster task failed: {type(err).__name__}: {err}"
+        record = runstate.read(study, profile) or {"study": study, "profile": profile, "key": key}
+        runstate.write(study, profile, dict(record, state="failed", error=error, finished=runstate.now()))
+        return "failed", error
+    return land(study, profile, key, out, scheduler)
+
+
+def _running(client, labels: dict[str, str], width: int = 120) -> str:
+    """What runs where: ``worker → task`` for every busy worker (from the scheduler's processing table)."""
+    try:
+        processing = client.processing()
+    except Exception:  # noqa: BLE001 - a progress line is not worth failing over
+        return ""
+    parts = [f"{short(w)}: {', '.join(_label(k, labels) for k in keys)}" for w, keys in sorted(processing.items())
+             if keys]
+    text = " | ".join(parts)
+    return text if len(text) <= width else text[:width - 1] + "…"
