@@ -2,7 +2,8 @@
 # Both create .venv and install the pinned stack first. Knobs: PROFILE=smoke|default|real|paper, DEVICE=cpu|cuda,
 # ARGS="-p name value" (papermill-style parameter overrides, applied to every study under `make all`),
 # FORCE=1 (rerun studies whose last run is up to date), JOBS=N (studies at once under `make all`: 2 on a CPU, each
-# with half the cores; 1 with DEVICE=cuda; make's own -jN wins), PYTHON=python3.X (interpreter for .venv).
+# with half the cores; 1 with DEVICE=cuda; make's own -jN wins), PYTHON=python3.X (interpreter for .venv),
+# SCHEDULER=local[:N]|tcp://HOST:PORT|slurm|pbs|config.yaml (studies and sweep cells as tasks of a Dask cluster).
 # `make help` lists the targets, `make help-<study>` a study's parameters.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -14,6 +15,7 @@ DEVICE ?= cpu
 ARGS ?=
 PYTEST_ARGS ?=
 FORCE ?=
+SCHEDULER ?=
 # Two studies at once, each with half the cores (memlib.config.thread_count reads make's -jN): one torch thread per
 # core beats two threads on one study's small kernels (2-core AMD EPYC: the real profile in 58–60 min this way).
 JOBS ?= $(if $(filter cpu,$(DEVICE)),2,1)
@@ -25,12 +27,17 @@ RUN := $(PY) -m memlib.runner
 .PHONY: all test lint lab setup clean studies scoreboard report list bench help site exercises $(STUDIES)
 
 all: setup  ## every study (fail late), then the scoreboard and build/$(PROFILE)/report/index.html
+ifneq ($(strip $(SCHEDULER)),)
+	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
+	$(RUN) all --profile $(PROFILE) --device $(DEVICE) $(ARGS) $(if $(FORCE),--force,) --scheduler '$(SCHEDULER)'
+else
 	@export MEMLIB_RUN_ID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
 	order="$$($(RUN) --order --profile $(PROFILE))" || exit 1; \
 	status=0; $(MAKE) --no-print-directory -k $(if $(findstring -j,$(MAKEFLAGS)),,-j$(JOBS)) studies ORDER="$$order" \
 	  || status=$$?; \
 	$(MAKE) --no-print-directory scoreboard || status=1; \
 	if [ $$status -ne 0 ]; then echo "make all: some studies failed (see the notebook paths above)" >&2; fi; exit $$status
+endif
 
 setup: $(STAMP)
 
@@ -47,7 +54,8 @@ ORDER ?=
 studies: $(or $(ORDER),$(STUDIES))
 
 $(STUDIES): setup
-	$(RUN) $@ --profile $(PROFILE) --device $(DEVICE) $(ARGS) $(if $(FORCE),--force,)
+	$(RUN) $@ --profile $(PROFILE) --device $(DEVICE) $(ARGS) $(if $(FORCE),--force,) \
+		$(if $(strip $(SCHEDULER)),--scheduler '$(SCHEDULER)',)
 
 scoreboard report: setup  ## the scoreboard and report; fails when a study is missing or failed
 	$(RUN) scoreboard --profile $(PROFILE) --device $(DEVICE) $(ARGS)
@@ -68,6 +76,7 @@ help:  ## the targets and knobs
 	@echo "targets: all test lint lab bench scoreboard site exercises list clean setup help help-<study> <study>"
 	@echo "studies: $(STUDIES)"
 	@echo "knobs:   PROFILE=smoke|default|real|paper DEVICE=cpu|cuda ARGS='-p NAME VALUE ...' FORCE=1 JOBS=N LAB_ARGS=... BENCH_ARGS=..."
+	@echo "         SCHEDULER=local[:N]|tcp://HOST:PORT|slurm|pbs|FILE.yaml (a Dask cluster runs the studies)"
 
 test: setup lint  ## the linter, then unit tests + every notebook in the smoke profile
 	$(PY) -m pytest $(PYTEST_ARGS)

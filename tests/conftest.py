@@ -70,9 +70,10 @@ def here_and_in_workers():
 @pytest.fixture(scope="session")
 def smoke_build(tmp_path_factory) -> Path:
     """Every study and the scoreboard run once in the smoke profile (``python -m memlib.run all``) into a temporary
-    ``<this>/build`` with its own ``<this>/cache``; shared by the notebook tests and the site's tests."""
+    ``<this>/build`` with its own ``<this>/cache``; shared by the notebook tests, the site's tests and the cluster's
+    (which compares its own run with this one: both at one torch thread per study)."""
     build = tmp_path_factory.mktemp("smoke")
-    env = dict(os.environ, MEMLIB_BUILD=str(build / "build"), MEMLIB_CACHE=str(build / "cache"))
+    env = dict(os.environ, MEMLIB_BUILD=str(build / "build"), MEMLIB_CACHE=str(build / "cache"), MEMLIB_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "memlib.run", "all", "--profile", "smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -108,7 +108,7 @@ def jobqueue_settings(path: Path) -> tuple[str, dict, int]:
     if not isinstance(jobs, int) or jobs < 1:
         raise Refused(f"{path}: jobs={jobs!r} is not allowed; use a positive number of batch jobs")
     settings.setdefault("python", sys.executable)
-    settings.setdefault("job_script_prologue", [f"cd {ROOT}"])
+    settings["job_script_prologue"] = [f"cd {ROOT}", *(settings.get("job_script_prologue") or [])]
     return JOBQUEUE_KINDS[kind], settings, jobs
 
 
@@ -232,20 +232,19 @@ def _cancelled() -> bool:
     return ts is None or ts.state in ("cancelled", "released", "forgotten")
 
 
-def _worker_name() -> tuple[str, int]:
+def _worker_address() -> str:
     from distributed import get_worker
 
-    w = get_worker()
-    return w.address, w.state.nthreads
+    return get_worker().address
 
 
-def _task_env(spec_env: dict, build: Path, cache: Path, nthreads: int) -> dict:
+def _task_env(spec_env: dict, build: Path, cache: Path) -> dict:
     env = dict(os.environ)
     for key, value in spec_env.items():
         if key == "MEMLIB_DATA" and os.environ.get("MEMLIB_DATA"):
             continue  # the worker's own data folder wins
         env[key] = value
-    env.setdefault("MEMLIB_THREADS", str(nthreads))
+    env.setdefault("MEMLIB_THREADS", "1")  # one torch thread per task, one task per worker thread
     env.update(MEMLIB_BUILD=str(build), MEMLIB_CACHE=str(cache), MEMLIB_WATCH_PARENT="1")
     env.pop("MAKEFLAGS", None)
     env.pop("MFLAGS", None)
@@ -270,12 +269,12 @@ def cell_task(cell, client_key: str, env: dict) -> dict:
 
     from ..results import save_entry
 
-    address, nthreads = _worker_name()
+    address = _worker_address()
     key = cell.key()
     if key != client_key:
         raise ClusterError(f"worker {short(address)} ({socket.gethostname()}) computes another cache key for "
                            f"{cell.study} {cell.label}: its memlib code or torch version differs from the client's")
-    threads = int(env.get("MEMLIB_THREADS") or os.environ.get("MEMLIB_THREADS") or nthreads)
+    threads = int(env.get("MEMLIB_THREADS") or os.environ.get("MEMLIB_THREADS") or 1)
     torch.set_num_threads(threads)
     saved = {k: os.environ.get(k) for k in ("MEMLIB_DATA", "MEMLIB_OFFLINE")}
     for k in saved:  # the data the cell reads: the worker's own folder first
@@ -303,7 +302,7 @@ def study_task(spec: dict, *cells: dict) -> dict:
     sweep cells computed for it (``cells``); return the study folder's files and the cache entries it made.
 
     The notebook's process is stopped when the client cancels the task, and stops itself when this worker dies."""
-    address, nthreads = _worker_name()
+    address = _worker_address()
     clean_orphans()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"task-{os.getpid()}-", dir=_task_root()) as tmp:
@@ -317,7 +316,7 @@ def study_task(spec: dict, *cells: dict) -> dict:
             cmd += ["--device", spec["device"]]
         for name, value in spec["overrides"].items():
             cmd += ["-p", name, json.dumps(value)]
-        env = _task_env(spec["env"], build, cache, nthreads)
+        env = _task_env(spec["env"], build, cache)
         log = Path(tmp) / "runner.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -585,3 +584,28 @@ def _running(client, labels: dict[str, str], width: int = 120) -> str:
              if keys]
     text = " | ".join(parts)
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def main(argv=None) -> int:
+    """``python -m memlib.runner.cluster --job-script cluster/slurm.yaml``: print the batch script of one worker job."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m memlib.runner.cluster", description=main.__doc__)
+    ap.add_argument("--job-script", metavar="CONFIG", required=True,
+                    help="slurm, pbs or a dask-jobqueue config .yaml (cluster/slurm.yaml)")
+    ap.add_argument("--scheduler-address", default="tcp://SCHEDULER:8786", help="the address the worker connects to")
+    args = ap.parse_args(argv)
+    kind, what = parse_scheduler(args.job_script)
+    if kind != "jobqueue":
+        print(f"error: --job-script {args.job_script!r}: use slurm, pbs or a .yaml config", file=sys.stderr)
+        return 2
+    try:
+        print(job_script(what, args.scheduler_address))
+    except Refused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
