@@ -1,6 +1,7 @@
 """memlib benchmarks: every figure is a ratio against a baseline measured in the same run.
 
     python benchmarks/bench.py [--device cpu|cuda] [--quick] [--only NAME ...] [--skip NAME ...]
+    python benchmarks/bench.py --only cluster_vs_serial     # make all serially vs on a 2-worker LocalCluster
                                [--skip-parallel] [--out build/bench.json]
 
 Prints a table and writes ``build/bench.json``: for each benchmark an object with ``ratio`` (how many
@@ -692,6 +693,57 @@ def parallel_studies(quick):
             "device": device_name("cpu"), "threads": cores}
 
 
+def _noop(i: int) -> int:
+    return i
+
+
+def cluster_vs_serial(quick, profile: str | None = None):
+    """``make all`` of a profile (default; ``--quick``: smoke) from a cold cache, serially as ``make all`` runs it
+    (two studies at a time, one torch thread each) vs ``make all SCHEDULER=local:2`` (a 2-worker LocalCluster, one
+    thread each), then both again with ``FORCE=1`` on their warm caches (every notebook re-executed, no training):
+    the difference of those is what the cluster itself costs — starting it, shipping each study's files, one
+    runner process per task. Also the round trip of one no-op task on a LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    from memlib.runner import registry
+
+    profile = profile or ("smoke" if quick else "default")
+    n = len(registry.studies())
+
+    def make_all(tmp: Path, *extra: str) -> float:
+        env = dict(os.environ, MEMLIB_BUILD=str(tmp / "build"), MEMLIB_CACHE=str(tmp / "cache"))
+        for key in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MEMLIB_THREADS"):
+            env.pop(key, None)
+        t = time.perf_counter()
+        proc = subprocess.run(["make", "--no-print-directory", "all", f"PROFILE={profile}", *extra], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"make all {' '.join(extra)} failed: {proc.stderr[-2000:]}")
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        serial = make_all(Path(a))
+        on_cluster = make_all(Path(b), "SCHEDULER=local:2")
+        serial_warm = make_all(Path(a), "FORCE=1")
+        cluster_warm = make_all(Path(b), "FORCE=1", "SCHEDULER=local:2")
+    t = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            Client(lc) as client:
+        start_s = time.perf_counter() - t
+        client.submit(_noop, -1, key="warm").result()
+        t = time.perf_counter()
+        for i in range(20):
+            client.submit(_noop, i, key=f"noop-{i}").result()
+        noop_s = (time.perf_counter() - t) / 20
+    return {"name": "cluster_vs_serial", "ratio": serial / on_cluster, "memlib_s": on_cluster, "baseline_s": serial,
+            "what": f"make all PROFILE={profile} SCHEDULER=local:2 (2 workers x 1 thread), cold cache",
+            "baseline": f"make all PROFILE={profile} (make -j2, 1 thread per study), cold cache",
+            "warm_serial_s": serial_warm, "warm_cluster_s": cluster_warm,
+            "cluster_overhead_per_study_s": 2 * (cluster_warm - serial_warm) / n,
+            "local_cluster_start_s": start_s, "noop_task_round_trip_s": noop_s, "studies": n,
+            "device": device_name("cpu"), "threads": 1}
+
+
 #: Study 01's parameters for :func:`busy_neighbour` (on top of the notebook defaults): the default profile with one
 #: seed, the case measured in issue 9 (14 s alone on 2 cores); ``--quick`` uses the smoke profile with one seed.
 NEIGHBOUR_STUDY = "randomization_tests"
@@ -910,6 +962,12 @@ def print_table(results: dict, device: str) -> None:
     if "vs_K" in s:
         print("\nscaling, s/epoch: " + ", ".join(f"K={k}: {t:.3f}" for k, t in s["vs_K"].items()) + " | "
               + ", ".join(f"N={n}: {t:.3f}" for n, t in s["vs_N"].items()))
+    c = results.get("cluster_vs_serial", {})
+    if "warm_cluster_s" in c:
+        print(f"\ncluster: warm re-runs (FORCE=1) serial {c['warm_serial_s']:.1f} s, "
+              f"cluster {c['warm_cluster_s']:.1f} s "
+              f"-> {c['cluster_overhead_per_study_s']:.2f} s per study; LocalCluster start "
+              f"{c['local_cluster_start_s']:.2f} s, no-op task round trip {1000 * c['noop_task_round_trip_s']:.1f} ms")
     b = results.get("busy_neighbour", {})
     if "runs" in b:
         r = b["runs"]
@@ -970,8 +1028,9 @@ def main(argv=None) -> int:
         "scaling": lambda: scaling(device, args.quick),
         "parallel_studies": lambda: parallel_studies(args.quick),  # CPU steps: run when device is cpu or --only
         "busy_neighbour": lambda: busy_neighbour(args.quick),
+        "cluster_vs_serial": lambda: cluster_vs_serial(args.quick),
     }
-    cpu_only = {"parallel_studies", "busy_neighbour"}
+    cpu_only = {"parallel_studies", "busy_neighbour", "cluster_vs_serial"}
     unknown = sorted(set(args.only + args.skip) - set(steps))
     if unknown:
         ap.error(f"unknown step(s) {unknown}; choose from {list(steps)}")

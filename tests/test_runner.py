@@ -192,7 +192,7 @@ def fake_study(tmp_path, monkeypatch, isolated_build):
     monkeypatch.setattr(registry, "notebooks", lambda: {"boom": path, "scoreboard": real["scoreboard"]})
     monkeypatch.setattr(registry, "study_params",
                         lambda s, profile, device, overrides: {"profile": profile, **overrides})
-    monkeypatch.setattr(run, "preflight", lambda s, params: None)
+    monkeypatch.setattr(run, "preflight", lambda s, params, here=True: None)
     return path
 
 

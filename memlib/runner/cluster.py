@@ -52,6 +52,7 @@ import yaml
 from ..config import ROOT
 from ..files import readable
 from . import registry, runstate
+from .lock import alive
 from .registry import Refused
 
 #: Seconds a scheduler address may take to answer before the request fails.
@@ -177,17 +178,34 @@ def short(address: str) -> str:
 
 # ----------------------------------------------------------------------------- on a worker
 
-def worker_facts(studies: list[str], datasets: list[str]) -> dict:
+@contextlib.contextmanager
+def _data_env(env: dict):
+    """The data settings a task reads, for the duration of the block: the worker's own ``MEMLIB_DATA`` when it has
+    one, else the client's; the client's ``MEMLIB_OFFLINE``."""
+    saved = {k: os.environ.get(k) for k in ("MEMLIB_DATA", "MEMLIB_OFFLINE")}
+    for k in saved:
+        if env.get(k) and not (k == "MEMLIB_DATA" and saved[k]):
+            os.environ[k] = env[k]
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def worker_facts(studies: list[str], datasets: list[str], env: dict) -> dict:
     """Run on every worker before any work: its host, its code fingerprint of each study and the datasets it lacks
     (with the message :func:`memlib.datafiles.ensure` gives)."""
-    from .run import check_data
-
     missing = {}
-    for dataset in datasets:
-        try:
-            check_data(dataset)
-        except Refused as err:
-            missing[dataset] = str(err)
+    with _data_env(env):
+        for dataset in datasets:
+            try:
+                registry.check_data(dataset)
+            except Refused as err:
+                missing[dataset] = str(err)
     return {"host": socket.gethostname(), "python": sys.executable, "root": str(ROOT),
             "code": {s: runstate.code_hash(s, registry.notebooks()[s]) for s in studies}, "missing": missing}
 
@@ -198,23 +216,13 @@ def _task_root() -> Path:
     return root
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_orphans(root: Path | None = None) -> list[Path]:
     """Remove task folders whose worker process has gone (a killed worker cannot remove its own)."""
     root = root or _task_root()
     gone = []
     for folder in root.glob("task-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             gone.append(folder)
     return gone
@@ -276,19 +284,9 @@ def cell_task(cell, client_key: str, env: dict) -> dict:
                            f"{cell.study} {cell.label}: its memlib code or torch version differs from the client's")
     threads = int(env.get("MEMLIB_THREADS") or os.environ.get("MEMLIB_THREADS") or 1)
     torch.set_num_threads(threads)
-    saved = {k: os.environ.get(k) for k in ("MEMLIB_DATA", "MEMLIB_OFFLINE")}
-    for k in saved:  # the data the cell reads: the worker's own folder first
-        if env.get(k) and not (k == "MEMLIB_DATA" and saved[k]):
-            os.environ[k] = env[k]
     t0 = time.perf_counter()
-    try:
+    with _data_env(env):
         tables, arrays, meta = cell.compute()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     with tempfile.TemporaryDirectory(prefix=f"task-{os.getpid()}-", dir=_task_root()) as tmp:
         save_entry(Path(tmp), tables, arrays, meta)
         files = _read_tree(Path(tmp))
@@ -359,7 +357,7 @@ def _resources(params: dict) -> dict | None:
     return {"GPU": 1} if str(params.get("device", "cpu")).startswith("cuda") else None
 
 
-def check_cluster(client, checked: list[tuple[str, dict, str]]) -> dict[str, dict]:
+def check_cluster(client, checked: list[tuple[str, dict, str]], env: dict | None = None) -> dict[str, dict]:
     """Before any work: a ``GPU`` worker for ``DEVICE=cuda``, and on every worker the same code fingerprint of each
     study as here and the datasets the studies read. Returns the workers' facts; raises :class:`Refused`."""
     infos = workers(client)
@@ -368,7 +366,7 @@ def check_cluster(client, checked: list[tuple[str, dict, str]]) -> dict[str, dic
                       f"`dask worker ADDRESS --resources GPU=1` on machines with an NVIDIA GPU, or use DEVICE=cpu")
     studies = [s for s, _, _ in checked]
     datasets = sorted({d for _, p, _ in checked for d in _datasets(p)})
-    facts = client.run(worker_facts, studies, datasets)
+    facts = client.run(worker_facts, studies, datasets, env or {})
     problems = []
     for address, fact in facts.items():
         where = f"worker {short(address)} ({fact['host']}, {fact['root']})"
@@ -478,41 +476,40 @@ def run_studies(client, checked: list[tuple[str, dict, str]], profile: str, devi
     interrupted (raises :class:`KeyboardInterrupt` with their names)."""
     from tqdm.auto import tqdm
 
-    check_cluster(client, checked)
     env = {k: os.environ[k] for k in (*PASSED_ENV, "MEMLIB_DATA", "MEMLIB_RUN_ID") if os.environ.get(k)}
+    check_cluster(client, checked, env)
     rank = {s: i for i, s in enumerate(registry.start_order(profile))}
     token = os.urandom(4).hex()
     kinds: dict = {}       # future → ("cell", cell) | ("study", study, key)
-    labels: dict[str, str] = {}
-    cell_futures: dict[str, object] = {}
-    for study, params, key in checked:
-        ship, todo = plan(study, params)
-        deps = []
-        for cell in todo:
-            ckey = cell.key()
-            if ckey not in cell_futures:
-                fut = client.submit(cell_task, cell, ckey, env, key=f"memlib-cell-{cell.study}-{ckey}-{token}",
-                                    priority=1000, retries=2, resources=_resources(params), pure=False)
-                cell_futures[ckey], kinds[fut] = fut, ("cell", cell)
-                labels[fut.key] = f"{cell.study} · {cell.label}"
-            deps.append(cell_futures[ckey])
-        spec = {"study": study, "profile": profile, "device": device, "overrides": overrides, "env": env,
-                "cache": ship}
-        folder = runstate.study_folder(study, profile)
-        runstate.clear_outputs(folder)  # a failed or interrupted run must not leave an old result as if complete
-        runstate.write(study, profile, {"study": study, "profile": profile, "state": "running", "params": params,
-                                        "key": key, "run_id": runstate.run_id(), "started": runstate.now(),
-                                        "scheduler": scheduler, "notebook": f"{study}.ipynb"})
-        fut = client.submit(study_task, spec, *deps, key=f"memlib-study-{study}-{token}",
-                            priority=len(rank) - rank.get(study, 0), retries=1, resources=_resources(params),
-                            pure=False)
-        kinds[fut], labels[fut.key] = ("study", study, key), study
-    results = []
-    pending = set(kinds)
-    shown = 0.0
-    bar = tqdm(total=len(kinds), desc=f"cluster {short(str(client.scheduler.address))}", unit="task",
-               disable=not progress, file=sys.stderr)
+    results, pending, shown, bar = [], set(), 0.0, None
     try:
+        labels: dict[str, str] = {}
+        cell_futures: dict[str, object] = {}
+        for study, params, key in checked:
+            ship, todo = plan(study, params)
+            deps = []
+            for cell in todo:
+                ckey = cell.key()
+                if ckey not in cell_futures:
+                    fut = client.submit(cell_task, cell, ckey, env, key=f"memlib-cell-{cell.study}-{ckey}-{token}",
+                                        priority=1000, retries=2, resources=_resources(params), pure=False)
+                    cell_futures[ckey], kinds[fut] = fut, ("cell", cell)
+                    labels[fut.key] = f"{cell.study} · {cell.label}"
+                deps.append(cell_futures[ckey])
+            spec = {"study": study, "profile": profile, "device": device, "overrides": overrides, "env": env,
+                    "cache": ship}
+            folder = runstate.study_folder(study, profile)
+            runstate.clear_outputs(folder)  # a failed or interrupted run must not leave an old result as if complete
+            runstate.write(study, profile, {"study": study, "profile": profile, "state": "running", "params": params,
+                                            "key": key, "run_id": runstate.run_id(), "started": runstate.now(),
+                                            "scheduler": scheduler, "notebook": f"{study}.ipynb"})
+            fut = client.submit(study_task, spec, *deps, key=f"memlib-study-{study}-{token}",
+                                priority=len(rank) - rank.get(study, 0), retries=1, resources=_resources(params),
+                                pure=False)
+            kinds[fut], labels[fut.key] = ("study", study, key), study
+        pending = set(kinds)
+        bar = tqdm(total=len(kinds), desc=f"cluster {short(str(client.scheduler.address))}", unit="task",
+                   disable=not progress, file=sys.stderr)
         while pending:
             done = [f for f in pending if f.done()]
             pending.difference_update(done)
@@ -540,7 +537,7 @@ def run_studies(client, checked: list[tuple[str, dict, str]], profile: str, devi
                 time.sleep(POLL_S)
     except KeyboardInterrupt:
         client.cancel(list(kinds), force=True)
-        unfinished = [kinds[f][1] for f in kinds if kinds[f][0] == "study" and f in pending]
+        unfinished = [kinds[f][1] for f in kinds if kinds[f][0] == "study" and (f in pending or not f.done())]
         for study in unfinished:
             runstate.clear_outputs(runstate.study_folder(study, profile))
             record = runstate.read(study, profile) or {"study": study, "profile": profile}
@@ -548,7 +545,8 @@ def run_studies(client, checked: list[tuple[str, dict, str]], profile: str, devi
                                                 "task was cancelled", finished=runstate.now()))
         raise KeyboardInterrupt(", ".join(unfinished)) from None
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return results
 
 

@@ -42,7 +42,8 @@ def describe(holder: dict) -> str:
             + (f" ({holder['command']})" if holder.get("command") else ""))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,7 +58,7 @@ def stale(holder: dict, age_s: float, host: str | None = None) -> str | None:
     does): its process is gone from this host, or its heartbeat stopped."""
     host = host or socket.gethostname()
     pid = holder.get("pid")
-    if holder.get("host") == host and isinstance(pid, int) and not _alive(pid):
+    if holder.get("host") == host and isinstance(pid, int) and not alive(pid):
         return f"its process {pid} has gone"
     if age_s > STALE_S:
         return f"its heartbeat stopped {age_s:.0f} s ago"

@@ -107,3 +107,18 @@ def study_params(study: str, profile: str, device: str | None, overrides: dict) 
         raise Refused(prefix + str(err)) from None
     params["profile"] = profile
     return params
+
+
+def check_data(dataset: str, key: str = "dataset") -> None:
+    """The real dataset's files under ``MEMLIB_DATA``, checked by md5 before any kernel starts: a damaged file is
+    refused with its expected and found checksum; missing files are downloaded (unless ``MEMLIB_OFFLINE=1``) or
+    refused with the files to put where (:func:`memlib.datafiles.ensure`). Nothing there is deleted or overwritten."""
+    from .. import datafiles
+    from ..data import DATASETS
+
+    if dataset not in DATASETS:
+        return  # the study's own validation names the parameter and the allowed values
+    try:
+        datafiles.ensure(dataset)
+    except (FileNotFoundError, datafiles.DamagedDataError) as err:
+        raise Refused(f"{key}={dataset!r}: {err}") from None

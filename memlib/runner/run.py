@@ -34,7 +34,7 @@ from ..config import NOTEBOOKS_DIR, ROOT, load_profile, profile_names
 from ..files import NoSpace, is_no_space, readable
 from . import registry, runstate
 from .lock import Locked, StudyLock
-from .registry import REPORT, SCOREBOARD, Refused, suggest
+from .registry import REPORT, SCOREBOARD, Refused, check_data, suggest
 
 KERNEL = "memlib"
 #: Environment every study kernel starts with (in the kernelspec, so JupyterLab's kernels get it too, and in the
@@ -115,21 +115,6 @@ def preflight(study: str, params: dict, here: bool = True) -> None:
     for key, dataset in params.items():  # `dataset`, and 07's `audio_dataset`
         if here and (key == "dataset" or key.endswith("_dataset")) and isinstance(dataset, str):
             check_data(dataset, key)
-
-
-def check_data(dataset: str, key: str = "dataset") -> None:
-    """The real dataset's files under ``MEMLIB_DATA``, checked by md5 before any kernel starts: a damaged file is
-    refused with its expected and found checksum; missing files are downloaded (unless ``MEMLIB_OFFLINE=1``) or
-    refused with the files to put where (:func:`memlib.datafiles.ensure`). Nothing there is deleted or overwritten."""
-    from .. import datafiles
-    from ..data import DATASETS
-
-    if dataset not in DATASETS:
-        return  # the study's own validation names the parameter and the allowed values
-    try:
-        datafiles.ensure(dataset)
-    except (FileNotFoundError, datafiles.DamagedDataError) as err:
-        raise Refused(f"{key}={dataset!r}: {err}") from None
 
 
 def parameter_help(study: str, profile: str | None = None) -> str:
