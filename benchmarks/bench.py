@@ -721,9 +721,17 @@ def cluster_vs_serial(quick, profile: str | None = None):
             raise RuntimeError(f"make all {' '.join(extra)} failed: {proc.stderr[-2000:]}")
         return time.perf_counter() - t
 
+    def claims(tmp: Path) -> dict:
+        out = {}
+        for study in registry.studies():
+            metrics = json.loads((tmp / "build" / profile / study / "metrics.json").read_text())
+            out[study] = [(c["id"], c["reproduced"], c["measured"]) for c in metrics["claims"]]
+        return out
+
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         serial = make_all(Path(a))
         on_cluster = make_all(Path(b), "SCHEDULER=local:2")
+        serial_claims, cluster_claims = claims(Path(a)), claims(Path(b))
         serial_warm = make_all(Path(a), "FORCE=1")
         cluster_warm = make_all(Path(b), "FORCE=1", "SCHEDULER=local:2")
     t = time.perf_counter()
@@ -741,6 +749,9 @@ def cluster_vs_serial(quick, profile: str | None = None):
             "warm_serial_s": serial_warm, "warm_cluster_s": cluster_warm,
             "cluster_overhead_per_study_s": 2 * (cluster_warm - serial_warm) / n,
             "local_cluster_start_s": start_s, "noop_task_round_trip_s": noop_s, "studies": n,
+            "claims_reproduced": sum(r for cs in serial_claims.values() for _, r, _ in cs),
+            "claims": sum(len(cs) for cs in serial_claims.values()),
+            "same_claims_and_measurements": serial_claims == cluster_claims,
             "device": device_name("cpu"), "threads": 1}
 
 
