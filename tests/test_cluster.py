@@ -33,7 +33,7 @@ def cluster():
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
-        yield lc.scheduler_address
+        yield lc.scheduler_address  # its nanny's MALLOC_TRIM_THRESHOLD_ kept: sweep cells run in fresh processes
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_a_killed_worker_task_reruns_on_another_worker(cluster, client, tmp_path
         first = _wait_for(lambda: _runner_pids(study), 120, "the study's runner on a worker")
         (pid, worker_pid), = first.items()
         killed = next(address for address, p in client.run(os.getpid).items() if p == worker_pid)
-        time.sleep(2.0)  # inside the notebook by now
+        time.sleep(1.0)  # its kernel is starting or running
         os.kill(worker_pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
@@ -286,7 +286,7 @@ def test_slurm_and_pbs_job_scripts():
     slurm = C.job_script(C.CLUSTER_CONFIGS / "slurm.yaml", "tcp://10.0.0.5:8786")
     assert slurm.startswith("#!/usr/bin/env bash")
     for line in ("#SBATCH -p normal", "#SBATCH --cpus-per-task=8", "#SBATCH -t 04:00:00", f"cd {ROOT}",
-                 "export MEMLIB_OFFLINE=1"):
+                 f"export DASK_CONFIG={ROOT / 'cluster' / 'dask'}", "export MEMLIB_OFFLINE=1"):
         assert line in slurm.splitlines(), line
     worker = next(line for line in slurm.splitlines() if "dask_worker" in line)
     assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://10.0.0.5:8786")
@@ -328,3 +328,52 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_a_cell_in_a_fresh_process_is_the_cell_computed_here(tmp_path, monkeypatch):
+    """A worker whose nanny set MALLOC_TRIM_THRESHOLD_ computes sweep cells in a fresh process
+    (``python -m memlib.runner.cluster --cell``): the same cache entry, byte for byte, as computing it here."""
+    from memlib.studies import randomization_tests as R
+
+    params = registry.study_params("randomization_tests", "smoke", None, {})
+    cfg = R.Config.from_dict({k: v for k, v in params.items() if k != "profile"})
+    cell = R.cells(cfg)[0]
+    monkeypatch.setenv("MEMLIB_THREADS", "1")
+    C.compute_cell(cell, tmp_path / "here", 1)
+    spec = tmp_path / "cell.json"
+    spec.write_text(json.dumps({"study": cell.study, "module": cell.fn.__module__, "function": cell.fn.__qualname__,
+                                "args": cell.args, "label": cell.label}))
+    assert C._cell_from_spec(spec) == cell
+    proc = subprocess.run([sys.executable, "-m", "memlib.runner.cluster", "--cell", str(spec), "--out",
+                           str(tmp_path / "there")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, MEMLIB_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    here, there = (sorted((tmp_path / d).iterdir()) for d in ("here", "there"))
+    assert [p.name for p in here] == [p.name for p in there] and "meta.json" in [p.name for p in here]
+    for a, b in zip(here, there):
+        if a.name == "meta.json":
+            assert {k: v for k, v in json.loads(a.read_text()).items() if k != "compute_time_s"} == \
+                {k: v for k, v in json.loads(b.read_text()).items() if k != "compute_time_s"}
+        else:
+            assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_local_cluster_workers_compute_cells_in_their_own_process(tmp_path, monkeypatch):
+    """SCHEDULER=local starts its workers without the nanny's MALLOC_TRIM_THRESHOLD_, so a cell runs in the worker
+    process itself (no fresh process) — and gives the entry computed here."""
+    from memlib.studies import randomization_tests as R
+
+    params = registry.study_params("randomization_tests", "smoke", None, {})
+    cell = R.cells(R.Config.from_dict({k: v for k, v in params.items() if k != "profile"}))[0]
+    client, local = C.connect("local:1")
+    try:
+        assert list(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == [None]
+        out = client.submit(C.cell_task, cell, cell.key(), {"MEMLIB_THREADS": "1"}, key="cell", pure=False).result()
+    finally:
+        client.close()
+        local.close()
+    C.compute_cell(cell, tmp_path / "here", 1)
+    assert sorted(out["files"]) == sorted(p.name for p in (tmp_path / "here").iterdir())
+    for name, data in out["files"].items():
+        if name != "meta.json":
+            assert data == (tmp_path / "here" / name).read_bytes(), name

@@ -8,5 +8,7 @@ Layers, each importing only those before it (tests/test_architecture.py checks i
 * :mod:`~memlib.runner.scoreboard` — every study's state (current, stale, failed, missing) and its claims;
 * :mod:`~memlib.runner.mathml`, :mod:`~memlib.runner.report` — the offline HTML report and executed notebooks;
 * :mod:`~memlib.runner.run` — the command line (``python -m memlib.runner``, ``make``): profile merge, checks
-  before any work, papermill execution; :mod:`~memlib.runner.lab` — the ``make lab`` save hook.
+  before any work, papermill execution, one writer per study folder (:mod:`~memlib.runner.lock`), studies and
+  sweep cells as tasks of a Dask cluster (:mod:`~memlib.runner.cluster`, ``--scheduler``);
+  :mod:`~memlib.runner.lab` — the ``make lab`` save hook.
 """

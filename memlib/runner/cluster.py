@@ -59,11 +59,16 @@ from .registry import Refused
 CONNECT_TIMEOUT_S = 10.0
 #: Where SCHEDULER=slurm / pbs read their dask-jobqueue settings.
 CLUSTER_CONFIGS = ROOT / "cluster"
+#: Dask settings for the workers (``DASK_CONFIG=cluster/dask dask worker …``; the job scripts export it).
+DASK_CONFIG = CLUSTER_CONFIGS / "dask"
 JOBQUEUE_KINDS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster", "sge": "SGECluster"}
 #: Environment the client passes on to every task (a worker's own MEMLIB_DATA wins over the client's).
 PASSED_ENV = ("MEMLIB_OFFLINE", "MEMLIB_THREADS", "MEMLIB_DOWNLOAD_TIMEOUT")
+#: Allocator settings a Dask nanny gives its worker (``distributed.nanny.pre-spawn-environ``) that no task keeps.
+MALLOC_VARS = ("MALLOC_TRIM_THRESHOLD_",)
+#: The folder under the worker's temporary directory that holds its tasks' private build and cache folders.
 TASK_DIRS = "memlib-tasks"
-#: How often a task looks whether it was cancelled, and the label width in the progress bar.
+#: Seconds between a task's looks at whether it was cancelled (and the client's at finished tasks).
 POLL_S = 0.5
 
 
@@ -109,7 +114,8 @@ def jobqueue_settings(path: Path) -> tuple[str, dict, int]:
     if not isinstance(jobs, int) or jobs < 1:
         raise Refused(f"{path}: jobs={jobs!r} is not allowed; use a positive number of batch jobs")
     settings.setdefault("python", sys.executable)
-    settings["job_script_prologue"] = [f"cd {ROOT}", *(settings.get("job_script_prologue") or [])]
+    settings["job_script_prologue"] = [f"cd {ROOT}", f"export DASK_CONFIG={DASK_CONFIG}",
+                                       *(settings.get("job_script_prologue") or [])]
     return JOBQUEUE_KINDS[kind], settings, jobs
 
 
@@ -127,6 +133,7 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S, gpu: bool = Fals
     """``(client, cluster)`` for ``scheduler`` (:func:`parse_scheduler`); ``cluster`` is None for an address.
     ``gpu``: a local cluster's workers get the ``GPU`` resource (when this machine has one). Raises
     :class:`ClusterError` when no scheduler answers within ``timeout`` seconds or it has no worker."""
+    import dask
     from distributed import Client, LocalCluster
 
     kind, what = parse_scheduler(scheduler)
@@ -134,8 +141,9 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S, gpu: bool = Fals
     if kind == "local":
         n = what or max(1, os.cpu_count() or 1)
         resources = {"GPU": 1} if gpu and _has_gpu() else None
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               resources=resources)
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{v}": None for v in MALLOC_VARS}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   resources=resources)
         return Client(cluster), cluster
     if kind == "jobqueue":
         import dask_jobqueue
@@ -253,6 +261,9 @@ def _task_env(spec_env: dict, build: Path, cache: Path) -> dict:
             continue  # the worker's own data folder wins
         env[key] = value
     env.setdefault("MEMLIB_THREADS", "1")  # one torch thread per task, one task per worker thread
+    for var in MALLOC_VARS:  # a nanny's allocator setting, not the client's: it slows torch down 2x
+        if var not in spec_env:
+            env.pop(var, None)
     env.update(MEMLIB_BUILD=str(build), MEMLIB_CACHE=str(cache), MEMLIB_WATCH_PARENT="1")
     env.pop("MAKEFLAGS", None)
     env.pop("MFLAGS", None)
@@ -272,26 +283,59 @@ def _read_tree(root: Path) -> dict[str, bytes]:
 
 
 def cell_task(cell, client_key: str, env: dict) -> dict:
-    """On a worker: compute one sweep cell (:class:`memlib.sweep.Cell`) and return its cache entry's files."""
-    import torch
+    """On a worker: compute one sweep cell (:class:`memlib.sweep.Cell`) and return its cache entry's files.
 
-    from ..results import save_entry
-
+    In the worker's own process — unless a nanny started it with glibc's ``MALLOC_TRIM_THRESHOLD_`` (Dask's
+    default ``distributed.nanny.pre-spawn-environ``), which made the atlas's training 2.1x slower (an atlas cell:
+    1.1 s → 2.4 s on a 2-core Intel Xeon): then in a fresh process without it (:data:`MALLOC_VARS`)."""
     address = _worker_address()
     key = cell.key()
     if key != client_key:
         raise ClusterError(f"worker {short(address)} ({socket.gethostname()}) computes another cache key for "
                            f"{cell.study} {cell.label}: its memlib code or torch version differs from the client's")
-    threads = int(env.get("MEMLIB_THREADS") or os.environ.get("MEMLIB_THREADS") or 1)
-    torch.set_num_threads(threads)
+    threads = str(env.get("MEMLIB_THREADS") or os.environ.get("MEMLIB_THREADS") or 1)
     t0 = time.perf_counter()
-    with _data_env(env):
-        tables, arrays, meta = cell.compute()
     with tempfile.TemporaryDirectory(prefix=f"task-{os.getpid()}-", dir=_task_root()) as tmp:
-        save_entry(Path(tmp), tables, arrays, meta)
-        files = _read_tree(Path(tmp))
+        if any(os.environ.get(v) for v in MALLOC_VARS):
+            spec = Path(tmp) / "cell.json"
+            spec.write_text(json.dumps({"study": cell.study, "module": cell.fn.__module__,
+                                        "function": cell.fn.__qualname__, "args": cell.args, "label": cell.label}))
+            task_env = _task_env(env, Path(tmp) / "build", Path(tmp) / "cache")
+            task_env["MEMLIB_THREADS"] = threads
+            proc = subprocess.run([sys.executable, "-m", "memlib.runner.cluster", "--cell", str(spec), "--out",
+                                   str(Path(tmp) / "entry")], cwd=ROOT, env=task_env, capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"{cell.study} {cell.label} failed on worker {short(address)}: "
+                                   f"{proc.stderr.strip()[-3000:]}")
+        else:
+            with _data_env(env):
+                compute_cell(cell, Path(tmp) / "entry", int(threads))
+        files = _read_tree(Path(tmp) / "entry")
     return {"study": cell.study, "key": key, "files": files, "worker": address, "host": socket.gethostname(),
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def compute_cell(cell, out: Path, threads: int) -> None:
+    """Compute ``cell`` here with ``threads`` torch threads and write its cache entry's files into ``out``."""
+    import torch
+
+    from ..results import save_entry
+
+    torch.set_num_threads(threads)
+    tables, arrays, meta = cell.compute()
+    out.mkdir(parents=True, exist_ok=True)
+    save_entry(out, tables, arrays, meta)
+
+
+def _cell_from_spec(path: Path):
+    """The :class:`memlib.sweep.Cell` a ``--cell`` spec file describes (its function found by module and name)."""
+    import importlib
+
+    from ..sweep import Cell
+
+    spec = json.loads(Path(path).read_text())
+    fn = getattr(importlib.import_module(spec["module"]), spec["function"])
+    return Cell(spec["study"], fn, spec["args"], spec["label"])
 
 
 def study_task(spec: dict, *cells: dict) -> dict:
@@ -589,10 +633,18 @@ def main(argv=None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m memlib.runner.cluster", description=main.__doc__)
-    ap.add_argument("--job-script", metavar="CONFIG", required=True,
-                    help="slurm, pbs or a dask-jobqueue config .yaml (cluster/slurm.yaml)")
+    ap.add_argument("--job-script", metavar="CONFIG", help="slurm, pbs or a dask-jobqueue config .yaml")
     ap.add_argument("--scheduler-address", default="tcp://SCHEDULER:8786", help="the address the worker connects to")
+    ap.add_argument("--cell", metavar="SPEC", help=argparse.SUPPRESS)  # a worker's cell in a fresh process
+    ap.add_argument("--out", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cell:
+        from ..config import thread_count
+
+        compute_cell(_cell_from_spec(Path(args.cell)), Path(args.out), thread_count() or 1)
+        return 0
+    if not args.job_script:
+        ap.error("--job-script CONFIG is required")
     kind, what = parse_scheduler(args.job_script)
     if kind != "jobqueue":
         print(f"error: --job-script {args.job_script!r}: use slurm, pbs or a .yaml config", file=sys.stderr)
