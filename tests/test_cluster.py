@@ -32,7 +32,9 @@ def cluster():
     reach an outside address), one thread each; yields its scheduler address."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+    with C.environment_kept():  # the nannies write their settings into this process's environment
+        lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with lc:
         yield lc.scheduler_address  # its nanny's MALLOC_TRIM_THRESHOLD_ kept: sweep cells run in fresh processes
 
 
@@ -365,9 +367,12 @@ def test_local_cluster_workers_compute_cells_in_their_own_process(tmp_path, monk
 
     params = registry.study_params("randomization_tests", "smoke", None, {})
     cell = R.cells(R.Config.from_dict({k: v for k, v in params.items() if k != "profile"}))[0]
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as a nanny started earlier in this process leaves it
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     client, local = C.connect("local:1")
     try:
         assert list(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == [None]
+        assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and "OMP_NUM_THREADS" not in os.environ  # restored
         out = client.submit(C.cell_task, cell, cell.key(), {"MEMLIB_THREADS": "1"}, key="cell", pure=False).result()
     finally:
         client.close()

@@ -141,7 +141,8 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S, gpu: bool = Fals
     if kind == "local":
         n = what or max(1, os.cpu_count() or 1)
         resources = {"GPU": 1} if gpu and _has_gpu() else None
-        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{v}": None for v in MALLOC_VARS}):
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{v}": None for v in MALLOC_VARS}), \
+                environment_kept(drop=MALLOC_VARS):
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                    resources=resources)
         return Client(cluster), cluster
@@ -167,6 +168,21 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S, gpu: bool = Fals
         raise ClusterError(f"SCHEDULER={scheduler}: the scheduler at {what} has no worker after {timeout:g} s; "
                            f"start one on each machine with `dask worker {what}` (in this checkout's .venv)") from None
     return client, None
+
+
+@contextlib.contextmanager
+def environment_kept(drop: tuple[str, ...] = ()):
+    """Undo, after the block, what starting a Dask nanny does to this process's environment (it writes its
+    pre-spawn settings — ``OMP_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_`` — into ``os.environ``, and every process
+    started later would inherit them); ``drop``: variables removed for the block's duration."""
+    saved = dict(os.environ)
+    for var in drop:
+        os.environ.pop(var, None)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _has_gpu() -> bool:
