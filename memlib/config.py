@@ -45,6 +45,26 @@ def data_dir() -> Path:
     return Path(os.environ.get("MEMLIB_DATA", default)).resolve()
 
 
+@contextlib.contextmanager
+def environ(**values: str | None):
+    """Within the block, these environment variables have these values (``None``: unset); afterwards each has its
+    earlier value again (or is unset)."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def cache_dir() -> Path:
     """Content-keyed result cache: ``$MEMLIB_CACHE`` or ``<build>/cache``."""
     return Path(os.environ.get("MEMLIB_CACHE", build_dir() / "cache")).resolve()

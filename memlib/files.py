@@ -24,9 +24,9 @@ class NoSpace(OSError):
         free = _free_bytes(self.folder)
         parts = [f"no space left on the disk holding {self.folder}"]
         if needed:
-            parts.append(f"about {_size(needed)} was needed")
+            parts.append(f"about {human_size(needed)} was needed")
         if free is not None:
-            parts.append(f"{_size(free)} free")
+            parts.append(f"{human_size(free)} free")
         message = ", ".join(parts) + "; free some space there or set MEMLIB_BUILD (and MEMLIB_CACHE) to a folder " \
                                      "on another disk"
         super().__init__(errno.ENOSPC, message)
@@ -35,13 +35,15 @@ class NoSpace(OSError):
         return self.strerror
 
 
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
+    """``"616 B"``, ``"3.6 KB"``, ``"25.0 MB"``, ``"1.2 GB"``."""
     if n < 1024:
-        return f"{n:.0f} bytes"
-    for unit in ("KB", "MB", "GB"):
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB"):
         n /= 1024
-        if n < 1024 or unit == "GB":
+        if n < 1024:
             return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GB"
 
 
 def _free_bytes(folder: Path) -> int | None:
@@ -83,16 +85,23 @@ def study_folder(study: str, profile: str) -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename; a full disk raises
-    :class:`NoSpace` and leaves nothing behind."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write_bytes`)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, not {type(text).__name__}")
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (mode as a plain
+    ``open`` gives); a full disk raises :class:`NoSpace` and leaves nothing behind."""
     path = Path(path)
     tmp = None
-    with no_space(path.parent, len(text.encode("utf-8")) if isinstance(text, str) else None):
+    with no_space(path.parent, len(data)):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
             readable(Path(tmp))  # mkstemp makes 0600 files
             os.replace(tmp, path)
         except BaseException:

@@ -71,13 +71,23 @@ def store_entry(study: str, key: str, files: dict[str, bytes]) -> bool:
     folder = cache_dir() / study / key
     if (folder / "meta.json").exists():
         return False
+
+    def write(tmp: Path) -> None:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+
+    return _publish(folder, write)
+
+
+def _publish(folder: Path, write: Callable[[Path], None]) -> bool:
+    """Make the cache entry ``folder``: ``write`` fills a temporary folder beside it, which is then renamed into
+    place (atomic; False when another process wrote the entry first — its entry is kept)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
-    readable(tmp, directory=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    readable(tmp, directory=True)  # mkdtemp makes 0700 folders
     try:
         with no_space(folder.parent):
-            for name, data in files.items():
-                (tmp / name).write_bytes(data)
+            write(tmp)
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -106,18 +116,7 @@ def cached(study: str, config: dict, compute: Callable[[], tuple[dict, dict, dic
         return tables, arrays, meta
     tables, arrays, meta = compute()
     if use_cache:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
-        readable(tmp, directory=True)  # mkdtemp makes 0700 folders
-        try:
-            with no_space(folder.parent):
-                save_entry(tmp, tables, arrays, meta)
-            try:
-                os.rename(tmp, folder)  # atomic; fails if another process already wrote the entry
-            except OSError:
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _publish(folder, lambda tmp: save_entry(tmp, tables, arrays, meta))
     meta = dict(meta, cache={"hit": False, "key": key})
     return tables, arrays, meta
 

@@ -23,6 +23,13 @@ def read_idx_gz(path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def dead_pid() -> int:
+    """The id of a process that has just exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
     """A writable folder holding MNIST/raw/*.gz (never ../shared itself)."""

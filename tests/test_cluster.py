@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import dead_pid
 
 from memlib.runner import cluster as C
 from memlib.runner import registry, runstate
@@ -318,18 +319,12 @@ def test_bad_jobqueue_config(tmp_path, text, message):
 
 
 def test_orphaned_task_folders_are_removed(tmp_path):
-    gone = tmp_path / f"task-{_dead_pid()}-abc"
+    gone = tmp_path / f"task-{dead_pid()}-abc"
     alive = tmp_path / f"task-{os.getpid()}-def"
     gone.mkdir()
     alive.mkdir()
     assert C.clean_orphans(tmp_path) == [gone]
     assert alive.exists() and not gone.exists()
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def test_a_cell_in_a_fresh_process_is_the_cell_computed_here(tmp_path, monkeypatch):
@@ -343,8 +338,7 @@ def test_a_cell_in_a_fresh_process_is_the_cell_computed_here(tmp_path, monkeypat
     monkeypatch.setenv("MEMLIB_THREADS", "1")
     C.compute_cell(cell, tmp_path / "here", 1)
     spec = tmp_path / "cell.json"
-    spec.write_text(json.dumps({"study": cell.study, "module": cell.fn.__module__, "function": cell.fn.__qualname__,
-                                "args": cell.args, "label": cell.label}))
+    spec.write_text(json.dumps(C.cell_spec(cell)))
     assert C._cell_from_spec(spec) == cell
     proc = subprocess.run([sys.executable, "-m", "memlib.runner.cluster", "--cell", str(spec), "--out",
                            str(tmp_path / "there")], cwd=ROOT, capture_output=True, text=True, timeout=300,

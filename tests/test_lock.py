@@ -11,16 +11,10 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT, dead_pid
 
 from memlib.runner import lock as L
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def write_holder(folder, holder: dict, age_s: float = 0.0) -> None:

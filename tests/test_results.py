@@ -48,6 +48,21 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert p.read_text() == "old" and [q.name for q in tmp_path.iterdir()] == ["metrics.json"]
 
 
+def test_atomic_write_removes_its_temporary_file_when_the_rename_fails(tmp_path, monkeypatch):
+    from memlib import files
+
+    p = tmp_path / "metrics.json"
+    files.atomic_write_bytes(p, b"old")
+
+    def fail(src, dst):
+        raise PermissionError("rename refused")
+
+    monkeypatch.setattr(files.os, "replace", fail)
+    with pytest.raises(PermissionError):
+        files.atomic_write_bytes(p, b"new")
+    assert p.read_bytes() == b"old" and [q.name for q in tmp_path.iterdir()] == ["metrics.json"]
+
+
 def test_metrics_contract(isolated_build):
     run = results.StudyRun("toy", "smoke")
     m = run.finish({"n": 1}, [Claim("c1", "s", "e", "m", True)], {"x": np.float32(1.5)})

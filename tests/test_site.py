@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from memlib.files import human_size
 from memlib.runner import registry, site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_the_primary_profile_is_default_then_any_real_results_then_smoke():
 
 
 def test_sizes_are_written_for_people():
-    assert [site._size(n) for n in (0, 616, 3686, 25 * 1024 ** 2, 1.3e9)] == ["0 B", "616 B", "3.6 KB", "25.0 MB",
+    assert [human_size(n) for n in (0, 616, 3686, 25 * 1024 ** 2, 1.3e9)] == ["0 B", "616 B", "3.6 KB", "25.0 MB",
                                                                             "1.2 GB"]
 
 

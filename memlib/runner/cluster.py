@@ -49,8 +49,8 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ROOT
-from ..files import readable
+from ..config import ROOT, environ
+from ..files import atomic_write_bytes
 from . import registry, runstate
 from .lock import alive
 from .registry import Refused
@@ -202,22 +202,11 @@ def short(address: str) -> str:
 
 # ----------------------------------------------------------------------------- on a worker
 
-@contextlib.contextmanager
 def _data_env(env: dict):
-    """The data settings a task reads, for the duration of the block: the worker's own ``MEMLIB_DATA`` when it has
+    """The data settings a task reads, for the duration of a block: the worker's own ``MEMLIB_DATA`` when it has
     one, else the client's; the client's ``MEMLIB_OFFLINE``."""
-    saved = {k: os.environ.get(k) for k in ("MEMLIB_DATA", "MEMLIB_OFFLINE")}
-    for k in saved:
-        if env.get(k) and not (k == "MEMLIB_DATA" and saved[k]):
-            os.environ[k] = env[k]
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return environ(**{k: env[k] for k in ("MEMLIB_DATA", "MEMLIB_OFFLINE")
+                      if env.get(k) and not (k == "MEMLIB_DATA" and os.environ.get(k))})
 
 
 def worker_facts(studies: list[str], datasets: list[str], env: dict) -> dict:
@@ -314,8 +303,7 @@ def cell_task(cell, client_key: str, env: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"task-{os.getpid()}-", dir=_task_root()) as tmp:
         if any(os.environ.get(v) for v in MALLOC_VARS):
             spec = Path(tmp) / "cell.json"
-            spec.write_text(json.dumps({"study": cell.study, "module": cell.fn.__module__,
-                                        "function": cell.fn.__qualname__, "args": cell.args, "label": cell.label}))
+            spec.write_text(json.dumps(cell_spec(cell)))
             task_env = _task_env(env, Path(tmp) / "build", Path(tmp) / "cache")
             task_env["MEMLIB_THREADS"] = threads
             proc = subprocess.run([sys.executable, "-m", "memlib.runner.cluster", "--cell", str(spec), "--out",
@@ -343,8 +331,14 @@ def compute_cell(cell, out: Path, threads: int) -> None:
     save_entry(out, tables, arrays, meta)
 
 
+def cell_spec(cell) -> dict:
+    """A cell as JSON for ``python -m memlib.runner.cluster --cell`` (its function by module and name)."""
+    return {"study": cell.study, "module": cell.fn.__module__, "function": cell.fn.__qualname__, "args": cell.args,
+            "label": cell.label}
+
+
 def _cell_from_spec(path: Path):
-    """The :class:`memlib.sweep.Cell` a ``--cell`` spec file describes (its function found by module and name)."""
+    """The :class:`memlib.sweep.Cell` a ``--cell`` spec file (:func:`cell_spec`) describes."""
     import importlib
 
     from ..sweep import Cell
@@ -465,19 +459,6 @@ def plan(study: str, params: dict) -> tuple[dict[str, bytes], list]:
     return ship, todo
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` through a temporary file and a rename (mode as a plain ``open`` would give)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        readable(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def store_cells(made: dict[str, bytes]) -> int:
     """Cache entries a task made (``"<study>/<key>/<file>"`` → bytes) into the client's cache; how many were new."""
     from ..results import store_entry
@@ -517,7 +498,7 @@ def land(study: str, profile: str, key: str, out: dict, scheduler: str) -> tuple
         return "failed", error
     for name, data in files.items():
         if "/" not in name:  # the study folder's own files (a study writes no sub-folders)
-            _write_bytes(folder / name, data)
+            atomic_write_bytes(folder / name, data)
     store_cells(out["cache"])
     runstate.write(study, profile, dict(record, worker=out["worker"], host=out["host"], scheduler=scheduler,
                                         task_s=out["seconds"]))
@@ -582,11 +563,11 @@ def run_studies(client, checked: list[tuple[str, dict, str]], profile: str, devi
                                      for out in [fut.result()] for n, d in out["files"].items()})
                     continue
                 _, study, key = kind
-                state, error = _finish(fut, study, profile, key, scheduler)
+                state, error, where = _finish(fut, study, profile, key, scheduler)
                 results.append((study, state, error))
                 out_nb = runstate.study_folder(study, profile) / f"{study}.ipynb"
                 if state == "ok":
-                    bar.write(f"[memlib] {study}: ok on {fut_host(fut)} → {out_nb}")
+                    bar.write(f"[memlib] {study}: ok on {where} → {out_nb}")
                 else:
                     bar.write(f"[memlib] {study}: FAILED\n{error}\n[memlib]   see the executed notebook: {out_nb}",
                               file=sys.stderr)
@@ -610,17 +591,9 @@ def run_studies(client, checked: list[tuple[str, dict, str]], profile: str, devi
     return results
 
 
-def fut_host(fut) -> str:
-    try:
-        out = fut.result()
-    except Exception:  # noqa: BLE001 - only for the message
-        return "?"
-    return f"{out['host']} ({short(out['worker'])})"
-
-
-def _finish(fut, study: str, profile: str, key: str, scheduler: str) -> tuple[str, str | None]:
+def _finish(fut, study: str, profile: str, key: str, scheduler: str) -> tuple[str, str | None, str]:
     """Land a finished study future, or record why its task failed (an error in the task or a cell, a worker that
-    died too often)."""
+    died too often). Returns (state, error, where it ran)."""
     try:
         out = fut.result()
     except Exception as err:  # noqa: BLE001 - the task's error, recorded as the study's failure
@@ -628,8 +601,8 @@ def _finish(fut, study: str, profile: str, key: str, scheduler: str) -> tuple[st
         error = f"its cluster task failed: {type(err).__name__}: {err}"
         record = runstate.read(study, profile) or {"study": study, "profile": profile, "key": key}
         runstate.write(study, profile, dict(record, state="failed", error=error, finished=runstate.now()))
-        return "failed", error
-    return land(study, profile, key, out, scheduler)
+        return "failed", error, "?"
+    return (*land(study, profile, key, out, scheduler), f"{out['host']} ({short(out['worker'])})")
 
 
 def _running(client, labels: dict[str, str], width: int = 120) -> str:

@@ -66,17 +66,18 @@ def stale(holder: dict, age_s: float, host: str | None = None) -> str | None:
 
 
 def _read(path: Path) -> tuple[dict, float] | None:
+    """The lock's holder (``{}`` when unreadable) and the seconds since its last heartbeat; None when it is gone."""
     try:
         age = time.time() - path.stat().st_mtime
-        holder = json.loads(path.read_text() or "{}")
+        text = path.read_text()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except OSError:
+        text = ""
+    try:
+        holder = json.loads(text or "{}")
+    except ValueError:
         holder = {}
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return None
     return (holder if isinstance(holder, dict) else {}), age
 
 

@@ -26,6 +26,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -380,7 +381,6 @@ def _on_cluster(studies: list[tuple[str, dict, str]], overrides: dict, args) -> 
         client, local = cluster.connect(args.scheduler, gpu=gpu)
     except cluster.ClusterError as err:
         raise Refused(str(err)) from None
-    failed = []
     try:
         names = ", ".join(s for s, _, _ in studies)
         print(f"[memlib] {len(studies)} studies on the cluster at {client.scheduler.address} "
@@ -389,13 +389,12 @@ def _on_cluster(studies: list[tuple[str, dict, str]], overrides: dict, args) -> 
             outcomes = cluster.run_studies(client, studies, args.profile, args.device, overrides, args.scheduler)
         except KeyboardInterrupt as err:
             raise Interrupted(str(err) or "the cluster's studies") from None
-        failed = [(s, runstate.study_folder(s, args.profile) / f"{s}.ipynb") for s, state, _ in outcomes
-                  if state != "ok"]
+        return [(s, runstate.study_folder(s, args.profile) / f"{s}.ipynb") for s, state, _ in outcomes
+                if state != "ok"]
     finally:
         client.close()
         if local is not None:
             local.close()
-    return failed
 
 
 def _matrix(args) -> int:
@@ -426,7 +425,7 @@ def _watch_parent() -> None:
 
     def watch() -> None:
         while os.getppid() == parent:
-            threading.Event().wait(1.0)
+            time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()

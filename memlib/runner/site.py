@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from ..config import ROOT, build_dir, cache_dir, profile_names
+from ..config import ROOT, build_dir, cache_dir, environ, profile_names
+from ..files import human_size
 from . import matrix as matrix_module
 from . import registry, runstate, scoreboard
 from .registry import SCOREBOARD, Refused
@@ -195,17 +196,8 @@ def exercise_root(exercise: Exercise) -> Path:
 @contextlib.contextmanager
 def _builds_into(root: Path) -> Iterator[None]:
     """Within the block, :func:`memlib.config.build_dir` is ``root`` (the result cache stays the main one)."""
-    saved = {k: os.environ.get(k) for k in ("MEMLIB_BUILD", "MEMLIB_CACHE")}
-    os.environ["MEMLIB_CACHE"] = str(cache_dir())
-    os.environ["MEMLIB_BUILD"] = str(root)
-    try:
+    with environ(MEMLIB_CACHE=str(cache_dir()), MEMLIB_BUILD=str(root)):
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def exercise_entry(exercise: Exercise, profile: str) -> dict:
@@ -281,17 +273,6 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _size(n: float) -> str:
-    """``"616 B"``, ``"3.6 KB"``, ``"25.0 MB"``, ``"1.2 GB"``."""
-    if n < 1024:
-        return f"{n:.0f} B"
-    for unit in ("KB", "MB", "GB"):
-        n /= 1024
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}"
-    raise AssertionError("unreachable")
-
-
 # ============================================================================ the source tree
 
 @dataclasses.dataclass
@@ -357,7 +338,7 @@ def _downloads_html(src: Source, study: str, extra: Path) -> str:
             continue
         rows = _copy_downloads(e, profile, study, extra)
         base = f"../downloads/{profile}/{study}"
-        body = "".join(f'<tr><td><a href="{base}/{html.escape(n)}">{_esc(n)}</a></td><td>{_size(s)}</td>'
+        body = "".join(f'<tr><td><a href="{base}/{html.escape(n)}">{_esc(n)}</a></td><td>{human_size(s)}</td>'
                        f'<td class="sha">{sha}</td></tr>' for n, s, sha in rows)
         parts.append(f'<h3>{_esc(profile)} profile{" (stale)" if e["state"] == "stale" else ""}</h3>'
                      f'<div class="memlib-wide"><table class="memlib-downloads"><thead><tr><th>file</th><th>size</th>'
@@ -816,7 +797,7 @@ def main(argv=None) -> int:
         return 2
     folder = index.parent
     n_warn = len((folder / "sphinx-warnings.txt").read_text(encoding="utf-8").strip().splitlines())
-    print(f"[memlib] site: {index} ({_size(site_size(folder))}, {time.perf_counter() - start:.0f} s; "
+    print(f"[memlib] site: {index} ({human_size(site_size(folder))}, {time.perf_counter() - start:.0f} s; "
           f"{n_warn} Sphinx warning line(s) in {folder / 'sphinx-warnings.txt'}). Open it in a browser, or publish "
           f"the folder on any static host.")
     return 0
