@@ -103,3 +103,15 @@ def test_a_gpu_index_torch_does_not_see_is_refused(monkeypatch):
     assert get_device("cuda:0").index == 0
     with pytest.raises(RuntimeError, match=r"no CUDA GPU 'cuda:1' \(it sees 1\)"):
         get_device("cuda:1")
+
+
+def test_environ_sets_unsets_and_restores(monkeypatch):
+    from memlib.config import environ
+
+    monkeypatch.setenv("MEMLIB_TEST_A", "1")
+    monkeypatch.delenv("MEMLIB_TEST_B", raising=False)
+    with pytest.raises(KeyError):
+        with environ(MEMLIB_TEST_A=None, MEMLIB_TEST_B="2"):
+            assert "MEMLIB_TEST_A" not in os.environ and os.environ["MEMLIB_TEST_B"] == "2"
+            raise KeyError("the block fails")
+    assert os.environ["MEMLIB_TEST_A"] == "1" and "MEMLIB_TEST_B" not in os.environ
