@@ -1,4 +1,5 @@
 import dataclasses
+import os
 from typing import Optional
 
 import pytest
